@@ -1,0 +1,140 @@
+"""Face tracking with MediaPipe FaceMesh (478 landmarks with irises)."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from arengine.tracking.smoothing import OneEuroConfig, OneEuroFilter
+from arengine.types import FACE_POINTS, FaceLandmarks, Scene
+
+Mode = Literal["video", "image"]
+
+
+def _resize_for_model(image: np.ndarray, max_width: int) -> tuple[np.ndarray, float]:
+    """RGB copy of ``image`` no wider than ``max_width``, and the scale back to the input.
+
+    The landmark models read 192-256 px crops, so feeding them a 4K frame only costs time.
+    """
+    h, w = image.shape[:2]
+    if w > max_width:
+        s = max_width / w
+        small = cv2.resize(image, (max_width, round(h * s)), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_BGR2RGB), 1.0 / s
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), 1.0
+
+
+class FaceTracker:
+    """Finds and follows up to ``max_faces`` faces.
+
+    ``mode="video"`` tracks between frames (landmarks of the last frame seed the next, so
+    only the first frame pays for detection); ``mode="image"`` detects afresh each call.
+    Each face keeps a track id while it stays in view, and its landmarks are smoothed by a
+    One Euro filter that restarts when the face is lost. Pass ``smoothing=None`` for raw
+    landmarks only.
+    """
+
+    def __init__(self, mode: Mode = "video", max_faces: int = 4,
+                 smoothing: OneEuroConfig | None = OneEuroConfig(),
+                 min_detection_confidence: float = 0.5,
+                 min_tracking_confidence: float = 0.5,
+                 max_input_width: int = 1280) -> None:
+        import mediapipe as mp
+
+        if mode not in ("video", "image"):
+            raise ValueError(f"mode must be 'video' or 'image', not {mode!r}")
+        if not 1 <= max_faces <= 16:
+            raise ValueError("max_faces must be between 1 and 16")
+        self.mode = mode
+        self.max_faces = max_faces
+        self.smoothing = smoothing
+        self.min_tracking_confidence = min_tracking_confidence
+        self.max_input_width = max_input_width
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=mode == "image", max_num_faces=max_faces,
+            refine_landmarks=True, min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence)
+        self._filters: dict[int, OneEuroFilter] = {}
+        self._last: dict[int, np.ndarray] = {}  # track id -> face centre and size
+        self._next_id = 0
+        self._t0 = time.monotonic()
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def __enter__(self) -> FaceTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def reset(self) -> None:
+        """Forget every track (and its filter), e.g. after a scene cut or a new source."""
+        self._filters.clear()
+        self._last.clear()
+
+    def detect(self, image: np.ndarray, timestamp: float | None = None) -> FaceLandmarks:
+        """Landmarks of the faces in a BGR image, in pixels."""
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected a BGR image (H, W, 3), got shape {image.shape}")
+        h, w = image.shape[:2]
+        rgb, back = _resize_for_model(image, self.max_input_width)
+        result = self._mesh.process(rgb)
+        faces = result.multi_face_landmarks or []
+        if not faces:
+            self.reset()
+            return FaceLandmarks.empty()
+        raw = np.empty((len(faces), FACE_POINTS, 3), np.float32)
+        for i, face in enumerate(faces):
+            lm = face.landmark
+            raw[i] = [(p.x, p.y, p.z) for p in lm]
+        raw[:, :, 0] *= w
+        raw[:, :, 1] *= h
+        raw[:, :, 2] *= w
+        ids = self._assign_ids(raw)
+        t = time.monotonic() - self._t0 if timestamp is None else timestamp
+        smooth = raw.copy()
+        if self.smoothing is not None and self.mode == "video":
+            for i, tid in enumerate(ids):
+                filt = self._filters.setdefault(int(tid), OneEuroFilter(self.smoothing))
+                smooth[i] = filt(raw[i], t)
+        del back  # landmarks are normalised, so the model's input scale needs no undoing
+        conf = np.full(len(faces), max(self.min_tracking_confidence, 0.5), np.float32)
+        return FaceLandmarks(smooth, raw, conf, ids)
+
+    def track(self, image: np.ndarray, timestamp: float | None = None,
+              frame_index: int = 0) -> Scene:
+        """A :class:`Scene` with the faces of ``image`` (no hands)."""
+        faces = self.detect(image, timestamp)
+        return Scene(image.shape[1], image.shape[0], faces,
+                     timestamp=0.0 if timestamp is None else timestamp,
+                     frame_index=frame_index)
+
+    def _assign_ids(self, raw: np.ndarray) -> np.ndarray:
+        """Match faces to the previous frame's by centre distance (greedy, nearest first)."""
+        xy = raw[:, :, :2]
+        centre = xy.mean(axis=1)
+        size = (xy.max(axis=1) - xy.min(axis=1)).max(axis=1)
+        ids = np.full(len(raw), -1, np.int64)
+        if self.mode == "video" and self._last:
+            prev_ids = list(self._last)
+            prev = np.array([self._last[k] for k in prev_ids])
+            d = np.linalg.norm(centre[:, None, :] - prev[None, :, :2], axis=2)
+            for flat in np.argsort(d, axis=None):
+                i, j = divmod(int(flat), len(prev_ids))
+                if ids[i] >= 0 or prev_ids[j] in ids:
+                    continue
+                if d[i, j] <= 0.5 * max(size[i], prev[j, 2]):
+                    ids[i] = prev_ids[j]
+        for i in range(len(raw)):
+            if ids[i] < 0:
+                ids[i] = self._next_id
+                self._next_id += 1
+        lost = set(self._last) - {int(x) for x in ids}
+        for k in lost:
+            self._filters.pop(k, None)
+        self._last = {int(ids[i]): np.array([*centre[i], size[i]]) for i in range(len(raw))}
+        return ids
