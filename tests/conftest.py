@@ -24,7 +24,7 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def load_image(data_dir: Path):  # noqa: ANN201 - a factory fixture
+def load_image(data_dir: Path):  # a factory fixture
     def load(rel: str) -> np.ndarray:
         img = cv2.imread(str(data_dir / rel), cv2.IMREAD_COLOR)
         assert img is not None, f"cannot read {rel}"
