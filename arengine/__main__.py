@@ -1,0 +1,7 @@
+"""``python -m arengine`` is the same as the ``arengine`` command."""
+
+import sys
+
+from arengine.cli import main
+
+sys.exit(main())
