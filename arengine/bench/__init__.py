@@ -1,0 +1,1 @@
+"""Latency benchmarks of the engine against the business targets (``arengine bench``)."""
