@@ -1,0 +1,549 @@
+"""Virtual lipstick: recolours the lips of every tracked face with a catalog shade.
+
+The work is split so that each part can be checked (and later ported to a shader) on its own:
+
+1. :func:`lip_geometry` - the lips' box, contours and mouth axes from the face landmarks;
+2. :func:`lip_roi_mask` - which pixels of that box are lip (not teeth, skin or a hand);
+3. :func:`lip_fields` - per-pixel inputs derived from the picture and the geometry
+   (blurred lightness, sparkle noise in lip coordinates, distances for liner and ombre);
+4. :func:`composite_lips` - one pure per-pixel function that mixes the shade in.
+
+Everything runs on the lips' bounding box only: a full-frame colour conversion alone would
+cost more than the whole effect.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from functools import cache
+from typing import Any
+
+import cv2
+import numpy as np
+
+from arengine.effects.base import Effect, register_effect
+from arengine.effects.shades import Shade, ShadeCatalog, default_catalog
+from arengine.tracking.geometry import clip_box, hands_mask
+from arengine.types import (
+    LIPS_INNER,
+    LIPS_OUTER,
+    LOWER_LIP_INNER_MID,
+    MOUTH_LEFT,
+    MOUTH_RIGHT,
+    UPPER_LIP_INNER_MID,
+    FaceLandmarks,
+    HandLandmarks,
+    Scene,
+)
+
+DEFAULT_SHADE = "velvet-ruby"
+Lab = tuple[float, float, float]
+
+# Per-finish material weights: (detail, sheer, gloss, shimmer, metallic). They are plain
+# numbers so two shades of different finishes can be cross-faded smoothly.
+FINISH_WEIGHTS: dict[str, tuple[float, float, float, float, float]] = {
+    "matte": (0.8, 0.0, 0.0, 0.0, 0.0),
+    "satin": (0.95, 0.0, 0.35, 0.0, 0.0),
+    "sheer": (1.0, 1.0, 0.15, 0.0, 0.0),
+    "gloss": (1.0, 0.0, 1.0, 0.0, 0.0),
+    "shimmer": (0.9, 0.0, 0.3, 1.0, 0.0),
+    "metallic": (0.9, 0.0, 0.4, 0.35, 1.0),
+}
+SPARKLE_TEXELS = 96  # sparkle texture texels across the mouth width: fixed to the lips
+SPARKLE_SIZE = 256
+
+
+# --------------------------------------------------------------------------- parameters
+
+@dataclass(frozen=True)
+class LipParams:
+    """Everything :func:`composite_lips` needs to know about a shade, as plain numbers.
+
+    Colours are CIELAB (L 0..100). ``opacity`` already includes the effect's intensity.
+    A cross-fade is just :meth:`blend` of two of these, so a shader gets the same uniforms
+    whether or not a fade is running.
+    """
+
+    colour: Lab
+    opacity: float
+    detail: float = 0.8
+    sheer: float = 0.0
+    gloss: float = 0.0
+    shimmer: float = 0.0
+    metallic: float = 0.0
+    liner_colour: Lab = (0.0, 0.0, 0.0)
+    liner: float = 0.0
+    liner_width: float = 0.0
+    ombre_colour: Lab = (0.0, 0.0, 0.0)
+    ombre: float = 0.0
+    ombre_ratio: float = 0.0
+
+    @classmethod
+    def from_shade(cls, shade: Shade, intensity: float = 1.0) -> LipParams:
+        detail, sheer, gloss, shimmer, metallic = FINISH_WEIGHTS[shade.finish]
+        liner = shade.liner_lab
+        ombre = shade.ombre_inner_lab
+        return cls(colour=shade.lab, opacity=shade.opacity * intensity, detail=detail,
+                   sheer=sheer, gloss=gloss, shimmer=shimmer, metallic=metallic,
+                   liner_colour=liner or shade.lab, liner=1.0 if liner else 0.0,
+                   liner_width=shade.liner_width,
+                   ombre_colour=ombre or shade.lab, ombre=1.0 if ombre else 0.0,
+                   ombre_ratio=shade.ombre_ratio)
+
+    def transparent(self) -> LipParams:
+        """The same material at zero opacity: the far end of a fade to or from no lipstick."""
+        return replace(self, opacity=0.0, liner=0.0, ombre=0.0)
+
+    def blend(self, other: LipParams, t: float) -> LipParams:
+        """Linear mix, ``t`` = 0 gives ``self`` and 1 gives ``other``.
+
+        A colour whose weight is zero on one side (no liner, no ombre, no lipstick) takes
+        the other side's colour, so a fade never passes through a third colour.
+        """
+        if t <= 0.0:
+            return self
+        if t >= 1.0:
+            return other
+        a, b = self, other
+        if a.opacity == 0.0:
+            a = replace(a, colour=b.colour)
+        if b.opacity == 0.0:
+            b = replace(b, colour=a.colour)
+        if a.liner == 0.0:
+            a = replace(a, liner_colour=b.liner_colour, liner_width=b.liner_width)
+        if b.liner == 0.0:
+            b = replace(b, liner_colour=a.liner_colour, liner_width=a.liner_width)
+        if a.ombre == 0.0:
+            a = replace(a, ombre_colour=b.ombre_colour, ombre_ratio=b.ombre_ratio)
+        if b.ombre == 0.0:
+            b = replace(b, ombre_colour=a.ombre_colour, ombre_ratio=a.ombre_ratio)
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            x, y = getattr(a, f.name), getattr(b, f.name)
+            if isinstance(x, tuple):
+                out[f.name] = tuple(u + (v - u) * t for u, v in zip(x, y, strict=True))
+            else:
+                out[f.name] = x + (y - x) * t
+        return LipParams(**out)
+
+
+# --------------------------------------------------------------------------- geometry
+
+@dataclass(frozen=True)
+class LipGeometry:
+    """One face's lips in the coordinates of their region of interest (ROI).
+
+    ``box`` is the ROI in frame pixels (x1, y1, x2, y2); every other point is relative to
+    its top-left corner. ``axis`` runs from the mouth's image-left corner to its right one;
+    ``half_width``/``half_height`` are half the mouth's width and outer-lip height along and
+    across it. ``feather`` is the edge softness in pixels, ``inner_grow`` how far the
+    mouth opening is enlarged before it is cut out (0 when the mouth is closed).
+    """
+
+    box: tuple[int, int, int, int]
+    outer: np.ndarray
+    inner: np.ndarray
+    centre: tuple[float, float]
+    axis: tuple[float, float]
+    half_width: float
+    half_height: float
+    feather: float
+    inner_grow: float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        x1, y1, x2, y2 = self.box
+        return (y2 - y1, x2 - x1)
+
+
+def lip_geometry(points: np.ndarray, width: int, height: int) -> LipGeometry | None:
+    """The lips of one face (``points`` (478, 2|3) pixels), or None when they are off-frame."""
+    p = points[:, :2].astype(np.float32)
+    outer = p[list(LIPS_OUTER)]
+    inner = p[list(LIPS_INNER)]
+    left, right = p[MOUTH_LEFT], p[MOUTH_RIGHT]
+    mouth_w = float(np.linalg.norm(right - left))
+    if not math.isfinite(mouth_w) or mouth_w < 4.0:
+        return None
+    feather = float(np.clip(0.02 * mouth_w, 1.0, 3.0))
+    gap = float(np.linalg.norm(p[UPPER_LIP_INNER_MID] - p[LOWER_LIP_INNER_MID]))
+    # A closed mouth has a degenerate inner contour: growing it would cut a band out of the
+    # closed lips, so only a real opening is grown (past the feather, so the blurred edge
+    # never reaches the teeth); a closed one is cut out as it is (a hairline at most).
+    inner_grow = 1.5 * feather + 0.5 if gap > max(1.0, 0.015 * mouth_w) else 0.0
+    pad = math.ceil(1.5 * feather) + 2
+    lo, hi = outer.min(axis=0), outer.max(axis=0)
+    box = clip_box((lo[0], lo[1], hi[0], hi[1]), width, height, pad=pad)
+    if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+        return None
+    off = np.array(box[:2], np.float32)
+    axis = (right - left) / mouth_w
+    normal = np.array([-axis[1], axis[0]], np.float32)
+    centre = outer.mean(axis=0)
+    across = (outer - centre) @ normal
+    half_h = max(float(across.max() - across.min()) / 2.0, 1.0)
+    c = centre - off
+    return LipGeometry(box, outer - off, inner - off, (float(c[0]), float(c[1])),
+                       (float(axis[0]), float(axis[1])), mouth_w / 2.0, half_h, feather,
+                       inner_grow)
+
+
+def _fill(mask: np.ndarray, polygon: np.ndarray) -> None:
+    pts = np.round(polygon * 4).astype(np.int32)
+    cv2.fillPoly(mask, [pts], 255, cv2.LINE_AA, shift=2)
+
+
+def lip_roi_mask(geom: LipGeometry, hands: HandLandmarks | None = None) -> np.ndarray:
+    """Lip coverage in the ROI, uint8 0..255: outer lips minus the mouth opening, feathered,
+    minus any hand in front of the mouth."""
+    h, w = geom.shape
+    mask = np.zeros((h, w), np.uint8)
+    _fill(mask, geom.outer)
+    hole = np.zeros_like(mask)
+    _fill(hole, geom.inner)
+    if geom.inner_grow > 0:
+        pts = np.round(geom.inner * 4).astype(np.int32)
+        thick = max(1, round(2 * geom.inner_grow))
+        cv2.polylines(hole, [pts], True, 255, thick, cv2.LINE_AA, shift=2)
+    cv2.subtract(mask, hole, dst=mask)
+    sigma = geom.feather / 2.0
+    k = 2 * math.ceil(3 * sigma) + 1
+    mask = cv2.GaussianBlur(mask, (k, k), sigma)
+    if hands is not None and len(hands):
+        hand = hands_mask(hands, geom.box)
+        if hand.any():
+            # Grow the silhouette past its anti-aliased rim so no fingertip pixel is tinted.
+            hand = cv2.dilate(hand, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+            mask = cv2.multiply(mask, cv2.bitwise_not(hand), scale=1.0 / 255.0)
+    return mask
+
+
+def lip_mask(faces: FaceLandmarks, hands: HandLandmarks | None, width: int, height: int,
+             face_index: int = 0) -> np.ndarray:
+    """Full-frame uint8 lip mask of one face: exactly the coverage the effect paints with."""
+    out = np.zeros((height, width), np.uint8)
+    if not 0 <= face_index < len(faces):
+        raise IndexError(f"face_index {face_index} out of range for {len(faces)} face(s)")
+    geom = lip_geometry(faces.points[face_index], width, height)
+    if geom is None:
+        return out
+    x1, y1, x2, y2 = geom.box
+    out[y1:y2, x1:x2] = lip_roi_mask(geom, hands)
+    return out
+
+
+# --------------------------------------------------------------------------- fields
+
+@dataclass(frozen=True)
+class LipFields:
+    """Per-pixel inputs of :func:`composite_lips` (ROI-sized float32), plus two lip stats.
+
+    ``l_blur``: CIELAB L blurred by about 1.5 % of the mouth width (where highlights are).
+    ``sparkle``: 0..1 fixed noise sampled in lip coordinates (a texture in a shader).
+    ``edge``: distance to the outer lip contour over the mouth width.
+    ``radial``: elliptic radius from the mouth centre, 0 at the centre, 1 at the corners and
+    the outer lip line. ``l_ref``/``l_std``: mean and spread of L over the lips.
+    Fields a shade does not use are None and read as zeros.
+    """
+
+    l_blur: np.ndarray
+    l_ref: float
+    l_std: float
+    sparkle: np.ndarray | None = None
+    edge: np.ndarray | None = None
+    radial: np.ndarray | None = None
+
+
+@cache
+def sparkle_texture() -> np.ndarray:
+    """A fixed, tileable field of sparse bright grains, the same in every run and frame."""
+    rng = np.random.default_rng(20240611)
+    n = rng.random((SPARKLE_SIZE, SPARKLE_SIZE), dtype=np.float32)
+    grains = np.clip((n - 0.93) / 0.07, 0.0, 1.0) ** 2
+    tiled = np.tile(grains, (3, 3))  # blur across the seams so the tile repeats cleanly
+    n0 = SPARKLE_SIZE
+    grains = cv2.GaussianBlur(tiled, (3, 3), 0.6)[n0:2 * n0, n0:2 * n0]
+    return (grains / max(float(grains.max()), 1e-6)).astype(np.float32)
+
+
+def lip_coordinates(geom: LipGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) of every ROI pixel in the mouth's own frame: u along the mouth, v across,
+    both -1..1 over the outer lips. Anything drawn through them moves with the lips."""
+    h, w = geom.shape
+    xs = np.arange(w, dtype=np.float32) - geom.centre[0]
+    ys = np.arange(h, dtype=np.float32) - geom.centre[1]
+    ax, ay = geom.axis
+    u = (xs[None, :] * ax + ys[:, None] * ay) * (1.0 / geom.half_width)
+    v = (ys[:, None] * ax - xs[None, :] * ay) * (1.0 / geom.half_height)
+    return u.astype(np.float32), v.astype(np.float32)
+
+
+def roi_to_lab(roi_bgr: np.ndarray) -> np.ndarray:
+    """CIELAB (L 0..100, a, b; float32) of a BGR uint8 ROI, sRGB with D65 white."""
+    return cv2.cvtColor(roi_bgr.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_BGR2Lab)
+
+
+def lip_fields(roi_lab: np.ndarray, mask: np.ndarray, geom: LipGeometry,
+               params: LipParams) -> LipFields:
+    """The per-pixel inputs ``params`` needs, computed on the ROI (blurs, noise lookup)."""
+    lightness = np.ascontiguousarray(roi_lab[:, :, 0])
+    sigma = max(0.015 * 2 * geom.half_width, 0.8)
+    l_blur = cv2.GaussianBlur(lightness, (0, 0), sigma)
+    core = (mask >= 128).astype(np.uint8)
+    if not core.any():
+        core = (mask > 0).astype(np.uint8)
+    mean, std = cv2.meanStdDev(lightness, mask=core)
+    sparkle = edge = radial = None
+    if params.shimmer > 0 or params.ombre > 0:
+        u, v = lip_coordinates(geom)
+        if params.shimmer > 0:
+            scale = SPARKLE_TEXELS / 2.0
+            mx = u * scale + SPARKLE_SIZE / 2
+            my = v * (scale * geom.half_height / geom.half_width) + SPARKLE_SIZE / 2
+            sparkle = cv2.remap(sparkle_texture(), mx, my, cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_WRAP)
+        if params.ombre > 0:
+            radial = cv2.magnitude(u, v)
+    if params.liner > 0:
+        solid = np.zeros(geom.shape, np.uint8)
+        _fill(solid, geom.outer)
+        solid = (solid >= 128).astype(np.uint8)
+        edge = cv2.distanceTransform(solid, cv2.DIST_L2, 3)
+        edge *= np.float32(1.0 / (2.0 * geom.half_width))
+    return LipFields(l_blur, float(mean[0, 0]), float(std[0, 0]), sparkle, edge, radial)
+
+
+# --------------------------------------------------------------------------- compositing
+
+def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - np.float32(e0)) * np.float32(1.0 / max(e1 - e0, 1e-6)), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def composite_lips(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams,
+                   fields: LipFields, roi_lab: np.ndarray | None = None) -> np.ndarray:
+    """Lipstick over one ROI: a pure per-pixel function (the reference for the shader).
+
+    Inputs per pixel: ``src`` (BGR 0..1), its CIELAB ``L, a, b`` (L 0..100), coverage
+    ``m`` = mask (0..1), and from ``fields``: ``Lb`` (blurred L), ``s`` sparkle, ``e`` edge
+    distance, ``r`` radial; uniforms ``Lr`` = l_ref, ``Ls`` = l_std and ``params``.
+    ``smoothstep`` and ``mix`` are GLSL's. Steps, all finishes at once (a finish is only a
+    set of weights: see ``FINISH_WEIGHTS``)::
+
+        C    = colour                                         # shade, CIELAB
+        C    = mix(C, ombre_colour, ombre * (1 - smoothstep(ratio-.15, ratio+.15, r)))
+        C    = mix(C, liner_colour, liner * (1 - smoothstep(.5*lw, lw, e)))
+        spec = clamp((Lb - Lr - .5*Ls) / (1.5*Ls + 1), 0, 1)^2   # the lip's bright areas
+        T.L  = C.L + detail*((L - Lb) + .6*(Lb - Lr))            # keep creases, soften
+        T.L += .8*metallic*(Lb - Lr)                             #   the broad shading
+        T.L  = mix(T.L, L, .5*sheer)
+        T.ab = C.ab * (1 + .25*metallic*spec)                    # tinted metal highlight
+        g    = gloss*spec;   T.L += .55*g*(100 - T.L);  T.ab *= 1 - .5*g
+        h    = shimmer*s;    T.L += .6*h*(100 - T.L);   T.ab *= 1 - .4*h
+        tgt  = clamp(Lab_to_sRGB(T), 0, 1)                       # D65, standard sRGB curve
+        a    = m * opacity * (1 - .45*sheer)
+        out  = round(255 * mix(src, tgt, a))
+
+    Where ``m`` is 0 the output equals the input exactly.
+    """
+    src = roi_bgr.astype(np.float32)
+    lab = roi_to_lab(roi_bgr) if roi_lab is None else roi_lab
+    L = lab[:, :, 0]
+    p = params
+    f32 = np.float32
+    h, w = mask.shape
+    target = np.empty((h, w, 3), np.float32)
+    cL, ca, cb = (np.full((h, w), v, np.float32) for v in p.colour)
+    if p.ombre > 0 and fields.radial is not None:
+        wo = f32(p.ombre) * (1.0 - _smoothstep(p.ombre_ratio - 0.15, p.ombre_ratio + 0.15,
+                                               fields.radial))
+        for ch, v in zip((cL, ca, cb), p.ombre_colour, strict=True):
+            ch += wo * (f32(v) - ch)
+    if p.liner > 0 and fields.edge is not None:
+        wl = f32(p.liner) * (1.0 - _smoothstep(0.5 * p.liner_width, p.liner_width,
+                                               fields.edge))
+        for ch, v in zip((cL, ca, cb), p.liner_colour, strict=True):
+            ch += wl * (f32(v) - ch)
+    lr, ls = f32(fields.l_ref), f32(fields.l_std)
+    spec = np.clip((fields.l_blur - lr - 0.5 * ls) * f32(1.0 / (1.5 * ls + 1.0)), 0.0, 1.0)
+    spec *= spec
+    broad = fields.l_blur - lr
+    tL = cL + f32(p.detail) * (L - fields.l_blur + f32(0.6) * broad)
+    if p.metallic > 0:
+        tL += f32(0.8 * p.metallic) * broad
+    if p.sheer > 0:
+        tL += f32(0.5 * p.sheer) * (L - tL)
+    ab_gain = np.ones((h, w), np.float32)
+    if p.metallic > 0:
+        ab_gain += f32(0.25 * p.metallic) * spec
+    if p.gloss > 0:
+        g = f32(p.gloss) * spec
+        tL += f32(0.55) * g * (100.0 - tL)
+        ab_gain *= 1.0 - f32(0.5) * g
+    if p.shimmer > 0 and fields.sparkle is not None:
+        s = f32(p.shimmer) * fields.sparkle
+        tL += f32(0.6) * s * (100.0 - tL)
+        ab_gain *= 1.0 - f32(0.4) * s
+    target[:, :, 0] = tL
+    target[:, :, 1] = ca * ab_gain
+    target[:, :, 2] = cb * ab_gain
+    tgt = cv2.cvtColor(target, cv2.COLOR_Lab2BGR)
+    np.clip(tgt, 0.0, 1.0, out=tgt)
+    alpha = mask.astype(np.float32) * f32(p.opacity * (1.0 - 0.45 * p.sheer))
+    tgt *= f32(255.0)
+    tgt -= src
+    tgt *= alpha[:, :, None]
+    tgt += src
+    tgt += f32(0.5)
+    return tgt.astype(np.uint8)
+
+
+def render_lips(frame: np.ndarray, geom: LipGeometry, params: LipParams,
+                hands: HandLandmarks | None = None) -> None:
+    """Paint one face's lips into ``frame`` in place: mask, fields, composite."""
+    if params.opacity <= 0:
+        return
+    x1, y1, x2, y2 = geom.box
+    mask8 = lip_roi_mask(geom, hands)
+    if not mask8.any():
+        return
+    roi = frame[y1:y2, x1:x2]
+    lab = roi_to_lab(roi)
+    fields_ = lip_fields(lab, mask8, geom, params)
+    mask = mask8.astype(np.float32) * np.float32(1 / 255)
+    frame[y1:y2, x1:x2] = composite_lips(roi, mask, params, fields_, lab)
+
+
+# --------------------------------------------------------------------------- the effect
+
+class _Fade:
+    """A shade change in progress: from one look to another over ``duration`` seconds."""
+
+    def __init__(self, target: LipParams | None) -> None:
+        self.start: LipParams | None = target
+        self.end: LipParams | None = target
+        self.t0: float | None = None
+        self.duration = 0.0
+        self.pending = False
+        self.last_timestamp: float | None = None
+
+    def at(self, timestamp: float) -> LipParams | None:
+        """The look at ``timestamp`` (a fade not started yet shows its start)."""
+        if self.pending:
+            return self.start
+        if self.t0 is None or self.duration <= 0:
+            t = 1.0
+        else:
+            t = min(max((timestamp - self.t0) / self.duration, 0.0), 1.0)
+        if t <= 0.0:
+            return self.start
+        if t >= 1.0:
+            return self.end
+        a, b = self.start, self.end
+        if a is None:
+            if b is None:
+                return None
+            a = b.transparent()
+        if b is None:
+            b = a.transparent()
+        return a.blend(b, t * t * (3.0 - 2.0 * t))  # eased: no visible jolt at either end
+
+    def value(self, timestamp: float) -> LipParams | None:
+        """The look for a frame at ``timestamp``; starts a fade waiting for its first frame."""
+        if self.pending:
+            self.t0, self.pending = timestamp, False
+        self.last_timestamp = timestamp
+        return self.at(timestamp)
+
+    def retarget(self, end: LipParams | None, at: float | None, duration: float) -> None:
+        """Fade from what shows at ``at`` (or on the last frame) to ``end``."""
+        when = at if at is not None else self.last_timestamp
+        self.start = self.at(when) if when is not None else self.end
+        self.end, self.duration = end, duration
+        self.t0, self.pending = at, at is None
+
+
+@register_effect("lipstick")
+class LipstickEffect(Effect):
+    """Virtual lipstick on every tracked face.
+
+    ``shade`` is a :class:`Shade` or a catalog id. ``per_face`` maps a face's track id (or,
+    when no tracked face has that id, its index in the frame) to its own shade, or to None
+    for no lipstick on that face. ``set_shade`` cross-fades over ``crossfade_ms`` on the
+    scene clock instead of cutting, so a host switching products on stream looks smooth.
+    ``intensity`` scales every shade's opacity.
+    """
+
+    def __init__(self, shade: Shade | str = DEFAULT_SHADE, crossfade_ms: float = 300,
+                 per_face: Mapping[int, Shade | str | None] | None = None,
+                 catalog: ShadeCatalog | None = None, intensity: float = 1.0) -> None:
+        if not 0.0 <= intensity <= 1.0:
+            raise ValueError(f"intensity must be between 0 and 1, got {intensity}")
+        if not crossfade_ms >= 0:
+            raise ValueError(f"crossfade_ms must be >= 0, got {crossfade_ms}")
+        self.catalog = catalog if catalog is not None else default_catalog()
+        self.crossfade_ms = float(crossfade_ms)
+        self.intensity = float(intensity)
+        self._default = _Fade(self._params(self.resolve(shade)))
+        self._faces: dict[int, _Fade] = {}
+        for key, s in (per_face or {}).items():
+            self._faces[int(key)] = _Fade(self._params(self.resolve(s)))
+
+    def resolve(self, shade: Shade | str | None) -> Shade | None:
+        """A shade object from a shade or a catalog id (unknown ids raise UnknownShadeError)."""
+        if shade is None or isinstance(shade, Shade):
+            return shade
+        if isinstance(shade, str):
+            return self.catalog.get(shade)
+        raise TypeError(f"shade must be a Shade, a shade id or None, not {type(shade).__name__}")
+
+    def _params(self, shade: Shade | None) -> LipParams | None:
+        return None if shade is None else LipParams.from_shade(shade, self.intensity)
+
+    def set_shade(self, shade: Shade | str | None, at: float | None = None,
+                  face: int | None = None) -> None:
+        """Cross-fade to ``shade`` starting at scene time ``at`` (None: the next frame).
+
+        ``face`` picks one face's override (track id or index) instead of the default shade;
+        None as the shade fades that face's (or every face's) lipstick out.
+        """
+        end = self._params(self.resolve(shade))
+        if face is None:
+            fade = self._default
+        elif int(face) in self._faces:
+            fade = self._faces[int(face)]
+        else:
+            # A face without its own shade so far starts from the default's look.
+            fade = self._faces[int(face)] = _Fade(self._default.end)
+            fade.last_timestamp = self._default.last_timestamp
+        fade.retarget(end, at, self.crossfade_ms / 1000.0)
+
+    def params_for(self, scene: Scene, index: int) -> LipParams | None:
+        """The look face ``index`` of ``scene`` gets at ``scene.timestamp``."""
+        ids = scene.faces.track_id
+        tid = int(ids[index])
+        if tid in self._faces:
+            fade = self._faces[tid]
+        elif index in self._faces and index not in {int(x) for x in ids}:
+            fade = self._faces[index]
+        else:
+            fade = self._default
+        return fade.at(scene.timestamp)
+
+    def apply(self, frame: np.ndarray, scene: Scene) -> np.ndarray:
+        h, w = frame.shape[:2]
+        hands = scene.hands if len(scene.hands) else None
+        # Advance every fade once per frame, face or not, so a fade asked for "from the
+        # next frame" starts on that frame's clock.
+        for fade in (self._default, *self._faces.values()):
+            fade.value(scene.timestamp)
+        for i in range(len(scene.faces)):
+            params = self.params_for(scene, i)
+            if params is None or params.opacity <= 0:
+                continue
+            geom = lip_geometry(scene.faces.points[i], w, h)
+            if geom is not None:
+                render_lips(frame, geom, params, hands)
+        return frame
