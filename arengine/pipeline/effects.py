@@ -1,0 +1,130 @@
+"""The room's chain of effects, run in order on each frame, each failure contained.
+
+Effects come from the registry by name, so a layer that is not installed is skipped with
+a log line instead of breaking the server. A frame on which an effect raises is sent
+without that effect: every effect draws on a copy, so a half-drawn layer never shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from arengine.effects import Effect, create_effect
+from arengine.interaction.state import RoomState
+from arengine.types import Scene, StageTiming
+
+logger = logging.getLogger(__name__)
+
+# Lipstick first (it recolours the face), then the layers drawn over the picture.
+DEFAULT_EFFECTS = ("lipstick", "avatars", "vote_sticker", "likes", "product")
+
+
+class EffectChain:
+    """Named effects in drawing order, fed the room's :class:`RoomState` between frames."""
+
+    def __init__(self, names: tuple[str, ...] | list[str] = DEFAULT_EFFECTS,
+                 effects: dict[str, Effect] | None = None) -> None:
+        self.effects: dict[str, Effect] = {}
+        if effects is not None:
+            self.effects.update(effects)
+        else:
+            for name in names:
+                try:
+                    self.effects[name] = create_effect(name)
+                except ValueError as e:
+                    logger.warning("effect %r is not available, skipped: %s", name, e)
+                except Exception:
+                    logger.exception("effect %r failed to start, skipped", name)
+        self.enabled: dict[str, bool] = dict.fromkeys(self.effects, True)
+        self._state: RoomState | None = None
+        self._shade: str | None = None
+        self._error_logged: dict[str, float] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.effects)
+
+    def set_state(self, state: RoomState | None) -> None:
+        """Pass a new room snapshot to the layers (called on the effects thread)."""
+        if state is None or state is self._state:
+            return
+        self._state = state
+        for name, effect in self.effects.items():
+            if name in state.effects:
+                self.enabled[name] = bool(state.effects[name])
+            set_state = getattr(effect, "set_state", None)
+            if callable(set_state):
+                try:
+                    set_state(state)
+                except Exception:
+                    logger.exception("effect %r rejected the room state", name)
+        lipstick = self.effects.get("lipstick")
+        if state.shade_id and state.shade_id != self._shade and lipstick is not None:
+            set_shade = getattr(lipstick, "set_shade", None)
+            if callable(set_shade):
+                try:
+                    set_shade(state.shade_id)
+                    self._shade = state.shade_id
+                except Exception as e:
+                    logger.warning("cannot set shade %r: %s", state.shade_id, e)
+
+    def apply(self, image: np.ndarray, scene: Scene,
+              on_timing: Callable[[StageTiming], None],
+              on_error: Callable[[str], None]) -> np.ndarray:
+        """Draw every enabled effect; a raising effect is left out of this frame only."""
+        out = image
+        for name, effect in self.effects.items():
+            if not self.enabled.get(name, True):
+                continue
+            start = time.perf_counter()
+            try:
+                drawn = effect.apply(out.copy(), scene)
+                if drawn.shape != out.shape or drawn.dtype != np.uint8:
+                    raise ValueError(f"returned {drawn.shape} {drawn.dtype}, "
+                                     f"expected {out.shape} uint8")
+                out = drawn
+            except Exception:
+                on_error(f"effect:{name}")
+                now = time.monotonic()
+                if now - self._error_logged.get(name, -1e9) > 5.0:
+                    self._error_logged[name] = now
+                    logger.exception("effect %r failed on frame %d; sent without it",
+                                     name, scene.frame_index)
+            on_timing(StageTiming(scene.frame_index, f"effect:{name}", start,
+                                  time.perf_counter()))
+        return out
+
+    def click_regions(self, width: int, height: int) -> list[dict[str, Any]]:
+        """Clickable rectangles of the layers (the product sticker), in pixels."""
+        out: list[dict[str, Any]] = []
+        for name, effect in self.effects.items():
+            regions = getattr(effect, "click_regions", None)
+            if not callable(regions) or not self.enabled.get(name, True):
+                continue
+            try:
+                for r in regions(width, height) or []:
+                    out.append(_region_json(name, r))
+            except Exception:
+                logger.exception("effect %r click_regions failed", name)
+        return out
+
+
+def _region_json(layer: str, region: Any) -> dict[str, Any]:
+    """Normalise a region (a dict, a dataclass or an (x, y, w, h) tuple) to JSON."""
+    if isinstance(region, dict):
+        d = dict(region)
+    elif hasattr(region, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        d = asdict(region)
+    else:
+        x, y, w, h = (float(v) for v in list(region)[:4])
+        d = {"x": x, "y": y, "w": w, "h": h}
+    d.setdefault("layer", layer)
+    return {k: (float(v) if isinstance(v, np.floating | np.integer) else v)
+            for k, v in d.items()}

@@ -1,0 +1,504 @@
+"""One room's media: the input (host, demo or slate), AR processing and shared encoders.
+
+Data flow, every hand-off a one-item slot so the newest frame always wins::
+
+    host track / demo / slate -> [slot] -> convert + track + effects (thread)
+        -> [slot per codec] -> encode once (thread) -> packets -> every viewer
+
+Tracking runs in its own worker threads and never holds a frame back: each frame is
+composited with the newest landmarks, re-stamped for that frame. The input can change at
+any time (host publishes, leaves, comes back, changes resolution) without touching the
+viewers' sessions: output timestamps are rebased so they keep rising across switches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from arengine.demo import DemoClock, DemoSource
+from arengine.interaction.state import RoomState
+from arengine.pipeline.effects import DEFAULT_EFFECTS, EffectChain
+from arengine.pipeline.observer import ENCODERS, PUBLISHING, VIEWERS, Observer, StatsObserver
+from arengine.pipeline.slot import LatestSlot
+from arengine.pipeline.tracking import TrackingWorker, face_worker, hand_worker
+from arengine.transport.encoder import (
+    VIDEO_TIME_BASE,
+    Codec,
+    EncodedTrack,
+    PacketFanout,
+    VideoEncoder,
+)
+from arengine.types import HandLandmarks, Scene, StageTiming
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceFrame:
+    """A frame entering the pipeline: decoded host video or a generated picture."""
+
+    source: str  # "host", "demo" or "slate"
+    segment: int  # changes whenever the input switches
+    index: int
+    arrived: float  # perf_counter when it entered the pipeline
+    pts: int | None
+    time_base: Fraction | None
+    video: av.VideoFrame | None = None
+    image: np.ndarray | None = None
+
+
+@dataclass
+class OutputFrame:
+    image: np.ndarray
+    pts: int  # 90 kHz, rising across input switches
+    index: int
+    arrived: float
+
+
+@dataclass
+class RoomConfig:
+    """Media settings of a room."""
+
+    effects: tuple[str, ...] = DEFAULT_EFFECTS
+    track_faces: bool = True
+    track_hands: bool = True
+    hand_interval: float = 1 / 15
+    demo: bool = True
+    demo_size: tuple[int, int] = (1280, 720)
+    fps: int = 30
+    bitrate: int = 2_000_000
+    stale_after: float = 1.0  # seconds without host frames before the slate shows
+    reconnect_grace: float = 8.0  # slate time before the demo takes over again
+
+
+class Timeline:
+    """Maps each input segment's own pts onto one rising 90 kHz output clock."""
+
+    def __init__(self, fps: int) -> None:
+        self._step = VIDEO_TIME_BASE.denominator // fps
+        self._segment: int | None = None
+        self._origin = 0.0
+        self._base = 0
+        self._last = -1
+        self._wall_origin = 0.0
+
+    def map(self, segment: int, seconds: float | None) -> int:
+        now = time.monotonic()
+        if segment != self._segment:
+            self._base = self._last + self._step
+            self._origin = seconds if seconds is not None else 0.0
+            self._wall_origin = now
+            self._segment = segment
+        t = (seconds - self._origin) if seconds is not None else now - self._wall_origin
+        pts = self._base + round(t * VIDEO_TIME_BASE.denominator)
+        if pts <= self._last:
+            pts = self._last + 1
+        self._last = pts
+        return pts
+
+
+class EncoderStage:
+    """One codec's shared encoder: newest processed frame in, packets out to viewers."""
+
+    def __init__(self, room: str, codec: Codec, config: RoomConfig, observer: Observer) -> None:
+        self.room = room
+        self.codec = codec
+        self.observer = observer
+        self.encoder = VideoEncoder(codec, config.bitrate, config.fps)
+        self.fanout = PacketFanout(codec)
+        self.slot: LatestSlot[OutputFrame] = LatestSlot()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"arengine-encode-{codec}")
+        self._task = asyncio.create_task(self._run(), name=f"encode-{room}-{codec}")
+        self.frames = 0
+
+    def submit(self, frame: OutputFrame) -> None:
+        dropped = self.slot.dropped
+        self.slot.put(frame)
+        if self.slot.dropped > dropped:
+            self.observer.on_drop(self.room, f"encode:{self.codec}")
+
+    def _encode(self, frame: OutputFrame, keyframe: bool) -> list[av.Packet]:
+        video = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
+        video.pts = frame.pts
+        video.time_base = VIDEO_TIME_BASE
+        return self.encoder.encode(video, keyframe)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            frame = await self.slot.get()
+            keyframe = self.fanout.take_keyframe_request()
+            start = time.perf_counter()
+            try:
+                packets = await loop.run_in_executor(self._pool, self._encode, frame, keyframe)
+            except Exception:
+                logger.exception("room %s: %s encoder failed; reopening", self.room,
+                                 self.codec)
+                self.observer.on_error(self.room, f"encode:{self.codec}")
+                self.encoder.close()
+                self.fanout.request_keyframe()
+                continue
+            end = time.perf_counter()
+            self.fanout.publish(packets)
+            self.frames += 1
+            self.observer.on_timing(self.room, StageTiming(frame.index, f"encode:{self.codec}",
+                                                           start, end))
+            self.observer.on_timing(self.room, StageTiming(frame.index, "server_total",
+                                                           frame.arrived, end))
+            self.observer.on_count(self.room, f"out:{self.codec}")
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self.fanout.close()
+        self._pool.shutdown(wait=False)
+
+
+class RoomPipeline:
+    """The media side of one room (see the module docstring)."""
+
+    def __init__(self, room: str, config: RoomConfig | None = None,
+                 observer: StatsObserver | None = None,
+                 state: Callable[[], RoomState | None] | None = None,
+                 effects: EffectChain | None = None) -> None:
+        self.room = room
+        self.config = config or RoomConfig()
+        self.observer = observer or StatsObserver()
+        self._state = state
+        self.effects = effects if effects is not None else EffectChain(self.config.effects)
+        self.demo = DemoSource(*self.config.demo_size, fps=self.config.fps) \
+            if self.config.demo else None
+        self.encoders: dict[Codec, EncoderStage] = {}
+        self._slot: LatestSlot[SourceFrame] = LatestSlot()
+        self._fx_pool = ThreadPoolExecutor(1, thread_name_prefix="arengine-effects")
+        self._face: TrackingWorker[Scene] | None = None
+        self._hands: TrackingWorker[HandLandmarks] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._host: MediaStreamTrack | None = None
+        self._host_task: asyncio.Task[None] | None = None
+        self._host_seen = False
+        self._host_lost_at: float | None = None
+        self._last_host_frame = 0.0
+        self._segment = 0
+        self._source = "none"
+        self._index = 0
+        self._timeline = Timeline(self.config.fps)
+        self._last_output: np.ndarray | None = None
+        self._slate: np.ndarray | None = None
+        self._size: tuple[int, int] | None = None
+        self._cached_state: RoomState | None = None
+        self._state_at = 0.0
+        self._viewers: set[EncodedTrack] = set()
+        self._closed = False
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        def on_timing(t: StageTiming) -> None:
+            self.observer.on_timing(self.room, t)
+
+        def on_error(stage: str) -> None:
+            self.observer.on_error(self.room, stage)
+
+        if self.config.track_faces:
+            self._face = face_worker(on_timing, on_error)
+        if self.config.track_hands:
+            self._hands = hand_worker(on_timing, on_error, self.config.hand_interval)
+        self._tasks = [asyncio.create_task(self._process(), name=f"process-{self.room}"),
+                       asyncio.create_task(self._idle_source(), name=f"idle-{self.room}")]
+
+    async def close(self) -> None:
+        self._closed = True
+        await self.detach_host()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        for enc in list(self.encoders.values()):
+            await enc.close()
+        self.encoders.clear()
+        ENCODERS.labels(self.room).set(0)
+        VIEWERS.labels(self.room).set(0)
+        for w in (self._face, self._hands):
+            if w is not None:
+                await asyncio.to_thread(w.close)
+        self._fx_pool.shutdown(wait=False)
+
+    # -- input -------------------------------------------------------------------------
+
+    @property
+    def host_live(self) -> bool:
+        """A host is attached and its frames are fresh."""
+        return self._host is not None and \
+            time.monotonic() - self._last_host_frame < self.config.stale_after
+
+    @property
+    def host_attached(self) -> bool:
+        return self._host is not None
+
+    @property
+    def status(self) -> str:
+        """"live", "reconnecting", "demo" or "offline": what viewers see now."""
+        return self._source_mode()
+
+    def attach_host(self, track: MediaStreamTrack) -> None:
+        """Make ``track`` (a WHIP session's video) the room's input, replacing any other."""
+        if self._host_task is not None:
+            self._host_task.cancel()
+        self._host = track
+        self._host_seen = True
+        self._last_host_frame = time.monotonic()  # counts as live while it connects
+        self._host_task = asyncio.create_task(self._read_host(track), name=f"host-{self.room}")
+        PUBLISHING.labels(self.room).set(1)
+
+    async def detach_host(self, track: MediaStreamTrack | None = None) -> None:
+        """Stop reading the host (all hosts, or only ``track`` if it is still the input)."""
+        if track is not None and track is not self._host:
+            return
+        task, self._host_task = self._host_task, None
+        if self._host is not None:
+            self._host_lost_at = time.monotonic()
+        self._host = None
+        PUBLISHING.labels(self.room).set(0)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _read_host(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                if track is not self._host:
+                    return
+                if not isinstance(frame, av.VideoFrame):
+                    continue
+                now = time.perf_counter()
+                self._last_host_frame = time.monotonic()
+                if self._source != "host":
+                    self._switch("host")
+                self._index += 1
+                info = frame.opaque if isinstance(frame.opaque, dict) else None
+                if info and "decode_start" in info:
+                    self.observer.on_timing(self.room, StageTiming(
+                        self._index, "decode", info["decode_start"], info["decode_end"]))
+                self.observer.on_count(self.room, "in")
+                tb = Fraction(frame.time_base) if frame.time_base is not None else None
+                self._put(SourceFrame("host", self._segment, self._index, now, frame.pts, tb,
+                                      video=frame))
+        except MediaStreamError:
+            logger.info("room %s: host track ended", self.room)
+        finally:
+            if track is self._host:
+                await self.detach_host(track)
+
+    def _put(self, frame: SourceFrame) -> None:
+        dropped = self._slot.dropped
+        self._slot.put(frame)
+        if self._slot.dropped > dropped:
+            self.observer.on_drop(self.room, "receive")
+
+    def _switch(self, source: str) -> None:
+        self._source = source
+        self._segment += 1
+        self._slate = None
+        logger.info("room %s: input is now %s", self.room, source)
+
+    def _source_mode(self) -> str:
+        if self.host_live:
+            return "live"
+        now = time.monotonic()
+        if self._host is not None or (self._host_lost_at is not None and self._host_seen and
+                                      now - self._host_lost_at < self.config.reconnect_grace):
+            return "reconnecting"
+        return "demo" if self.demo is not None else "offline"
+
+    async def _idle_source(self) -> None:
+        """Feeds the demo or a slate whenever no fresh host frames arrive."""
+        clock = DemoClock(self.demo) if self.demo is not None else None
+        while True:
+            mode = self._source_mode()
+            if mode == "live" or not self.encoders:
+                await asyncio.sleep(0.05)
+                continue
+            if mode == "demo" and clock is not None:
+                if self._source != "demo":
+                    self._switch("demo")
+                f = await clock.next()
+                if self._source_mode() != "demo":
+                    continue
+                self._index += 1
+                self.observer.on_count(self.room, "in")
+                self._put(SourceFrame("demo", self._segment, self._index, time.perf_counter(),
+                                      f.pts, f.time_base, image=f.image))
+            else:
+                if self._source != "slate":
+                    self._switch("slate")
+                text = "Host reconnecting..." if mode == "reconnecting" else "Host offline"
+                if self._slate is None:
+                    self._slate = await asyncio.to_thread(self._make_slate, text)
+                self._index += 1
+                self._put(SourceFrame("slate", self._segment, self._index, time.perf_counter(),
+                                      None, None, image=self._slate))
+                await asyncio.sleep(0.1)
+
+    def _make_slate(self, text: str) -> np.ndarray:
+        """The last picture, blurred and dimmed, with a message (or black with one)."""
+        if self._last_output is not None:
+            base = cv2.GaussianBlur(self._last_output, (0, 0), 12)
+            base = (base * 0.35).astype(np.uint8)
+        else:
+            w, h = self.config.demo_size
+            base = np.zeros((h, w, 3), np.uint8)
+        h, w = base.shape[:2]
+        scale = max(0.6, w / 900)
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+        cv2.putText(base, text, ((w - tw) // 2, (h + th) // 2), cv2.FONT_HERSHEY_SIMPLEX,
+                    scale, (255, 255, 255), 2, cv2.LINE_AA)
+        return base
+
+    # -- processing ----------------------------------------------------------------
+
+    def room_state(self) -> RoomState | None:
+        now = time.monotonic()
+        if self._state is not None and now - self._state_at > 0.1:
+            try:
+                self._cached_state = self._state()
+            except Exception:
+                logger.exception("room %s: cannot read room state", self.room)
+            self._state_at = now
+        return self._cached_state
+
+    async def _process(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            sf = await self._slot.get()
+            if not self.encoders:
+                continue
+            state = self.room_state()
+            try:
+                out = await loop.run_in_executor(self._fx_pool, self._process_frame, sf, state)
+            except Exception:
+                logger.exception("room %s: frame %d could not be processed", self.room,
+                                 sf.index)
+                self.observer.on_error(self.room, "process")
+                continue
+            for enc in list(self.encoders.values()):
+                enc.submit(out)
+
+    def _timing(self, index: int, stage: str, start: float) -> None:
+        self.observer.on_timing(self.room, StageTiming(index, stage, start, time.perf_counter()))
+
+    def _error(self, stage: str) -> None:
+        self.observer.on_error(self.room, stage)
+
+    def _process_frame(self, sf: SourceFrame, state: RoomState | None) -> OutputFrame:
+        """Convert, hand to the trackers, composite with the newest scene (effects thread)."""
+        self._timing(sf.index, "receive", sf.arrived)
+        if sf.video is not None:
+            start = time.perf_counter()
+            image = sf.video.to_ndarray(format="bgr24")
+            self._timing(sf.index, "convert", start)
+        else:
+            assert sf.image is not None
+            image = sf.image
+        h, w = image.shape[:2]
+        if self._size != (w, h):
+            if self._size is not None:
+                logger.info("room %s: frame size %sx%s -> %sx%s", self.room, *self._size, w, h)
+            self._size = (w, h)
+        seconds = float(sf.pts * sf.time_base) if sf.pts is not None and sf.time_base else None
+        if sf.source != "slate":
+            now = time.monotonic()
+            if self._face is not None:
+                self._face.submit(image, now, sf.index)
+            if self._hands is not None:
+                self._hands.submit(image, now, sf.index)
+            face = self._face.latest(w, h) if self._face is not None else None
+            hands = self._hands.latest(w, h) if self._hands is not None else None
+            scene = face if face is not None else Scene.empty(w, h)
+            if hands is not None:
+                scene = scene.with_hands(hands)
+            scene = scene.at(seconds if seconds is not None else now, sf.index)
+            self.effects.set_state(state)
+            image = self.effects.apply(
+                image, scene, lambda t: self.observer.on_timing(self.room, t), self._error)
+            self._last_output = image
+        self._timing(sf.index, "process", sf.arrived)
+        self.observer.on_count(self.room, "processed")
+        pts = self._timeline.map(sf.segment, seconds)
+        return OutputFrame(image, pts, sf.index, sf.arrived)
+
+    # -- output --------------------------------------------------------------------
+
+    def subscribe(self, codec: Codec) -> EncodedTrack:
+        """A viewer's track of this room's shared ``codec`` stream (one encoder per codec)."""
+        enc = self.encoders.get(codec)
+        if enc is None:
+            enc = self.encoders[codec] = EncoderStage(self.room, codec, self.config,
+                                                      self.observer)
+            ENCODERS.labels(self.room).set(len(self.encoders))
+
+        def on_sent(ready: float, sent: float) -> None:
+            self.observer.on_timing(self.room, StageTiming(0, "send", ready, sent))
+
+        track = EncodedTrack(enc.fanout, on_sent)
+        self._viewers.add(track)
+        VIEWERS.labels(self.room).set(len(self._viewers))
+        return track
+
+    async def unsubscribe(self, track: EncodedTrack) -> None:
+        """End a viewer's track; the codec's encoder stops with its last viewer."""
+        track.stop()
+        self._viewers.discard(track)
+        VIEWERS.labels(self.room).set(len(self._viewers))
+        for codec, enc in list(self.encoders.items()):
+            if len(enc.fanout) == 0:
+                del self.encoders[codec]
+                await enc.close()
+        ENCODERS.labels(self.room).set(len(self.encoders))
+
+    @property
+    def viewer_count(self) -> int:
+        return len(self._viewers)
+
+    def click_regions(self) -> list[dict[str, Any]]:
+        if self._size is None:
+            return []
+        return self.effects.click_regions(*self._size)
+
+    def stats(self) -> dict[str, Any]:
+        """The room's media stats (JSON-ready) for the stats endpoint and the host page."""
+        s = self.observer.snapshot(self.room)
+        s.update({
+            "room": self.room,
+            "status": self.status,
+            "source": self._source,
+            "size": list(self._size) if self._size else None,
+            "viewers": self.viewer_count,
+            "encoders": {c: {"viewers": len(e.fanout), "frames": e.frames,
+                             "keyframe_requests": e.fanout.keyframe_requests,
+                             "keyframes_forced": e.fanout.keyframes_forced,
+                             "reopened": e.encoder.reopened}
+                         for c, e in self.encoders.items()},
+            "effects": {n: self.effects.enabled.get(n, True) for n in self.effects.names},
+            "tracking": {w.name: {"processed": w.processed, "dropped": w.dropped}
+                         for w in (self._face, self._hands) if w is not None},
+        })
+        return s

@@ -1,0 +1,156 @@
+"""Tracking off the event loop: one worker thread per model, newest frame only.
+
+MediaPipe releases the GIL inside its graph, so a worker thread runs inference while the
+event loop keeps receiving, compositing and sending. The pipeline never waits for a
+result: it submits the newest frame (replacing any unread one) and composites with the
+latest result available. Face and hand tracking run in separate workers so each goes at
+its own rate (hands can be throttled with ``min_interval``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from arengine.pipeline.slot import ThreadSlot
+from arengine.types import HandLandmarks, Scene, StageTiming
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class TrackRequest:
+    image: np.ndarray
+    timestamp: float
+    frame_index: int
+
+
+class TrackingWorker(Generic[R]):
+    """Runs ``infer(request)`` on the newest submitted image in its own thread.
+
+    ``make`` builds the model inside the thread (MediaPipe graphs are used from one thread
+    only) and again after a frame-size change, so a new resolution starts from a fresh
+    tracker. ``on_timing`` and ``on_error`` report to the pipeline's observers.
+    """
+
+    def __init__(self, name: str, make: Callable[[], object],
+                 infer: Callable[[object, TrackRequest], R],
+                 on_timing: Callable[[StageTiming], None] | None = None,
+                 on_error: Callable[[str], None] | None = None,
+                 min_interval: float = 0.0) -> None:
+        self.name = name
+        self._make = make
+        self._infer = infer
+        self._on_timing = on_timing
+        self._on_error = on_error
+        self.min_interval = min_interval
+        self._slot: ThreadSlot[TrackRequest] = ThreadSlot()
+        self._lock = threading.Lock()
+        self._result: R | None = None
+        self._result_size: tuple[int, int] | None = None
+        self.processed = 0
+        self._thread = threading.Thread(target=self._run, name=f"arengine-{name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def dropped(self) -> int:
+        return self._slot.dropped
+
+    def submit(self, image: np.ndarray, timestamp: float, frame_index: int) -> None:
+        """Offer the newest frame; an unprocessed older one is dropped."""
+        self._slot.put(TrackRequest(image, timestamp, frame_index))
+
+    def latest(self, width: int, height: int) -> R | None:
+        """The newest result for frames of this size (None before one, or after a resize)."""
+        with self._lock:
+            if self._result_size != (width, height):
+                return None
+            return self._result
+
+    def close(self) -> None:
+        self._slot.close()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        model: object | None = None
+        size: tuple[int, int] | None = None
+        last = 0.0
+        try:
+            while True:
+                req = self._slot.get(timeout=1.0)
+                if req is None:
+                    if self._slot._closed:
+                        break
+                    continue
+                h, w = req.image.shape[:2]
+                if model is None or size != (w, h):
+                    _close(model)
+                    if size is not None:
+                        logger.info("%s: frame size %sx%s -> %sx%s, tracker reset",
+                                    self.name, *size, w, h)
+                    model = self._make()
+                    size = (w, h)
+                wait = last + self.min_interval - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                start = time.perf_counter()
+                last = time.monotonic()
+                try:
+                    result = self._infer(model, req)
+                except Exception:
+                    logger.exception("%s failed on frame %d; frames go on without it",
+                                     self.name, req.frame_index)
+                    if self._on_error is not None:
+                        self._on_error(self.name)
+                    continue
+                end = time.perf_counter()
+                with self._lock:
+                    self._result = result
+                    self._result_size = (w, h)
+                self.processed += 1
+                if self._on_timing is not None:
+                    self._on_timing(StageTiming(req.frame_index, self.name, start, end))
+        finally:
+            _close(model)
+
+
+def _close(model: object | None) -> None:
+    close = getattr(model, "close", None)
+    if callable(close):
+        close()
+
+
+def face_worker(on_timing: Callable[[StageTiming], None] | None = None,
+                on_error: Callable[[str], None] | None = None,
+                max_faces: int = 4) -> TrackingWorker[Scene]:
+    """A worker running :class:`~arengine.tracking.FaceTracker` in video mode."""
+    from arengine.tracking import FaceTracker
+
+    def infer(model: object, req: TrackRequest) -> Scene:
+        assert isinstance(model, FaceTracker)
+        return model.track(req.image, req.timestamp, req.frame_index)
+
+    return TrackingWorker("track_face", lambda: FaceTracker("video", max_faces), infer,
+                          on_timing, on_error)
+
+
+def hand_worker(on_timing: Callable[[StageTiming], None] | None = None,
+                on_error: Callable[[str], None] | None = None,
+                min_interval: float = 1 / 15) -> TrackingWorker[HandLandmarks]:
+    """A worker running :class:`~arengine.tracking.HandTracker`, by default at most 15 Hz."""
+    from arengine.tracking import HandTracker
+
+    def infer(model: object, req: TrackRequest) -> HandLandmarks:
+        assert isinstance(model, HandTracker)
+        return model.detect(req.image)
+
+    return TrackingWorker("track_hands", lambda: HandTracker("video"), infer, on_timing,
+                          on_error, min_interval)

@@ -1,0 +1,376 @@
+"""The real-time server: WHIP in, AR pipeline, WHEP out, pages, stats and metrics.
+
+:class:`MediaServer` owns the media side of every room (a :class:`RoomPipeline` each) and
+the WebRTC sessions; it asks the interaction layer's hub only three things: whether a room
+exists, whether a host token is right, and the room's current :class:`RoomState`.
+:func:`create_server` puts it together with the interaction API and the web pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from arengine.interaction.state import RoomState
+from arengine.pipeline import RoomConfig, RoomPipeline, StatsObserver
+from arengine.transport.encoder import CODECS, Codec
+from arengine.transport.sdp import OfferError, inspect_offer
+from arengine.transport.session import PeerSession
+from arengine.transport.whep import WhepSession, choose_codec
+from arengine.transport.whip import WhipSession
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Post, Allow",
+}
+
+
+class Hub(Protocol):
+    """What the media side needs from the interaction layer's room hub."""
+
+    def get(self, room_id: str) -> Any: ...
+
+    def verify_host(self, room_id: str, token: str) -> bool: ...
+
+
+def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """A plain-text error that WHIP/WHEP clients (OBS, browsers) show as is."""
+    return PlainTextResponse(message + "\n", status, headers={**CORS_HEADERS, **(headers or {})})
+
+
+class MediaServer:
+    """Media pipelines and WebRTC sessions of all rooms."""
+
+    def __init__(self, hub: Hub, config: RoomConfig | None = None, codec: Codec = "vp8",
+                 observer: StatsObserver | None = None) -> None:
+        if codec not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CODECS)}")
+        self.hub = hub
+        self.config = config or RoomConfig()
+        self.codec: Codec = codec
+        self.observer = observer or StatsObserver()
+        self.pipelines: dict[str, RoomPipeline] = {}
+        self.publishers: dict[str, WhipSession] = {}
+        self.sessions: dict[str, PeerSession] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._events_task: asyncio.Task[None] | None = None
+
+    # -- rooms -----------------------------------------------------------------------
+
+    def room_exists(self, room: str) -> bool:
+        try:
+            return self.hub.get(room) is not None
+        except KeyError:
+            return False
+
+    def _state(self, room: str) -> RoomState | None:
+        r = self.hub.get(room)
+        return None if r is None else r.snapshot()
+
+    async def pipeline(self, room: str) -> RoomPipeline:
+        """The room's pipeline, started on first use."""
+        p = self.pipelines.get(room)
+        if p is None:
+            p = RoomPipeline(room, self.config, self.observer, lambda: self._state(room))
+            self.pipelines[room] = p
+            await p.start()
+        return p
+
+    def viewers(self, room: str) -> list[WhepSession]:
+        return [s for s in self.sessions.values()
+                if isinstance(s, WhepSession) and s.room == room and not s.closed]
+
+    async def start(self) -> None:
+        self._events_task = asyncio.create_task(self._send_events())
+
+    async def close(self) -> None:
+        if self._events_task is not None:
+            self._events_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._events_task
+        for s in list(self.sessions.values()):
+            await s.close()
+        for p in list(self.pipelines.values()):
+            await p.close()
+        self.pipelines.clear()
+
+    async def _send_events(self) -> None:
+        """Tells each viewer's data channel the room status and the clickable regions."""
+        last: dict[str, Any] = {}
+        while True:
+            await asyncio.sleep(0.25)
+            for room, p in list(self.pipelines.items()):
+                viewers = self.viewers(room)
+                if not viewers:
+                    continue
+                event = {"type": "media", "status": p.status, "size": p.stats()["size"],
+                         "regions": p.click_regions()}
+                changed = event != last.get(room)
+                last[room] = event
+                for v in viewers:
+                    if changed or not getattr(v, "_told", False):
+                        v._told = v.send_event(event)  # type: ignore[attr-defined]
+
+    # -- WHIP ----------------------------------------------------------------------------
+
+    async def publish(self, room: str, request: Request) -> Response:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/sdp":
+            return _problem(415, "WHIP offers must be sent as Content-Type: application/sdp",
+                            {"Accept-Post": "application/sdp"})
+        if not self.room_exists(room):
+            return _problem(404, f"no room {room!r}")
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _problem(401, "a host token is required: Authorization: Bearer <token>",
+                            {"WWW-Authenticate": 'Bearer realm="arengine"'})
+        if not self.hub.verify_host(room, token.strip()):
+            return _problem(401, "wrong host token for this room",
+                            {"WWW-Authenticate": 'Bearer realm="arengine", error="invalid_token"'})
+        offer = await _read_sdp(request)
+        if isinstance(offer, Response):
+            return offer
+        try:
+            inspect_offer(offer, "send")
+        except OfferError as e:
+            return _problem(e.status, str(e))
+        lock = self._locks.setdefault(room, asyncio.Lock())
+        async with lock:
+            pipeline = await self.pipeline(room)
+            old = self.publishers.get(room)
+            if old is not None and not old.closed:
+                if pipeline.host_live:
+                    return _problem(409, "a host is already publishing to this room; "
+                                         "DELETE its session first")
+                logger.info("room %s: replacing a stalled publisher", room)
+                await old.close()
+            session = WhipSession(room)
+            try:
+                answer = await session.answer(offer)
+            except Exception as e:
+                await session.close()
+                return _problem(400, f"cannot use this offer: {e}")
+            if not session.video.done():
+                await session.close()
+                return _problem(422, "the offer has no video track")
+            track = session.video.result()
+            pipeline.attach_host(track)
+
+            async def on_closed(s: PeerSession) -> None:
+                self.sessions.pop(s.id, None)
+                if self.publishers.get(room) is s:
+                    del self.publishers[room]
+                await pipeline.detach_host(track)
+
+            session.on_closed(on_closed)
+            self.publishers[room] = session
+            self.sessions[session.id] = session
+        return Response(answer, 201, media_type="application/sdp", headers={
+            **CORS_HEADERS, "Location": f"/whip/{room}/{session.id}", "ETag": session.etag})
+
+    # -- WHEP ----------------------------------------------------------------------------
+
+    async def play(self, room: str, request: Request) -> Response:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/sdp":
+            return _problem(415, "WHEP offers must be sent as Content-Type: application/sdp",
+                            {"Accept-Post": "application/sdp"})
+        if not self.room_exists(room):
+            return _problem(404, f"no room {room!r}")
+        offer = await _read_sdp(request)
+        if isinstance(offer, Response):
+            return offer
+        try:
+            info = inspect_offer(offer, "recv")
+            codec = choose_codec(info.video_codecs, self.codec)
+        except OfferError as e:
+            return _problem(e.status, str(e))
+        pipeline = await self.pipeline(room)
+        track = pipeline.subscribe(codec)
+        session = WhepSession(room, track, codec)
+
+        async def on_closed(s: PeerSession) -> None:
+            self.sessions.pop(s.id, None)
+            await pipeline.unsubscribe(track)
+
+        session.on_closed(on_closed)
+        try:
+            answer = await session.answer(offer)
+        except Exception as e:
+            await session.close()
+            return _problem(400, f"cannot use this offer: {e}")
+        self.sessions[session.id] = session
+        return Response(answer, 201, media_type="application/sdp", headers={
+            **CORS_HEADERS, "Location": f"/whep/{room}/{session.id}", "ETag": session.etag})
+
+    async def end(self, kind: str, room: str, session_id: str) -> Response:
+        s = self.sessions.get(session_id)
+        if s is None or s.room != room or s.kind != kind:
+            return _problem(404, "no such session")
+        await s.close()
+        return Response(status_code=200, headers=CORS_HEADERS)
+
+    def router(self) -> APIRouter:
+        r = APIRouter()
+        allow_resource = {"Allow": "DELETE, OPTIONS"}
+
+        def options(methods: str) -> Response:
+            return Response(status_code=204, headers={
+                **CORS_HEADERS, "Accept-Post": "application/sdp", "Allow": methods,
+                "Access-Control-Allow-Methods": methods,
+                "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+                "Access-Control-Max-Age": "86400"})
+
+        @r.options("/whip/{room}")
+        @r.options("/whep/{room}")
+        async def endpoint_options() -> Response:
+            return options("POST, OPTIONS")
+
+        @r.options("/whip/{room}/{session_id}")
+        @r.options("/whep/{room}/{session_id}")
+        async def resource_options() -> Response:
+            return options("DELETE, OPTIONS")
+
+        @r.post("/whip/{room}")
+        async def whip(room: str, request: Request) -> Response:
+            return await self.publish(room, request)
+
+        @r.post("/whep/{room}")
+        async def whep(room: str, request: Request) -> Response:
+            return await self.play(room, request)
+
+        @r.delete("/whip/{room}/{session_id}")
+        async def whip_delete(room: str, session_id: str) -> Response:
+            return await self.end("whip", room, session_id)
+
+        @r.delete("/whep/{room}/{session_id}")
+        async def whep_delete(room: str, session_id: str) -> Response:
+            return await self.end("whep", room, session_id)
+
+        @r.patch("/whip/{room}/{session_id}")
+        @r.patch("/whep/{room}/{session_id}")
+        async def patch(session_id: str) -> Response:
+            # RFC 9725 4.3: a session that supports neither trickle ICE nor ICE restarts
+            # answers PATCH with 405; candidates all travel in the offer and answer.
+            if session_id not in self.sessions:
+                return _problem(404, "no such session")
+            return _problem(405, "trickle ICE and ICE restarts are not supported; "
+                                 "send all candidates in the offer", allow_resource)
+
+        @r.get("/api/rooms/{room}/stats")
+        async def stats(room: str) -> Response:
+            if not self.room_exists(room):
+                return _problem(404, f"no room {room!r}")
+            p = self.pipelines.get(room)
+            body: dict[str, Any] = p.stats() if p is not None else {
+                "room": room, "status": "idle", "viewers": 0, "stages": {}, "fps": {}}
+            pub = self.publishers.get(room)
+            body["publisher"] = None if pub is None else {
+                "session": pub.id, "state": pub.state, "since": pub.created}
+            body["time"] = time.time()
+            return JSONResponse(body)
+
+        @r.get("/api/rooms/{room}/regions")
+        async def regions(room: str) -> Response:
+            p = self.pipelines.get(room)
+            if not self.room_exists(room):
+                return _problem(404, f"no room {room!r}")
+            size = p.stats()["size"] if p is not None else None
+            return JSONResponse({"size": size, "regions": p.click_regions() if p else []})
+
+        return r
+
+
+async def _read_sdp(request: Request) -> str | Response:
+    body = await request.body()
+    if len(body) > 64 * 1024:
+        return _problem(413, "SDP offer too large")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return _problem(400, "the SDP offer is not UTF-8 text")
+
+
+def _page(name: str) -> HTMLResponse:
+    return HTMLResponse((WEB_DIR / "templates" / name).read_text(encoding="utf-8"),
+                        headers={"Cache-Control": "no-store"})
+
+
+def add_pages(app: FastAPI, media: MediaServer) -> None:
+    """The landing page, host console, viewer page and their static files."""
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return _page("index.html")
+
+    @app.get("/host/{room}", include_in_schema=False)
+    async def host(room: str) -> Response:
+        if not media.room_exists(room):
+            return HTMLResponse(f"<h1>No room {room!r}</h1>", 404)
+        return _page("host.html")
+
+    @app.get("/watch/{room}", include_in_schema=False)
+    async def watch(room: str) -> Response:
+        if not media.room_exists(room):
+            return HTMLResponse(f"<h1>No room {room!r}</h1>", 404)
+        return _page("watch.html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        path = (WEB_DIR / "static" / name).resolve()
+        if path.parent != (WEB_DIR / "static").resolve() or not path.is_file():
+            return PlainTextResponse("not found", 404)
+        return FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+def add_metrics(app: FastAPI) -> None:
+    """Prometheus metrics of the default registry (shared with the interaction layer)."""
+    if any(getattr(r, "path", None) == "/metrics" for r in app.routes):
+        return
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def build_app(hub: Hub, media: MediaServer, app: FastAPI | None = None) -> FastAPI:
+    """Mount the media routes, pages and metrics on ``app`` (a new one by default)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await media.start()
+        try:
+            yield
+        finally:
+            await media.close()
+
+    if app is None:
+        app = FastAPI(title="arengine", lifespan=lifespan)
+    else:
+        previous = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def chained(a: FastAPI) -> AsyncIterator[None]:
+            async with previous(a), lifespan(a):
+                yield
+
+        app.router.lifespan_context = chained
+    app.state.media = media
+    app.include_router(media.router())
+    add_pages(app, media)
+    add_metrics(app)
+    return app

@@ -1,0 +1,1 @@
+"""WebRTC transport: WHIP ingest, WHEP egress and the shared per-room encoders."""

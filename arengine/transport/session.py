@@ -1,0 +1,69 @@
+"""A WHIP or WHEP session: one aiortc peer connection behind an HTTP resource."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+logger = logging.getLogger(__name__)
+
+
+class PeerSession:
+    """The resource a WHIP/WHEP POST creates; DELETE (or a failed connection) closes it.
+
+    ``on_closed`` runs once, whichever way the session ends, so the room can switch to its
+    slate when a host leaves and drop a viewer's encoder subscription.
+    """
+
+    kind = "session"
+
+    def __init__(self, room: str, config: RTCConfiguration | None = None) -> None:
+        self.id = secrets.token_urlsafe(12)
+        self.etag = f'"{secrets.token_hex(8)}"'
+        self.room = room
+        self.created = time.time()
+        self.pc = RTCPeerConnection(config)
+        self.closed = False
+        self._on_closed: list[Callable[[PeerSession], Awaitable[None]]] = []
+
+        @self.pc.on("connectionstatechange")
+        async def on_state() -> None:
+            logger.info("%s %s in room %s: %s", self.kind, self.id, self.room,
+                        self.pc.connectionState)
+            if self.pc.connectionState in ("failed", "closed"):
+                await self.close()
+
+    def on_closed(self, callback: Callable[[PeerSession], Awaitable[None]]) -> None:
+        self._on_closed.append(callback)
+
+    @property
+    def state(self) -> str:
+        return str(self.pc.connectionState)
+
+    async def answer(self, offer: str) -> str:
+        """Apply the offer and return the complete answer (ICE gathered: no trickle)."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        self.prepare()
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return str(self.pc.localDescription.sdp)
+
+    def prepare(self) -> None:
+        """Hook between offer and answer: attach tracks, set codec preferences."""
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for cb in self._on_closed:
+            try:
+                await cb(self)
+            except Exception:
+                logger.exception("%s %s: close callback failed", self.kind, self.id)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.pc.close(), 5)

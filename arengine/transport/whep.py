@@ -1,0 +1,76 @@
+"""WHEP egress: a viewer plays a room's processed video with one HTTP POST.
+
+Each viewer gets an :class:`~arengine.transport.encoder.EncodedTrack` of the room's
+shared encoder for the negotiated codec, so a hundred viewers cost one encode. A viewer's
+PLI/FIR is routed to that shared encoder (rate-limited there) instead of aiortc's per-sender
+encoder, which does not exist for pre-encoded packets. When the viewer's offer has a data
+channel, the server sends room events over it (the product sticker's click rectangles).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCDataChannel, RTCRtpSender
+
+from arengine.transport.encoder import MIME_TYPES, Codec, EncodedTrack
+from arengine.transport.session import PeerSession
+
+logger = logging.getLogger(__name__)
+
+
+def choose_codec(offered: tuple[str, ...], preferred: Codec) -> Codec:
+    """The room's preferred codec when the viewer offers it, else the other one."""
+    names = {c.upper() for c in offered}
+    if preferred.upper() in names:
+        return preferred
+    for c in ("vp8", "h264"):
+        if c.upper() in names:
+            return c
+    raise ValueError("no supported codec offered")
+
+
+class WhepSession(PeerSession):
+    """A viewer: sends one shared encoded track, optionally a data channel of events."""
+
+    kind = "whep"
+
+    def __init__(self, room: str, track: EncodedTrack, codec: Codec,
+                 config: RTCConfiguration | None = None) -> None:
+        super().__init__(room, config)
+        self.track = track
+        self.codec = codec
+        self.channel: RTCDataChannel | None = None
+
+        @self.pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            self.channel = channel
+
+    def prepare(self) -> None:
+        for t in self.pc.getTransceivers():
+            if t.kind != "video":
+                continue
+            sender = self.pc.addTrack(self.track)
+            caps = RTCRtpSender.getCapabilities("video").codecs
+            mime = MIME_TYPES[self.codec].lower()
+            prefs = [c for c in caps if c.mimeType.lower() == mime]
+            prefs += [c for c in caps if c.mimeType.lower() == "video/rtx"]
+            t.setCodecPreferences(prefs)
+            # The shared encoder honours keyframe requests (PLI/FIR) for this viewer.
+            sender._send_keyframe = self.track.fanout.request_keyframe  # type: ignore[method-assign]
+            return
+        raise ValueError("the offer has no video section")
+
+    def send_event(self, event: dict[str, Any]) -> bool:
+        """Send a JSON event on the viewer's data channel, when it is open."""
+        ch = self.channel
+        if ch is None or ch.readyState != "open":
+            return False
+        try:
+            ch.send(json.dumps(event, separators=(",", ":")))
+        except Exception:
+            logger.debug("whep %s: data channel send failed", self.id, exc_info=True)
+            return False
+        return True

@@ -1,0 +1,98 @@
+"""WHIP ingest (RFC 9725): a host publishes video into a room with one HTTP POST.
+
+The offer's video becomes the room's input. Audio, when offered, is accepted and drained
+(the room does not re-emit it yet), so an OBS or browser offer with audio still works.
+Decoding happens in aiortc's receiver thread; the hook below stamps each decoded frame
+with its decode time so the room's observer can report a "decode" stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack, RTCConfiguration
+from aiortc import rtcrtpreceiver as _receiver
+from aiortc.mediastreams import MediaStreamError
+
+from arengine.transport.session import PeerSession
+
+logger = logging.getLogger(__name__)
+
+
+class _TimedDecoder:
+    """Wraps an aiortc decoder to stamp decoded frames with when decoding ran."""
+
+    def __init__(self, decoder: Any) -> None:
+        self._decoder = decoder
+
+    def decode(self, encoded_frame: Any) -> list[Any]:
+        start = time.perf_counter()
+        frames = self._decoder.decode(encoded_frame)
+        end = time.perf_counter()
+        for f in frames:
+            if isinstance(f, av.VideoFrame):
+                f.opaque = {"decode_start": start, "decode_end": end}
+        return list(frames)
+
+
+def install_decode_timing() -> None:
+    """Time aiortc's video decoding (idempotent; aiortc has no hook for it)."""
+    original = _receiver.get_decoder
+    if getattr(original, "_arengine_timed", False):
+        return
+
+    @functools.wraps(original)
+    def get_decoder(codec: Any) -> Any:
+        decoder = original(codec)
+        return _TimedDecoder(decoder) if codec.mimeType.lower().startswith("video/") \
+            else decoder
+
+    get_decoder._arengine_timed = True  # type: ignore[attr-defined]
+    _receiver.get_decoder = get_decoder
+
+
+class WhipSession(PeerSession):
+    """A publishing host: its video track arrives through ``video``."""
+
+    kind = "whip"
+
+    def __init__(self, room: str, config: RTCConfiguration | None = None) -> None:
+        install_decode_timing()
+        super().__init__(room, config)
+        self.video: asyncio.Future[MediaStreamTrack] = \
+            asyncio.get_running_loop().create_future()
+        self._drains: list[asyncio.Task[None]] = []
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "video" and not self.video.done():
+                self.video.set_result(track)
+            else:
+                self._drains.append(asyncio.create_task(_drain(track)))
+
+    @property
+    def codec(self) -> str | None:
+        for t in self.pc.getTransceivers():
+            if t.kind == "video" and t.receiver.track is not None:
+                codecs = getattr(t, "_codecs", None)
+                if codecs:
+                    return str(codecs[0].mimeType)
+        return None
+
+    async def close(self) -> None:
+        for t in self._drains:
+            t.cancel()
+        await super().close()
+
+
+async def _drain(track: MediaStreamTrack) -> None:
+    """Read and discard a track nobody uses, so aiortc's receive queue stays empty."""
+    with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+        while True:
+            await track.recv()

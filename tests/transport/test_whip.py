@@ -1,0 +1,137 @@
+"""WHIP ingest over a real aiortc peer: protocol, errors, and the processed picture."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from conftest import hex_lab, lip_lab
+
+from arengine.demo import DemoSource, DemoTrack
+from arengine.pipeline import RoomConfig
+from arengine.transport.client import WhepClient, WhipClient, WhipError
+
+SMALL = RoomConfig(demo_size=(640, 360), fps=15, track_hands=False,
+                   effects=("lipstick",), stale_after=0.6, reconnect_grace=30.0)
+PLUM = "#5B2140"
+
+
+def _offer_sdp() -> str:
+    async def make() -> str:
+        from aiortc import RTCPeerConnection
+
+        pc = RTCPeerConnection()
+        pc.addTransceiver(DemoTrack(DemoSource(320, 180)), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return str(sdp)
+
+    return asyncio.run(make())
+
+
+def test_options_advertises_sdp(hub, server) -> None:
+    async def main() -> None:
+        async with server(hub, SMALL) as (http, _):
+            r = await http.options("/whip/demo")
+            assert r.status_code == 204
+            assert r.headers["accept-post"] == "application/sdp"
+            assert "POST" in r.headers["access-control-allow-methods"]
+            assert "Authorization" in r.headers["access-control-allow-headers"]
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("headers", "body", "status"), [
+    ({"Content-Type": "text/plain", "Authorization": "Bearer host-secret"}, "v=0", 415),
+    ({"Content-Type": "application/sdp"}, "OFFER", 401),
+    ({"Content-Type": "application/sdp", "Authorization": "Bearer wrong"}, "OFFER", 401),
+    ({"Content-Type": "application/sdp", "Authorization": "Basic host-secret"}, "OFFER", 401),
+    ({"Content-Type": "application/sdp", "Authorization": "Bearer host-secret"},
+     "hello", 400),
+    ({"Content-Type": "application/sdp", "Authorization": "Bearer host-secret"},
+     "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nx", 400),
+])
+def test_whip_errors(hub, server, headers, body, status) -> None:
+    offer = _offer_sdp()
+    body = body.replace("OFFER", offer)
+
+    async def main() -> None:
+        async with server(hub, SMALL) as (http, media):
+            r = await http.post("/whip/demo", content=body, headers=headers)
+            assert r.status_code == status, r.text
+            assert r.text.strip()
+            if status == 401:
+                assert r.headers["www-authenticate"].startswith("Bearer")
+            # the server keeps serving after a refused offer
+            assert (await http.options("/whip/demo")).status_code == 204
+            assert not media.publishers
+
+    asyncio.run(main())
+
+
+def test_whip_422_without_video_or_with_unsupported_codec(hub, server) -> None:
+    offer = _offer_sdp()
+    audio_only = offer.replace("m=video", "m=audio")
+    vp9_only = offer.replace("VP8/90000", "VP9/90000").replace("H264/90000", "VP9/90000")
+
+    async def main() -> None:
+        async with server(hub, SMALL) as (http, _):
+            h = {"Content-Type": "application/sdp", "Authorization": "Bearer host-secret"}
+            r = await http.post("/whip/demo", content=audio_only, headers=h)
+            assert r.status_code == 422, r.text
+            r = await http.post("/whip/demo", content=vp9_only, headers=h)
+            assert r.status_code == 422 and "VP9" in r.text, r.text
+            r = await http.post("/whip/nope", content=offer, headers=h)
+            assert r.status_code == 404
+
+    asyncio.run(main())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+def test_publish_play_lipstick_then_second_publisher_409(hub, server, codec) -> None:
+    async def main() -> None:
+        async with server(hub, SMALL, codec) as (http, media):
+            host = WhipClient(http, "http://arengine.test/whip/demo")
+            await host.publish(DemoTrack(DemoSource(640, 360, fps=15)), "host-secret", codec)
+            assert host.location and host.location.startswith("http://arengine.test/whip/demo/")
+            assert host.etag
+
+            viewer = WhepClient(http, "http://arengine.test/whep/demo")
+            await viewer.play(codec)
+            await viewer.wait_frames(45, timeout=60)
+            frame = viewer.latest
+            assert frame is not None and (frame.width, frame.height) == (640, 360)
+            assert media.pipelines["demo"].status == "live"
+            assert list(media.pipelines["demo"].encoders) == [codec]
+
+            second = WhipClient(http, "http://arengine.test/whip/demo")
+            with pytest.raises(WhipError) as err:
+                await second.publish(DemoTrack(DemoSource(320, 180)), "host-secret")
+            assert err.value.status == 409
+
+            r = await http.patch(host.location, content="a=ice-ufrag:x",
+                                 headers={"Content-Type": "application/trickle-ice-sdpfrag"})
+            assert r.status_code == 405 and "DELETE" in r.headers["allow"]
+
+            stats = (await http.get("/api/rooms/demo/stats")).json()
+            for stage in ("decode", "convert", "track_face", "effect:lipstick",
+                          f"encode:{codec}", "send", "server_total"):
+                assert stats["stages"][stage]["n"] > 0, stage
+            assert stats["viewers"] == 1
+
+            received = frame.to_ndarray(format="bgr24")
+            source = DemoSource(640, 360).frame_at(0.0)
+            shade = hex_lab(PLUM)
+            before = np.linalg.norm(lip_lab(source)[1:] - shade[1:])
+            after = np.linalg.norm(lip_lab(received)[1:] - shade[1:])
+            assert after < before - 8, (before, after)
+
+            await viewer.close()
+            await host.close()
+            await asyncio.sleep(0.2)
+            assert not media.publishers and not media.sessions
+
+    asyncio.run(main())
