@@ -1,0 +1,466 @@
+"""The GLSL render backend: headless OpenGL through EGL (moderngl), GPU or Mesa llvmpipe.
+
+The frame goes up once into an RGB8 texture that is also the render target (the
+"canvas"); every pass draws a rectangle onto it, and the result comes back with one
+readback. Sprites blend in the blend unit with premultiplied alpha; the lip pass needs the
+pixels under the lips, so it first copies its small box into a scratch texture. Masks,
+scratch areas and uncached sprites live in textures that are reused from frame to frame;
+sprites with a key stay on the GPU until their version changes.
+
+Headless selection: moderngl's ``egl`` backend enumerates EGL devices
+(EGL_EXT_device_enumeration) and needs no display server. On a machine without a GPU
+Mesa offers its software device (llvmpipe); ``LIBGL_ALWAYS_SOFTWARE=1`` forces llvmpipe
+even where a Mesa hardware driver exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+import moderngl
+import numpy as np
+
+from arengine.render.backend import BackendError, RenderBackend
+from arengine.render.gl_shaders import (
+    ShaderCompileError,
+    ShaderSource,
+    compile_error,
+    load_source,
+    split_moderngl_log,
+)
+
+log = logging.getLogger(__name__)
+
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software", "swiftshader", "lavapipe")
+GL_REQUIRE = 330
+_BUCKET = 64  # scratch textures grow in steps of this many pixels, to be reused
+
+
+class GLUnavailable(BackendError):
+    """No OpenGL context could be made (no EGL, no device, driver too old)."""
+
+
+class ContextLost(BackendError):
+    """The GL context went away in the middle of a stream."""
+
+
+def is_software_renderer(renderer: str) -> bool:
+    """Whether a GL_RENDERER string names a CPU rasteriser rather than a GPU."""
+    r = renderer.lower()
+    return any(s in r for s in SOFTWARE_RENDERERS)
+
+
+def create_context(device_index: int | None = None) -> moderngl.Context:
+    """A headless OpenGL 3.3+ core context on EGL device ``device_index`` (default 0)."""
+    kwargs: dict[str, Any] = {"backend": "egl", "require": GL_REQUIRE}
+    if device_index is not None:
+        kwargs["device_index"] = int(device_index)
+    try:
+        return moderngl.create_standalone_context(**kwargs)
+    except Exception as e:  # glcontext raises plain Exception / ImportError / OSError
+        raise GLUnavailable(f"no EGL OpenGL {GL_REQUIRE // 100}.{GL_REQUIRE % 100 // 10} "
+                            f"context on device {device_index or 0}: {e}") from e
+
+
+def egl_devices() -> list[tuple[int, str]]:
+    """(device index, GL_RENDERER) for every EGL device that gives a context."""
+    out: list[tuple[int, str]] = []
+    index = 0
+    count: int | None = None
+    while count is None or index < count:
+        try:
+            ctx = create_context(index)
+        except GLUnavailable as e:
+            m = re.search(r"found (\d+) devices", str(e))
+            if m and count is None:
+                count = int(m.group(1))
+                if index < count:
+                    index += 1
+                    continue
+            if count is None:
+                break
+            index += 1
+            continue
+        out.append((index, str(ctx.info["GL_RENDERER"])))
+        ctx.release()
+        index += 1
+        if count is None and index >= 16:
+            break
+    return out
+
+
+def find_device(hardware_only: bool = True) -> int | None:
+    """The first EGL device with a hardware driver (or any driver), or None."""
+    for index, renderer in egl_devices():
+        if not hardware_only or not is_software_renderer(renderer):
+            return index
+    return None
+
+
+def build_program(ctx: moderngl.Context, vertex: str, fragment: str,
+                  defines: dict[str, Any] | None = None,
+                  shaders_dir: Path | None = None) -> moderngl.Program:
+    """Compile and link two shader files; errors name the file and line."""
+    sources: dict[str, ShaderSource] = {
+        "vertex_shader": load_source(vertex, defines, shaders_dir),
+        "fragment_shader": load_source(fragment, defines, shaders_dir),
+    }
+    try:
+        return ctx.program(vertex_shader=sources["vertex_shader"].text,
+                           fragment_shader=sources["fragment_shader"].text)
+    except moderngl.Error as e:
+        text = str(e)
+        logs = split_moderngl_log(text)
+        for stage, src in sources.items():
+            if logs.get(stage, "").strip():
+                raise compile_error(src, logs[stage]) from None
+        where = sources["fragment_shader"].path
+        raise ShaderCompileError(where, None, text.strip().replace("\n\n", "\n"), text) \
+            from None
+
+
+def _bucket(n: int) -> int:
+    return max(_BUCKET, -(-n // _BUCKET) * _BUCKET)
+
+
+class _Scratch:
+    """A reusable texture (and framebuffer) at least as large as asked, per format."""
+
+    def __init__(self, ctx: moderngl.Context, components: int, dtype: str,
+                 with_fbo: bool = False) -> None:
+        self.ctx = ctx
+        self.components = components
+        self.dtype = dtype
+        self.with_fbo = with_fbo
+        self.texture: moderngl.Texture | None = None
+        self.fbo: moderngl.Framebuffer | None = None
+        self.reallocations = 0
+
+    def get(self, w: int, h: int) -> moderngl.Texture:
+        old, old_fbo = self.texture, self.fbo
+        if old is None or old.width < w or old.height < h:
+            size = (_bucket(max(w, old.width if old else 0)),
+                    _bucket(max(h, old.height if old else 0)))
+            t = self.ctx.texture(size, self.components, dtype=self.dtype, alignment=1)
+            t.filter = (moderngl.NEAREST, moderngl.NEAREST)
+            self.texture = t
+            if self.with_fbo:
+                self.fbo = self.ctx.framebuffer(color_attachments=[t])
+                # moderngl rebinds the last used framebuffer after a readback; binding a
+                # deleted name is GL_INVALID_OPERATION, so never leave the old one bound.
+                self.fbo.use()
+            if old_fbo is not None:
+                old_fbo.release()
+            if old is not None:
+                old.release()
+            self.reallocations += 1
+            return t
+        return old
+
+    def release(self) -> None:
+        if self.fbo is not None:
+            self.fbo.release()
+        if self.texture is not None:
+            self.texture.release()
+        self.texture = self.fbo = None
+
+
+class SpriteCache:
+    """Sprite textures by key, replaced when the version changes, least recently used out.
+
+    Bounded in bytes of texture memory, so a stream whose viewers come and go for hours
+    keeps a steady footprint.
+    """
+
+    def __init__(self, ctx: moderngl.Context, max_bytes: int) -> None:
+        self.ctx = ctx
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[Hashable, tuple[int, moderngl.Texture, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Hashable, version: int, sprite: np.ndarray) -> moderngl.Texture:
+        item = self._items.get(key)
+        h, w = sprite.shape[:2]
+        if item is not None and item[0] == version and (item[1].width, item[1].height) == (w, h):
+            self._items.move_to_end(key)
+            self.hits += 1
+            return item[1]
+        self.misses += 1
+        if item is not None:
+            self.forget(key)
+        tex = self.ctx.texture((w, h), 4, np.ascontiguousarray(sprite), alignment=1)
+        tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        nbytes = w * h * 4
+        self._items[key] = (version, tex, nbytes)
+        self.bytes += nbytes
+        while self.bytes > self.max_bytes and len(self._items) > 1:
+            self.forget(next(iter(self._items)))
+        return tex
+
+    def forget(self, key: Hashable) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            item[1].release()
+            self.bytes -= item[2]
+
+    def release(self) -> None:
+        for key in list(self._items):
+            self.forget(key)
+
+
+class GLBackend(RenderBackend):
+    """Compositing in GLSL on one headless EGL context (one per stream).
+
+    Every call makes the context current for its own duration, so a backend may be used
+    from a worker thread and several streams may share a process.
+    """
+
+    name = "gl"
+
+    def __init__(self, device_index: int | None = None, hardware_only: bool = False,
+                 shaders_dir: Path | None = None, sprite_cache_bytes: int = 512 << 20,
+                 context: moderngl.Context | None = None) -> None:
+        super().__init__()
+        self._ctx = context if context is not None else create_context(device_index)
+        self._lock = threading.RLock()
+        self._lost = False
+        self.device_index = device_index or 0
+        info = self._ctx.info
+        self._renderer = str(info["GL_RENDERER"])
+        self.vendor = str(info["GL_VENDOR"])
+        self.gl_version = str(info["GL_VERSION"])
+        if hardware_only and is_software_renderer(self._renderer):
+            self._ctx.release()
+            raise GLUnavailable(f"EGL device {self.device_index} is a software rasteriser "
+                                f"({self._renderer})")
+        try:
+            with self._ctx:
+                self._init_gl(shaders_dir, sprite_cache_bytes)
+        except BaseException:
+            self._ctx.release()
+            raise
+        self.uploads = 0
+        self.upload_bytes = 0
+        self.readback_bytes = 0
+        self.passes = 0
+
+    def _init_gl(self, shaders_dir: Path | None, sprite_cache_bytes: int) -> None:
+        ctx = self._ctx
+        self._programs = {
+            "copy": build_program(ctx, "quad.vert", "copy.frag", shaders_dir=shaders_dir),
+            "sprite": build_program(ctx, "quad.vert", "sprite.frag", shaders_dir=shaders_dir),
+            "lips": build_program(ctx, "quad.vert", "lips.frag", shaders_dir=shaders_dir),
+        }
+        self._vaos = {k: ctx.vertex_array(p, []) for k, p in self._programs.items()}
+        self._canvas: moderngl.Texture | None = None
+        self._fbo: moderngl.Framebuffer | None = None
+        self._roi = _Scratch(ctx, 3, "f1", with_fbo=True)
+        self._fields = _Scratch(ctx, 4, "f4")
+        self._radial = _Scratch(ctx, 1, "f4")
+        self._loose_sprite = _Scratch(ctx, 4, "f1")
+        self.sprites = SpriteCache(ctx, sprite_cache_bytes)
+
+    # -- status --------------------------------------------------------------------------
+    @property
+    def renderer(self) -> str:
+        return self._renderer
+
+    @property
+    def software(self) -> bool:
+        return is_software_renderer(self._renderer)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        s = super().status
+        s.update(vendor=self.vendor, gl_version=self.gl_version, software=self.software,
+                 device_index=self.device_index, uploads=self.uploads,
+                 upload_bytes=self.upload_bytes, readback_bytes=self.readback_bytes,
+                 passes=self.passes, sprite_textures=len(self.sprites),
+                 sprite_bytes=self.sprites.bytes, sprite_hits=self.sprites.hits,
+                 sprite_misses=self.sprites.misses, context_lost=self._lost)
+        return s
+
+    def simulate_context_loss(self) -> None:
+        """Drop the context as a GPU reset would: every later call raises ContextLost."""
+        with self._lock:
+            self._lost = True
+            try:
+                self._ctx.release()
+            except Exception as e:
+                log.debug("releasing context: %s", e)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._lost:
+                return
+            self._lost = True
+            with self._ctx:
+                self.sprites.release()
+                for s in (self._roi, self._fields, self._radial, self._loose_sprite):
+                    s.release()
+                if self._fbo is not None:
+                    self._fbo.release()
+                if self._canvas is not None:
+                    self._canvas.release()
+            self._ctx.release()
+
+    def forget_sprite(self, key: Hashable) -> None:
+        with self._current():
+            self.sprites.forget(key)
+
+    # -- passes --------------------------------------------------------------------------
+    def _current(self) -> _Current:
+        if self._lost:
+            raise ContextLost(f"GL context on {self._renderer} was lost")
+        return _Current(self)
+
+    def _begin(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        with self._current():
+            if self._canvas is None or self._canvas.size != (w, h):
+                old, old_fbo = self._canvas, self._fbo
+                self._canvas = self._ctx.texture((w, h), 3, alignment=1)
+                self._canvas.filter = (moderngl.NEAREST, moderngl.NEAREST)
+                self._fbo = self._ctx.framebuffer(color_attachments=[self._canvas])
+                self._fbo.use()  # never leave a deleted framebuffer bound (see _Scratch)
+                if old_fbo is not None:
+                    old_fbo.release()
+                if old is not None:
+                    old.release()
+            self._canvas.write(frame)
+            self.uploads += 1
+            self.upload_bytes += frame.nbytes
+
+    def _draw(self, name: str, rect: tuple[int, int, int, int], target: tuple[int, int],
+              **uniforms: Any) -> None:
+        prog = self._programs[name]
+        uniforms["u_rect"] = tuple(float(v) for v in rect)
+        uniforms["u_target"] = (float(target[0]), float(target[1]))
+        for k, v in uniforms.items():
+            member = prog.get(k, None)
+            if isinstance(member, moderngl.Uniform):  # unused uniforms are compiled away
+                member.value = v
+        self._vaos[name].render(mode=moderngl.TRIANGLE_STRIP, vertices=4)
+        self.passes += 1
+
+    def _lips(self, box: tuple[int, int, int, int], mask: np.ndarray, params: Any,
+              options: dict[str, Any]) -> None:
+        """``composite_lips`` in lips.frag; the effect's per-pixel fields ride in textures."""
+        fields = options.get("fields")
+        if fields is None:
+            raise TypeError("composite_lips needs fields= (a LipFields from lip_fields())")
+        unknown = set(options) - {"fields", "roi_lab"}
+        if unknown:
+            raise TypeError(f"unexpected composite_lips options: {', '.join(sorted(unknown))}")
+        assert self._fbo is not None and self._size is not None
+        x1, y1, x2, y2 = box
+        w, h = x2 - x1, y2 - y1
+        packed = np.zeros((h, w, 4), np.float32)
+        packed[:, :, 0] = mask
+        packed[:, :, 1] = fields.l_blur
+        if fields.sparkle is not None:
+            packed[:, :, 2] = fields.sparkle
+        if fields.edge is not None:
+            packed[:, :, 3] = fields.edge
+        p = params
+        ombre = float(p.ombre) if fields.radial is not None else 0.0
+        with self._current():
+            src = self._copy_roi(box)
+            ftex = self._fields.get(w, h)
+            ftex.write(packed, viewport=(0, 0, w, h), alignment=1)
+            rtex = self._radial.get(w, h) if ombre > 0 else self._radial.get(1, 1)
+            if ombre > 0:
+                rtex.write(np.ascontiguousarray(fields.radial, np.float32),
+                           viewport=(0, 0, w, h), alignment=1)
+            self._fbo.use()
+            src.use(0)
+            ftex.use(1)
+            rtex.use(2)
+            self._draw(
+                "lips", (x1, y1, w, h), self._size, u_src=0, u_fields=1, u_radial=2,
+                u_origin=(x1, y1), u_colour=tuple(map(float, p.colour)),
+                u_opacity=float(p.opacity), u_detail=float(p.detail), u_sheer=float(p.sheer),
+                u_gloss=float(p.gloss),
+                u_shimmer=float(p.shimmer) if fields.sparkle is not None else 0.0,
+                u_metallic=float(p.metallic), u_liner_colour=tuple(map(float, p.liner_colour)),
+                u_liner=float(p.liner) if fields.edge is not None else 0.0,
+                u_liner_width=float(p.liner_width),
+                u_ombre_colour=tuple(map(float, p.ombre_colour)), u_ombre=ombre,
+                u_ombre_ratio=float(p.ombre_ratio), u_l_ref=float(fields.l_ref),
+                u_l_std=float(fields.l_std))
+            self.upload_bytes += packed.nbytes + (mask.nbytes if ombre > 0 else 0)
+
+    def _copy_roi(self, box: tuple[int, int, int, int]) -> moderngl.Texture:
+        """Copy the canvas inside ``box`` to the scratch texture (origin at its 0, 0)."""
+        assert self._canvas is not None
+        x1, y1, x2, y2 = box
+        w, h = x2 - x1, y2 - y1
+        tex = self._roi.get(w, h)
+        assert self._roi.fbo is not None
+        self._roi.fbo.use()
+        self._canvas.use(0)
+        self._draw("copy", (0, 0, w, h), tex.size, u_src=0, u_offset=(x1, y1))
+        return tex
+
+    def _sprite(self, sprite: np.ndarray, x: int, y: int, key: Hashable | None,
+                version: int, opacity: float) -> None:
+        assert self._fbo is not None and self._size is not None
+        sh, sw = sprite.shape[:2]
+        w, h = self._size
+        with self._current():
+            if key is not None:
+                tex = self.sprites.get(key, version, sprite)
+            else:
+                tex = self._loose_sprite.get(sw, sh)
+                tex.write(np.ascontiguousarray(sprite), viewport=(0, 0, sw, sh), alignment=1)
+            self._fbo.use()
+            tex.use(0)
+            self._ctx.enable(moderngl.BLEND)
+            self._ctx.blend_func = moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA
+            try:
+                x1, y1 = max(x, 0), max(y, 0)
+                x2, y2 = min(x + sw, w), min(y + sh, h)
+                self._draw("sprite", (x1, y1, x2 - x1, y2 - y1), (w, h), u_sprite=0,
+                           u_origin=(x, y), u_opacity=round(opacity * 256))
+            finally:
+                self._ctx.disable(moderngl.BLEND)
+
+    def _end(self) -> np.ndarray:
+        assert self._fbo is not None and self._size is not None
+        w, h = self._size
+        out = np.empty((h, w, 3), np.uint8)
+        with self._current():
+            self._fbo.read_into(out, components=3, alignment=1)
+            err = self._ctx.error
+            if err != "GL_NO_ERROR":
+                raise BackendError(f"OpenGL error {err} on {self._renderer}")
+        self.readback_bytes += out.nbytes
+        return out
+
+
+class _Current:
+    """Makes the backend's context current (and locked) for one call."""
+
+    def __init__(self, backend: GLBackend) -> None:
+        self.backend = backend
+
+    def __enter__(self) -> None:
+        self.backend._lock.acquire()
+        self.backend._ctx.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.backend._ctx.__exit__(*exc)
+        finally:
+            self.backend._lock.release()
