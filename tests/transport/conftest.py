@@ -72,6 +72,16 @@ def server() -> Callable[..., contextlib.AbstractAsyncContextManager[
     return running_server
 
 
+@pytest.fixture
+def lip_distance() -> Callable[[np.ndarray, str], float]:
+    """Distance in CIELAB (a, b) between the lips of an image and a shade colour."""
+
+    def distance(image: np.ndarray, shade_hex: str) -> float:
+        return float(np.linalg.norm(lip_lab(image)[1:] - hex_lab(shade_hex)[1:]))
+
+    return distance
+
+
 def lip_lab(image: np.ndarray) -> np.ndarray:
     """Mean CIELAB colour (L, a, b) inside the lips of the one face in a BGR image."""
     from arengine.tracking import FaceTracker
