@@ -1,0 +1,6 @@
+"""Compositing: premultiplied sprites, multilingual text, and the render backends."""
+
+from arengine.render.sprites import SpriteCache, blend_sprite
+from arengine.render.text import FontError, TextRenderer, default_renderer
+
+__all__ = ["FontError", "SpriteCache", "TextRenderer", "blend_sprite", "default_renderer"]
