@@ -106,7 +106,10 @@ def find_device(hardware_only: bool = True) -> int | None:
 def build_program(ctx: moderngl.Context, vertex: str, fragment: str,
                   defines: dict[str, Any] | None = None,
                   shaders_dir: Path | None = None) -> moderngl.Program:
-    """Compile and link two shader files; errors name the file and line."""
+    """Compile and link two shader files; errors name the file and line.
+
+    ``ctx`` must be current on this thread (``with ctx:``); moderngl contexts do not nest.
+    """
     sources: dict[str, ShaderSource] = {
         "vertex_shader": load_source(vertex, defines, shaders_dir),
         "fragment_shader": load_source(fragment, defines, shaders_dir),
