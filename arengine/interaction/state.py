@@ -7,6 +7,7 @@ touch the store or wait on I/O, so drawing can never stall a frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,16 @@ class ProductView:
 
 
 @dataclass(frozen=True)
+class CommentView:
+    """One recent comment, for a scrolling comment layer."""
+
+    viewer_id: str
+    name: str
+    text: str
+    ts: float
+
+
+@dataclass(frozen=True)
 class RoomState:
     """Everything visible about a room at one instant (times are unix seconds)."""
 
@@ -76,3 +87,12 @@ class RoomState:
     effects: dict[str, bool] = field(default_factory=dict)
     viewer_count: int = 0
     interaction_rate: float = 0.0
+    # Added after the first layers were written; all have defaults.
+    seq: int = 0  # sequence number of the latest event applied
+    title: str = ""
+    peak_viewers: int = 0
+    shade_hex: str | None = None
+    effect_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recent_comments: tuple[CommentView, ...] = ()
+    follows: int = 0
+    shares: int = 0

@@ -1,0 +1,62 @@
+"""Errors for room actions, each carrying the HTTP status it maps to.
+
+They subclass :class:`~arengine.errors.UserError` so the CLI prints them on one line too.
+"""
+
+from __future__ import annotations
+
+from arengine.errors import UserError
+
+
+class InteractionError(UserError):
+    """A rejected action; ``status`` is the HTTP status the API answers with."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInputError(InteractionError):
+    status = 422
+
+
+class NotFoundError(InteractionError):
+    status = 404
+
+
+class ConflictError(InteractionError):
+    """The action is well-formed but the room's state forbids it (e.g. poll closed)."""
+
+    status = 409
+
+
+class UnauthorizedError(InteractionError):
+    status = 401
+
+
+class ForbiddenError(InteractionError):
+    status = 403
+
+
+class RateLimitedError(InteractionError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PayloadTooLargeError(InteractionError):
+    status = 413
+
+
+class UnsupportedMediaError(InteractionError):
+    status = 415
+
+
+class UnavailableError(InteractionError):
+    """The store failed; nothing more is accepted until restart."""
+
+    status = 503

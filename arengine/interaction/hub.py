@@ -1,0 +1,231 @@
+"""The set of rooms served by one process, backed by one durable store.
+
+Other parts of the engine use it in-process::
+
+    hub = RoomHub.open("rooms.db")
+    room, host_token = await hub.create_room("Spring lipstick launch")
+    state = hub.get(room.id).snapshot()          # cheap, no I/O
+    with room.subscribe() as feed:               # bounded, drops oldest when slow
+        async for event in feed: ...
+    await room.like_burst(20)                    # host gestures from the video pipeline
+
+On start the hub replays every room's log, so a restarted server shows exactly what
+was acknowledged before it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from arengine.interaction.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    UnavailableError,
+)
+from arengine.interaction.events import Event
+from arengine.interaction.ratelimit import RateLimiter, RateLimits
+from arengine.interaction.room import ROOM_ID, ROOM_TITLE_MAX_CHARS, Room, new_token, token_hash
+from arengine.interaction.store import GroupCommitter, SQLiteStore, Store, Synchronous
+from arengine.interaction.text import check_text
+
+Clock = Callable[[], float]
+
+
+def _catalog_hex(shade_id: str) -> str:
+    from arengine.effects.shades import default_catalog
+
+    return default_catalog().get(shade_id).hex
+
+
+def _effect_names() -> list[str]:
+    from arengine.effects import effect_names
+
+    return effect_names()
+
+
+class RoomHub:
+    """Rooms by id, their store, and the shared services rooms use (clock, limits, metrics).
+
+    ``clock``, ``shade_hex`` and ``effect_names`` can be injected, so tests drive poll
+    deadlines and rate limits without sleeping.
+    """
+
+    def __init__(self, store: Store, *, clock: Clock = time.time,
+                 limits: RateLimits | None = None,
+                 shade_hex: Callable[[str], str] = _catalog_hex,
+                 effect_names: Callable[[], list[str]] = _effect_names,
+                 tick_s: float = 0.25) -> None:
+        self.store = store
+        self.clock = clock
+        self.limiter = RateLimiter(limits or RateLimits(), clock)
+        self._shade_hex = shade_hex
+        self.effect_names = effect_names
+        self.tick_s = tick_s
+        self.committer = GroupCommitter(store)
+        self.rooms: dict[str, Room] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._events_total = Counter(
+            "arengine_room_events", "Accepted room events by kind.", ["room", "kind"],
+            registry=self.registry)
+        self._viewers = Gauge("arengine_room_viewers", "Viewers present now.", ["room"],
+                              registry=self.registry)
+        self._peak = Gauge("arengine_room_peak_viewers", "Most viewers present at once.",
+                           ["room"], registry=self.registry)
+        self._subs = Gauge("arengine_room_subscribers", "Live event subscribers.", ["room"],
+                           registry=self.registry)
+        self.dropped_total = Counter(
+            "arengine_room_dropped_events",
+            "Events dropped for subscribers that fell behind.", ["room"],
+            registry=self.registry)
+        self._batches = Gauge("arengine_store_commits", "Store transactions committed.",
+                              registry=self.registry)
+        self._batches.set_function(lambda: self.committer.batches)
+        self._written = Gauge("arengine_store_events_written", "Events committed.",
+                              registry=self.registry)
+        self._written.set_function(lambda: self.committer.events_written)
+        self._counter_cache: dict[tuple[str, str], Counter] = {}
+        self._load()
+
+    @classmethod
+    def open(cls, db_path: str | Path, synchronous: Synchronous = "FULL",
+             **kwargs: object) -> RoomHub:
+        """A hub on an SQLite file (created if missing), with every room replayed."""
+        return cls(SQLiteStore(db_path, synchronous=synchronous), **kwargs)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ rooms
+
+    def get(self, room_id: str) -> Room:
+        try:
+            return self.rooms[room_id]
+        except KeyError:
+            raise NotFoundError(f"no room {room_id!r}") from None
+
+    def verify_host(self, room_id: str, token: str | None) -> bool:
+        room = self.rooms.get(room_id)
+        return room is not None and room.verify_host(token)
+
+    async def create_room(self, title: str = "", room_id: str | None = None
+                          ) -> tuple[Room, str]:
+        """A new room and its host token (shown once; only its hash is stored)."""
+        if title:
+            check_text(title, "title", ROOM_TITLE_MAX_CHARS)
+        if room_id is None:
+            room_id = "r-" + secrets.token_hex(5)
+        elif not isinstance(room_id, str) or not ROOM_ID.match(room_id):
+            raise InvalidInputError(
+                "room id must be 3-40 of a-z, 0-9 and -, starting with a letter or digit")
+        if room_id in self.rooms:
+            raise ConflictError(f"room {room_id!r} already exists")
+        self.start()
+        token = new_token()
+        room = Room(room_id, self)
+        self.rooms[room_id] = room
+        try:
+            await room._commit([Event(room_id, 0, self.clock(), "room_created", None,
+                                      {"title": title, "_host_token_sha256": token_hash(token)})])
+        except BaseException:
+            self.rooms.pop(room_id, None)
+            raise
+        return room, token
+
+    # ---------------------------------------------------------------- services
+
+    def shade_hex(self, shade_id: str) -> str:
+        """The swatch of a catalog shade; unknown ids raise a 422 listing valid ones."""
+        if not isinstance(shade_id, str):
+            raise InvalidInputError("shade id must be a string")
+        try:
+            return self._shade_hex(shade_id)
+        except KeyError as e:  # UnknownShadeError is a KeyError with a readable message
+            raise InvalidInputError(str(e) if str(e) != repr(shade_id)
+                                    else f"unknown shade {shade_id!r}") from None
+
+    def check_writable(self) -> None:
+        if self.committer.failure is not None:
+            raise UnavailableError(
+                f"the event store failed ({self.committer.failure}); restart the server")
+
+    async def persist(self, events: list[Event]) -> None:
+        self.start()
+        try:
+            await self.committer.append(events)
+        except Exception as e:
+            raise UnavailableError(f"could not store the event: {e}") from e
+
+    def observe(self, event: Event) -> None:
+        """Prometheus counters; called once per committed event."""
+        key = (event.room_id, event.kind)
+        c = self._counter_cache.get(key)
+        if c is None:
+            c = self._counter_cache[key] = self._events_total.labels(*key)
+        c.inc()
+        if event.kind in ("join", "leave", "room_created"):
+            room = self.rooms[event.room_id]
+            self._viewers.labels(event.room_id).set(room.present)
+            self._peak.labels(event.room_id).set(room.peak_viewers)
+
+    def refresh_gauges(self) -> None:
+        for rid, room in self.rooms.items():
+            self._subs.labels(rid).set(room.subscriber_count)
+
+    # --------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Start the writer thread and, inside a running loop, the poll-deadline ticker."""
+        self.committer.start()
+        if self._ticker is None or self._ticker.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._ticker = loop.create_task(self._tick_forever(), name="poll-deadlines")
+
+    async def tick(self) -> int:
+        """Close every poll whose deadline has passed; returns how many were closed."""
+        closed = 0
+        for room in list(self.rooms.values()):
+            poll = room.active_poll
+            if poll is not None and self.clock() >= poll.closes_at:
+                await room._close_if_due(poll)
+                closed += 1
+        return closed
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            with contextlib.suppress(UnavailableError):
+                await self.tick()
+
+    async def close(self) -> None:
+        """Stop the ticker, commit what is queued, close the store."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        await asyncio.to_thread(self.committer.stop)
+        self.store.close()
+
+    def _load(self) -> None:
+        for room_id in self.store.room_ids():
+            room = Room(room_id, self)
+            self._replay(room, self.store.events(room_id))
+            self.rooms[room_id] = room
+            self._viewers.labels(room_id).set(room.present)
+            self._peak.labels(room_id).set(room.peak_viewers)
+            for kind, n in room.counts.items():
+                self._events_total.labels(room_id, kind).inc(n)
+
+    @staticmethod
+    def _replay(room: Room, events: Iterable[Event]) -> None:
+        for e in events:
+            room.apply(e)
