@@ -51,7 +51,7 @@ FINISH_WEIGHTS: dict[str, tuple[float, float, float, float, float]] = {
     "shimmer": (0.9, 0.0, 0.3, 1.0, 0.0),
     "metallic": (0.9, 0.0, 0.4, 0.35, 1.0),
 }
-SPARKLE_TEXELS = 96  # sparkle texture texels across the mouth width: fixed to the lips
+SPARKLE_TEXELS = 64  # sparkle texture texels across the mouth width: fixed to the lips
 SPARKLE_SIZE = 256
 
 
@@ -211,11 +211,15 @@ def lip_roi_mask(geom: LipGeometry, hands: HandLandmarks | None = None) -> np.nd
     sigma = geom.feather / 2.0
     k = 2 * math.ceil(3 * sigma) + 1
     mask = cv2.GaussianBlur(mask, (k, k), sigma)
+    if geom.inner_grow > 0:  # the feather must not reach the teeth
+        cv2.min(mask, cv2.bitwise_not(hole), dst=mask)
     if hands is not None and len(hands):
         hand = hands_mask(hands, geom.box)
         if hand.any():
-            # Grow the silhouette past its anti-aliased rim so no fingertip pixel is tinted.
-            hand = cv2.dilate(hand, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+            # Every pixel the silhouette touches (its anti-aliased rim too), grown by one
+            # more, is hand: no fingertip pixel gets tinted.
+            _, hand = cv2.threshold(hand, 0, 255, cv2.THRESH_BINARY)
+            hand = cv2.dilate(hand, np.ones((3, 3), np.uint8))
             mask = cv2.multiply(mask, cv2.bitwise_not(hand), scale=1.0 / 255.0)
     return mask
 
@@ -261,11 +265,12 @@ def sparkle_texture() -> np.ndarray:
     """A fixed, tileable field of sparse bright grains, the same in every run and frame."""
     rng = np.random.default_rng(20240611)
     n = rng.random((SPARKLE_SIZE, SPARKLE_SIZE), dtype=np.float32)
-    grains = np.clip((n - 0.93) / 0.07, 0.0, 1.0) ** 2
+    grains = np.clip((n - 0.88) / 0.12, 0.0, 1.0)
     tiled = np.tile(grains, (3, 3))  # blur across the seams so the tile repeats cleanly
     n0 = SPARKLE_SIZE
     grains = cv2.GaussianBlur(tiled, (3, 3), 0.6)[n0:2 * n0, n0:2 * n0]
-    return (grains / max(float(grains.max()), 1e-6)).astype(np.float32)
+    grains /= max(float(np.percentile(grains, 99.0)), 1e-6)
+    return np.clip(grains, 0.0, 1.0).astype(np.float32)
 
 
 def lip_coordinates(geom: LipGeometry) -> tuple[np.ndarray, np.ndarray]:
@@ -339,7 +344,8 @@ def composite_lips(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams,
         T.L  = C.L + detail*((L - Lb) + .6*(Lb - Lr))            # keep creases, soften
         T.L += .8*metallic*(Lb - Lr)                             #   the broad shading
         T.L  = mix(T.L, L, .5*sheer)
-        T.ab = C.ab * (1 + .25*metallic*spec)                    # tinted metal highlight
+        T.ab = C.ab * clamp(.4 + .6*T.L / max(colour.L, 1), 0, 1)  # shadows lose chroma
+        T.ab *= 1 + .25*metallic*spec                            # tinted metal highlight
         g    = gloss*spec;   T.L += .55*g*(100 - T.L);  T.ab *= 1 - .5*g
         h    = shimmer*s;    T.L += .6*h*(100 - T.L);   T.ab *= 1 - .4*h
         tgt  = clamp(Lab_to_sRGB(T), 0, 1)                       # D65, standard sRGB curve
@@ -375,7 +381,9 @@ def composite_lips(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams,
         tL += f32(0.8 * p.metallic) * broad
     if p.sheer > 0:
         tL += f32(0.5 * p.sheer) * (L - tL)
-    ab_gain = np.ones((h, w), np.float32)
+    # Pigment in shadow loses chroma with lightness; this also keeps dark, saturated shades
+    # inside the sRGB gamut, where clipping would scramble the lip's texture.
+    ab_gain = np.clip(f32(0.4) + tL * f32(0.6 / max(float(p.colour[0]), 1.0)), 0.0, 1.0)
     if p.metallic > 0:
         ab_gain += f32(0.25 * p.metallic) * spec
     if p.gloss > 0:
