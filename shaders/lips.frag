@@ -61,7 +61,7 @@ void main() {
     tl += 0.8 * u_metallic * broad;
     tl += 0.5 * u_sheer * (L - tl);
     // Pigment in shadow loses chroma with lightness (the shade's own L is full chroma).
-    float ab_gain = clamp(tl * (1.0 / max(u_colour.x, 1.0)), 0.0, 1.0);
+    float ab_gain = clamp(0.4 + tl * (0.6 / max(u_colour.x, 1.0)), 0.0, 1.0);
     ab_gain += 0.25 * u_metallic * spec;  // tinted metal highlight
     float g = u_gloss * spec;
     tl += 0.55 * g * (100.0 - tl);

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from arengine.effects.lipstick import (
-    LipGeometry,
     LipFields,
+    LipGeometry,
     LipParams,
     lip_fields,
     lip_geometry,

@@ -194,8 +194,8 @@ def test_one_upload_one_readback_per_frame(gl: Any, lip_cases: dict[str, LipCase
     sticker = _sprites(np.random.default_rng(1))["sticker"]
     n = 4
     for _ in range(n):
-        _render(gl, case.image, _lip_ops(case, params)
-                + [("blend_sprite", (sticker, 10, 10), {"key": "sticker"})])
+        _render(gl, case.image, [*_lip_ops(case, params),
+                                 ("blend_sprite", (sticker, 10, 10), {"key": "sticker"})])
     s = gl.status
     assert s["uploads"] == n
     assert s["readback_bytes"] == n * case.image.nbytes

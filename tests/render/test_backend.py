@@ -1,0 +1,241 @@
+"""The backend interface: argument checks, backend selection, CPU fallback mid-stream."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from arengine.effects.lipstick import LipParams
+from arengine.effects.shades import default_catalog
+from arengine.render import backend as backend_mod
+from arengine.render.backend import (
+    BackendError,
+    FallbackBackend,
+    RenderBackend,
+    select_backend,
+)
+from arengine.render.cpu import CPUBackend
+from arengine.render.sprites import blend_sprite, premultiply
+
+IMAGE = "faces/obama-720p.jpg"
+
+
+def _sprite(seed: int = 0, size: tuple[int, int] = (48, 64)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return premultiply(rng.integers(0, 256, (*size, 4), np.uint8))
+
+
+def _frame_ops(backend: RenderBackend, case: Any, params: LipParams, image: np.ndarray,
+               sprites: list[tuple[np.ndarray, int, int, Hashable]]) -> np.ndarray:
+    backend.begin_frame(image)
+    backend.composite_lips(case.geom.box, case.mask, params, fields=case.fields(params))
+    for s, x, y, key in sprites:
+        backend.blend_sprite(s, x, y, key=key)
+    return backend.end_frame()
+
+
+# -- the interface ---------------------------------------------------------------------------
+
+def test_cpu_backend_is_the_reference(cpu: CPUBackend, lip_cases: dict[str, Any]) -> None:
+    from arengine.effects.lipstick import composite_lips
+
+    case = lip_cases[IMAGE]
+    image = case.image
+    before = image.copy()
+    params = LipParams.from_shade(default_catalog().get("dew-glass-red"))
+    sprite = _sprite()
+    out = _frame_ops(cpu, case, params, image, [(sprite, 100, -10, "s")])
+    assert np.array_equal(image, before), "begin_frame must not modify the caller's frame"
+    ref = image.copy()
+    x1, y1, x2, y2 = case.geom.box
+    ref[y1:y2, x1:x2] = composite_lips(ref[y1:y2, x1:x2], case.mask, params,
+                                       case.fields(params))
+    blend_sprite(ref, sprite, 100, -10)
+    assert np.array_equal(out, ref)
+    assert cpu.status == {"backend": "cpu", "renderer": "cpu", "fallback_reason": None,
+                          "frames": 1}
+
+
+def test_bad_calls_are_clear_errors(cpu: CPUBackend) -> None:
+    frame = np.zeros((40, 60, 3), np.uint8)
+    with pytest.raises(RuntimeError, match="begin_frame first"):
+        cpu.end_frame()
+    with pytest.raises(ValueError, match="BGR uint8"):
+        cpu.begin_frame(np.zeros((40, 60), np.uint8))
+    with pytest.raises(ValueError, match="BGR uint8"):
+        cpu.begin_frame(np.zeros((40, 60, 3), np.float32))
+    cpu.begin_frame(frame)
+    with pytest.raises(RuntimeError, match="twice"):
+        cpu.begin_frame(frame)
+    params = LipParams.from_shade(default_catalog().get("velvet-ruby"))
+    with pytest.raises(ValueError, match="outside"):
+        cpu.composite_lips((50, 10, 70, 20), np.zeros((10, 20), np.float32), params)
+    with pytest.raises(ValueError, match="shape"):
+        cpu.composite_lips((10, 10, 30, 20), np.zeros((5, 5), np.float32), params)
+    with pytest.raises(ValueError, match="float32"):
+        cpu.composite_lips((10, 10, 30, 20), np.zeros((10, 20), np.uint8), params)
+    with pytest.raises(ValueError, match="BGRA uint8"):
+        cpu.blend_sprite(np.zeros((4, 4, 3), np.uint8), 0, 0)
+    with pytest.raises(ValueError, match="opacity"):
+        cpu.blend_sprite(_sprite(), 0, 0, opacity=float("nan"))
+    cpu.blend_sprite(_sprite(), 500, 500)  # entirely off-frame: nothing to do
+    assert np.array_equal(cpu.end_frame(), frame)
+
+
+def test_abort_frame_allows_a_new_frame(cpu: CPUBackend) -> None:
+    frame = np.zeros((10, 10, 3), np.uint8)
+    cpu.begin_frame(frame)
+    cpu.abort_frame()
+    cpu.begin_frame(frame)
+    assert cpu.end_frame().shape == frame.shape
+
+
+# -- selection -------------------------------------------------------------------------------
+
+def test_select_cpu_and_unknown() -> None:
+    b = select_backend("cpu")
+    assert isinstance(b, CPUBackend) and b.status["backend"] == "cpu"
+    with pytest.raises(ValueError, match="auto, cpu, gl"):
+        select_backend("vulkan")
+
+
+def test_select_gl_uses_any_driver_and_logs_the_renderer(
+        caplog: pytest.LogCaptureFixture, make_gl: Any) -> None:
+    make_gl()  # skips (locally) or fails (CI) when no GL context can be made at all
+    with caplog.at_level(logging.INFO, logger="arengine.render.backend"):
+        b = select_backend("gl")
+    try:
+        assert isinstance(b, FallbackBackend)
+        assert b.status["backend"] == "gl"
+        assert b.renderer and b.renderer in caplog.text and "GL_RENDERER" in caplog.text
+    finally:
+        b.close()
+
+
+def test_select_auto_wants_a_hardware_driver(caplog: pytest.LogCaptureFixture,
+                                             make_gl: Any) -> None:
+    from arengine.render.gl import find_device, is_software_renderer
+
+    make_gl()
+    hardware = find_device(hardware_only=True)
+    with caplog.at_level(logging.INFO, logger="arengine.render.backend"):
+        b = select_backend("auto")
+    try:
+        if hardware is None:
+            assert b.status["backend"] == "cpu"
+            assert "hardware" in (b.status["fallback_reason"] or "")
+        else:
+            assert b.status["backend"] == "gl" and not is_software_renderer(b.renderer)
+        assert "render backend:" in caplog.text
+    finally:
+        b.close()
+
+
+def test_gl_unavailable_at_start_gives_cpu_with_a_reason(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from arengine.render import gl as gl_mod
+
+    def no_context(device_index: int | None = None) -> Any:
+        raise gl_mod.GLUnavailable("no EGL OpenGL 3.3 context on device 0: test")
+
+    monkeypatch.setattr(gl_mod, "create_context", no_context)
+    with caplog.at_level(logging.WARNING, logger="arengine.render.backend"):
+        b = select_backend("gl")
+    assert isinstance(b, CPUBackend)
+    assert "no EGL OpenGL" in (b.status["fallback_reason"] or "")
+    assert "cpu" in caplog.text
+    b.begin_frame(np.zeros((8, 8, 3), np.uint8))
+    assert b.end_frame().shape == (8, 8, 3)
+
+
+# -- fallback mid-stream ---------------------------------------------------------------------
+
+def test_context_loss_mid_stream_keeps_frames_flowing(
+        make_gl: Any, lip_cases: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    case = lip_cases[IMAGE]
+    params = LipParams.from_shade(default_catalog().get("star-galaxy"))
+    sprites = [(_sprite(i), 30 + 70 * i, 40, f"avatar-{i}") for i in range(3)]
+    stream = FallbackBackend(make_gl())
+    ref = CPUBackend()
+    outputs = []
+    with caplog.at_level(logging.WARNING, logger="arengine.render.backend"):
+        for i in range(6):
+            stream.begin_frame(case.image)
+            stream.composite_lips(case.geom.box, case.mask, params,
+                                  fields=case.fields(params))
+            if i == 2:  # the GPU goes away in the middle of frame 2
+                stream.simulate_context_loss()
+            for s, x, y, key in sprites:
+                stream.blend_sprite(s, x, y, key=key)
+            outputs.append(stream.end_frame())
+            assert stream.status["backend"] == ("gl" if i < 2 else "cpu")
+    want = _frame_ops(ref, case, params, case.image, sprites)
+    assert len(outputs) == 6
+    for i, out in enumerate(outputs):
+        tol = 0 if i >= 2 else 3  # frames from frame 2 on are composited on the CPU
+        assert np.abs(out.astype(np.int16) - want.astype(np.int16)).max() <= tol, i
+    s = stream.status
+    assert s["fallback_frame"] == 2 and s["frames"] == 6
+    assert "ContextLost" in s["fallback_reason"]
+    assert s["failed_backend"] == "gl" and s["failed_renderer"]
+    assert "continuing this stream on the CPU" in caplog.text
+    stream.close()
+
+
+class _Flaky(CPUBackend):
+    """A stand-in GPU backend that fails on a chosen call of a chosen frame."""
+
+    name = "gl"
+
+    def __init__(self, fail_frame: int, fail_op: str) -> None:
+        super().__init__()
+        self.fail_frame, self.fail_op = fail_frame, fail_op
+
+    def _maybe_fail(self, op: str) -> None:
+        if self.frames == self.fail_frame and op == self.fail_op:
+            raise BackendError("OpenGL error GL_CONTEXT_LOST")
+
+    def _begin(self, frame: np.ndarray) -> None:
+        self._maybe_fail("begin")
+        super()._begin(frame)
+
+    def _sprite(self, sprite: np.ndarray, x: int, y: int, key: Hashable | None,
+                version: int, opacity: float) -> None:
+        self._maybe_fail("sprite")
+        super()._sprite(sprite, x, y, key, version, opacity)
+
+    def _end(self) -> np.ndarray:
+        self._maybe_fail("end")
+        return super()._end()
+
+
+@pytest.mark.parametrize("fail_op", ["begin", "sprite", "end"])
+def test_fallback_redoes_the_failed_frame(fail_op: str) -> None:
+    frame = np.random.default_rng(0).integers(0, 256, (60, 80, 3), np.uint8)
+    sprite = _sprite(1, (20, 20))
+    want = blend_sprite(frame.copy(), sprite, 5, 5, 0.5)
+    stream = FallbackBackend(_Flaky(fail_frame=1, fail_op=fail_op))
+    for i in range(3):
+        stream.begin_frame(frame)
+        stream.blend_sprite(sprite, 5, 5, key="k", opacity=0.5)
+        assert np.array_equal(stream.end_frame(), want)
+        assert stream.status["backend"] == ("gl" if i < 1 else "cpu")
+    assert stream.fallback_frame == 1
+
+
+def test_caller_errors_do_not_trigger_fallback(make_gl: Any) -> None:
+    stream = FallbackBackend(make_gl())
+    stream.begin_frame(np.zeros((20, 20, 3), np.uint8))
+    with pytest.raises(ValueError):
+        stream.blend_sprite(np.zeros((2, 2), np.uint8), 0, 0)
+    assert stream.end_frame().shape == (20, 20, 3)
+    assert stream.status["backend"] == "gl" and stream.fallback_reason is None
+    stream.close()
+
+
+def test_backend_names_match_the_cli_choices() -> None:
+    assert backend_mod.BACKEND_NAMES == ("auto", "cpu", "gl")
