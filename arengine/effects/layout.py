@@ -73,12 +73,16 @@ class Rect:
         return cls(x1, y1, x2 - x1, y2 - y1)
 
 
+KEEP_OUT = "keep_out"  # scene.extras key: rects already taken by layers drawn earlier
+
+
 def obstacles(scene: Scene, face_pad: float = 0.15, hand_pad: float = 0.1) -> list[Rect]:
-    """Keep-out boxes: every face and every hand, padded by a fraction of their size.
+    """Keep-out boxes: every face and every hand, padded by a fraction of their size, and
+    whatever earlier layers of this frame reserved with :func:`reserve`.
 
     Faces are grown more upward (hair, forehead) than the landmarks reach.
     """
-    out: list[Rect] = []
+    out: list[Rect] = list(_reserved(scene))
     for box in scene.faces.boxes():
         x1, y1, x2, y2 = (float(v) for v in box)
         w, h = x2 - x1, y2 - y1
@@ -90,6 +94,20 @@ def obstacles(scene: Scene, face_pad: float = 0.15, hand_pad: float = 0.1) -> li
         out.append(Rect.from_xyxy((x1 - hand_pad * w, y1 - hand_pad * h,
                                    x2 + hand_pad * w, y2 + hand_pad * h)))
     return out
+
+
+def _reserved(scene: Scene) -> list[Rect]:
+    # Stamped with the frame: Scene.at() shares ``extras`` between frames, and last
+    # frame's reservations must not block this one.
+    stamp, rects = scene.extras.get(KEEP_OUT, (None, []))
+    return rects if stamp == (scene.timestamp, scene.frame_index) else []
+
+
+def reserve(scene: Scene, rect: Rect) -> None:
+    """Mark ``rect`` as taken for the rest of this frame, so later layers go elsewhere."""
+    rects = _reserved(scene)
+    rects.append(rect)
+    scene.extras[KEEP_OUT] = ((scene.timestamp, scene.frame_index), rects)
 
 
 def anchor_rect(anchor: str, w: int, h: int, width: int, height: int, margin: int) -> Rect:
