@@ -5,7 +5,7 @@ once per frame (FaceMesh video mode, as live) and then times ``LipstickEffect.ap
 one shade of each finish on the same frames and scenes, side by side with a pass-through
 (tracking only, no effect). Writes ``lipstick.json`` and ``lipstick.md`` to ``--out``.
 
-    python bench/bench_lipstick.py --frames 120 --out bench/results
+    python bench/bench_lipstick.py --frames 120 --out bench/out
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--video", type=Path, default=None)
-    ap.add_argument("--out", type=Path, default=Path("bench/results"))
+    ap.add_argument("--out", type=Path, default=Path("bench/out"))
     args = ap.parse_args()
     video = args.video or sample_video()
     if video is None or not video.is_file():

@@ -15,6 +15,7 @@ cost more than the whole effect.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from functools import cache
@@ -161,11 +162,13 @@ class LipGeometry:
 def lip_geometry(points: np.ndarray, width: int, height: int) -> LipGeometry | None:
     """The lips of one face (``points`` (478, 2|3) pixels), or None when they are off-frame."""
     p = points[:, :2].astype(np.float32)
+    if not np.isfinite(p).all():
+        return None
     outer = p[list(LIPS_OUTER)]
     inner = p[list(LIPS_INNER)]
     left, right = p[MOUTH_LEFT], p[MOUTH_RIGHT]
     mouth_w = float(np.linalg.norm(right - left))
-    if not math.isfinite(mouth_w) or mouth_w < 4.0:
+    if mouth_w < 4.0:
         return None
     feather = float(np.clip(0.02 * mouth_w, 1.0, 3.0))
     gap = float(np.linalg.norm(p[UPPER_LIP_INNER_MID] - p[LOWER_LIP_INNER_MID]))
@@ -344,10 +347,11 @@ def composite_lips(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams,
         T.L  = C.L + detail*((L - Lb) + .6*(Lb - Lr))            # keep creases, soften
         T.L += .8*metallic*(Lb - Lr)                             #   the broad shading
         T.L  = mix(T.L, L, .5*sheer)
-        T.ab = C.ab * clamp(.4 + .6*T.L / max(colour.L, 1), 0, 1)  # shadows lose chroma
-        T.ab *= 1 + .25*metallic*spec                            # tinted metal highlight
-        g    = gloss*spec;   T.L += .55*g*(100 - T.L);  T.ab *= 1 - .5*g
-        h    = shimmer*s;    T.L += .6*h*(100 - T.L);   T.ab *= 1 - .4*h
+        k    = clamp(.4 + .6*T.L / max(colour.L, 1), 0, 1)      # shadows lose chroma
+        k   += .25*metallic*spec                                 # tinted metal highlight
+        g    = gloss*spec;   T.L += .55*g*(100 - T.L);  k *= 1 - .5*g
+        h    = shimmer*s;    T.L += .6*h*(100 - T.L);   k *= 1 - .4*h
+        T.ab = C.ab * k
         tgt  = clamp(Lab_to_sRGB(T), 0, 1)                       # D65, standard sRGB curve
         a    = m * opacity * (1 - .45*sheer)
         out  = round(255 * mix(src, tgt, a))
@@ -492,9 +496,11 @@ class LipstickEffect(Effect):
         if not crossfade_ms >= 0:
             raise ValueError(f"crossfade_ms must be >= 0, got {crossfade_ms}")
         self.catalog = catalog if catalog is not None else default_catalog()
+        self._lock = threading.Lock()  # set_shade may come from another thread than apply
         self.crossfade_ms = float(crossfade_ms)
         self.intensity = float(intensity)
-        self._default = _Fade(self._params(self.resolve(shade)))
+        self._shade = self.resolve(shade)
+        self._default = _Fade(self._params(self._shade))
         self._faces: dict[int, _Fade] = {}
         for key, s in (per_face or {}).items():
             self._faces[int(key)] = _Fade(self._params(self.resolve(s)))
@@ -507,6 +513,11 @@ class LipstickEffect(Effect):
             return self.catalog.get(shade)
         raise TypeError(f"shade must be a Shade, a shade id or None, not {type(shade).__name__}")
 
+    @property
+    def shade(self) -> Shade | None:
+        """The shade every face without its own is (fading) towards."""
+        return self._shade
+
     def _params(self, shade: Shade | None) -> LipParams | None:
         return None if shade is None else LipParams.from_shade(shade, self.intensity)
 
@@ -517,16 +528,19 @@ class LipstickEffect(Effect):
         ``face`` picks one face's override (track id or index) instead of the default shade;
         None as the shade fades that face's (or every face's) lipstick out.
         """
-        end = self._params(self.resolve(shade))
-        if face is None:
-            fade = self._default
-        elif int(face) in self._faces:
-            fade = self._faces[int(face)]
-        else:
-            # A face without its own shade so far starts from the default's look.
-            fade = self._faces[int(face)] = _Fade(self._default.end)
-            fade.last_timestamp = self._default.last_timestamp
-        fade.retarget(end, at, self.crossfade_ms / 1000.0)
+        resolved = self.resolve(shade)
+        end = self._params(resolved)
+        with self._lock:
+            if face is None:
+                fade = self._default
+                self._shade = resolved
+            elif int(face) in self._faces:
+                fade = self._faces[int(face)]
+            else:
+                # A face without its own shade so far starts from the default's look.
+                fade = self._faces[int(face)] = _Fade(self._default.end)
+                fade.last_timestamp = self._default.last_timestamp
+            fade.retarget(end, at, self.crossfade_ms / 1000.0)
 
     def params_for(self, scene: Scene, index: int) -> LipParams | None:
         """The look face ``index`` of ``scene`` gets at ``scene.timestamp``."""
@@ -541,14 +555,18 @@ class LipstickEffect(Effect):
         return fade.at(scene.timestamp)
 
     def apply(self, frame: np.ndarray, scene: Scene) -> np.ndarray:
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"expected a BGR uint8 image (H, W, 3), got {frame.shape} "
+                             f"{frame.dtype}")
         h, w = frame.shape[:2]
         hands = scene.hands if len(scene.hands) else None
-        # Advance every fade once per frame, face or not, so a fade asked for "from the
-        # next frame" starts on that frame's clock.
-        for fade in (self._default, *self._faces.values()):
-            fade.value(scene.timestamp)
-        for i in range(len(scene.faces)):
-            params = self.params_for(scene, i)
+        with self._lock:
+            # Advance every fade once per frame, face or not, so a fade asked for "from
+            # the next frame" starts on that frame's clock.
+            for fade in (self._default, *self._faces.values()):
+                fade.value(scene.timestamp)
+            looks = [self.params_for(scene, i) for i in range(len(scene.faces))]
+        for i, params in enumerate(looks):
             if params is None or params.opacity <= 0:
                 continue
             geom = lip_geometry(scene.faces.points[i], w, h)

@@ -489,3 +489,54 @@ def test_no_face_leaves_the_frame_alone(load_image) -> None:
     img = load_image("mediapipe_samples/hand_thumb_up.jpg")
     scene = Scene.empty(img.shape[1], img.shape[0])
     assert np.array_equal(LipstickEffect().apply(img.copy(), scene), img)
+
+
+def test_bad_frames_and_landmarks(stills) -> None:
+    img, scene = stills["faces/obama-720p.jpg"]
+    effect = LipstickEffect()
+    assert effect.shade is not None and effect.shade.id == "velvet-ruby"
+    with pytest.raises(ValueError, match="BGR uint8"):
+        effect.apply(img.astype(np.float32), scene)
+    with pytest.raises(ValueError, match="BGR uint8"):
+        effect.apply(img[:, :, 0].copy(), scene)
+    bad = scene.faces.points.copy()
+    bad[0, LIPS_OUTER[3]] = np.nan  # a tracker glitch must not crash the stream
+    faces = FaceLandmarks(bad, bad, scene.faces.confidence, scene.faces.track_id)
+    assert np.array_equal(effect.apply(img.copy(), scene.with_faces(faces)), img)
+    effect.set_shade("velvet-nude", at=0.0)
+    assert effect.shade is not None and effect.shade.id == "velvet-nude"
+
+
+def test_lips_at_the_frame_edge(stills) -> None:
+    """A face half out of the picture: the visible part of the lips is painted, no error."""
+    img, scene = stills["faces/obama-720p.jpg"]
+    geom = lip_geometry(scene.faces.points[0], scene.width, scene.height)
+    assert geom is not None
+    cx = round(geom.centre[0]) + geom.box[0]
+    crop = np.ascontiguousarray(img[:, cx:])
+    pts = scene.faces.points.copy()
+    pts[:, :, 0] -= cx
+    faces = FaceLandmarks(pts, pts, scene.faces.confidence, scene.faces.track_id)
+    cropped = Scene(crop.shape[1], crop.shape[0], faces)
+    out = LipstickEffect().apply(crop.copy(), cropped)
+    mask = lip_mask(faces, None, crop.shape[1], crop.shape[0])
+    assert mask[:, 0].any() and (mask >= 224).sum() > 100
+    assert not np.array_equal(out, crop)
+    assert np.array_equal(out[mask == 0], crop[mask == 0])
+
+
+def test_effect_cost_stays_within_the_frame_budget(stills) -> None:
+    """A generous bound on the feature (the effect must leave time for tracking at 30 fps):
+    the bench measures the real figure, ~1 ms at 720p."""
+    import time
+
+    img, scene = stills["faces/obama-720p.jpg"]
+    for shade in ("velvet-ruby", "star-galaxy", "gradient-nude-liner"):
+        effect = LipstickEffect(shade)
+        frames = [img.copy() for _ in range(25)]
+        ms = []
+        for f in frames:
+            t = time.perf_counter()
+            effect.apply(f, scene)
+            ms.append((time.perf_counter() - t) * 1000)
+        assert float(np.median(ms[5:])) < 8.0, (shade, ms)
