@@ -12,15 +12,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from arengine.interaction.errors import NotFoundError
 from arengine.interaction.state import RoomState
 from arengine.pipeline import RoomConfig, RoomPipeline, StatsObserver
 from arengine.transport.encoder import CODECS, Codec
@@ -73,11 +75,14 @@ class MediaServer:
     def room_exists(self, room: str) -> bool:
         try:
             return self.hub.get(room) is not None
-        except KeyError:
+        except (LookupError, NotFoundError):
             return False
 
     def _state(self, room: str) -> RoomState | None:
-        r = self.hub.get(room)
+        try:
+            r = self.hub.get(room)
+        except (LookupError, NotFoundError):
+            return None
         return None if r is None else r.snapshot()
 
     async def pipeline(self, room: str) -> RoomPipeline:
@@ -337,14 +342,18 @@ def add_pages(app: FastAPI, media: MediaServer) -> None:
         return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
-def add_metrics(app: FastAPI) -> None:
-    """Prometheus metrics of the default registry (shared with the interaction layer)."""
+def add_metrics(app: FastAPI, hub: Hub) -> None:
+    """Prometheus text of the default registry plus the hub's own registry, if it has one."""
     if any(getattr(r, "path", None) == "/metrics" for r in app.routes):
         return
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(REGISTRY)
+        extra = getattr(hub, "registry", None)
+        if extra is not None and extra is not REGISTRY:
+            body += generate_latest(extra)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def build_app(hub: Hub, media: MediaServer, app: FastAPI | None = None) -> FastAPI:
@@ -372,5 +381,72 @@ def build_app(hub: Hub, media: MediaServer, app: FastAPI | None = None) -> FastA
     app.state.media = media
     app.include_router(media.router())
     add_pages(app, media)
-    add_metrics(app)
+    add_metrics(app, hub)
+    return app
+
+
+@dataclass
+class ServerOptions:
+    """Everything ``arengine serve`` configures."""
+
+    db_path: str = "arengine.db"
+    demo_room: str | None = "demo"
+    codec: Codec = "vp8"
+    room: RoomConfig = field(default_factory=RoomConfig)
+    public_url: str = "http://127.0.0.1:8080"
+
+
+def create_server(options: ServerOptions,
+                  on_ready: Callable[[str, str | None], None] | None = None) -> FastAPI:
+    """The whole app: interaction API under /api, media, pages, stats and metrics.
+
+    The demo room is created at start-up (when missing); ``on_ready(room, host_token)`` is
+    told its host token, or None when the room already existed in the database.
+    """
+    from arengine.interaction.api import build_router
+    from arengine.interaction.hub import RoomHub
+
+    hub = RoomHub.open(options.db_path)
+    media = MediaServer(hub, options.room, options.codec)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        hub.start()
+        token: str | None = None
+        if options.demo_room is not None:
+            if options.demo_room in hub.rooms:
+                rotate = getattr(hub, "rotate_host_token", None)
+                if callable(rotate):
+                    token = await rotate(options.demo_room)
+            else:
+                _room, token = await hub.create_room("arengine demo", options.demo_room)
+            await media.pipeline(options.demo_room)
+        await media.start()
+        if on_ready is not None and options.demo_room is not None:
+            on_ready(options.demo_room, token)
+        try:
+            yield
+        finally:
+            await media.close()
+            await hub.close()
+
+    app = FastAPI(title="arengine", lifespan=lifespan)
+    app.state.hub = hub
+    app.state.media = media
+    add_metrics(app, hub)  # before the interaction routes: one /metrics with both registries
+    app.include_router(build_router(hub))
+    app.include_router(media.router())
+    add_pages(app, media)
+
+    @app.get("/api/media/rooms", include_in_schema=False)
+    async def rooms() -> JSONResponse:
+        out = []
+        for rid, room in sorted(hub.rooms.items()):
+            p = media.pipelines.get(rid)
+            out.append({"id": rid, "title": getattr(room, "title", ""),
+                        "status": p.status if p else "idle",
+                        "viewers": p.viewer_count if p else 0,
+                        "watch": f"/watch/{rid}", "host": f"/host/{rid}"})
+        return JSONResponse({"rooms": out})
+
     return app

@@ -424,6 +424,9 @@ class RoomPipeline:
                 logger.info("room %s: frame size %sx%s -> %sx%s", self.room, *self._size, w, h)
             self._size = (w, h)
         seconds = float(sf.pts * sf.time_base) if sf.pts is not None and sf.time_base else None
+        # The output clock keeps the source's spacing and keeps rising across input
+        # switches, so animations driven by scene.timestamp never jump back.
+        pts = self._timeline.map(sf.segment, seconds)
         if sf.source != "slate":
             now = time.monotonic()
             if self._face is not None:
@@ -435,14 +438,13 @@ class RoomPipeline:
             scene = face if face is not None else Scene.empty(w, h)
             if hands is not None:
                 scene = scene.with_hands(hands)
-            scene = scene.at(seconds if seconds is not None else now, sf.index)
+            scene = scene.at(pts / VIDEO_TIME_BASE.denominator, sf.index)
             self.effects.set_state(state)
             image = self.effects.apply(
                 image, scene, lambda t: self.observer.on_timing(self.room, t), self._error)
             self._last_output = image
         self._timing(sf.index, "process", sf.arrived)
         self.observer.on_count(self.room, "processed")
-        pts = self._timeline.map(sf.segment, seconds)
         return OutputFrame(image, pts, sf.index, sf.arrived)
 
     # -- output --------------------------------------------------------------------

@@ -1,0 +1,179 @@
+// Host console: publish over WHIP, watch the output over WHEP, drive shade/polls/effects.
+"use strict";
+
+const params = new URLSearchParams(location.search);
+const tokenField = document.getElementById("token");
+tokenField.value = params.get("token") || sessionStorage.getItem(`host-token:${ROOM}`) || "";
+document.getElementById("room-name").textContent = ROOM;
+const watchLink = document.getElementById("watch-link");
+watchLink.href = `/watch/${encodeURIComponent(ROOM)}`;
+watchLink.textContent = location.origin + watchLink.getAttribute("href");
+const errorBox = document.getElementById("error");
+let publisher = null;
+let stream = null;
+let state = null;
+
+function token() {
+  const t = tokenField.value.trim();
+  if (t) sessionStorage.setItem(`host-token:${ROOM}`, t);
+  return t;
+}
+
+function showError(e) { errorBox.textContent = e ? String(e.message || e) : ""; }
+
+async function hostCall(method, path, body) {
+  showError(null);
+  try { return await api(method, path, body, token()); } catch (e) { showError(e); throw e; }
+}
+
+// -- publishing -----------------------------------------------------------------
+
+async function listCameras() {
+  try {
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    const sel = document.getElementById("camera");
+    for (const d of devices.filter((d) => d.kind === "videoinput")) {
+      sel.append(el("option", {value: d.deviceId}, d.label || `camera ${sel.length}`));
+    }
+  } catch (e) { /* no permission yet */ }
+}
+
+async function goLive() {
+  showError(null);
+  const [w, h] = document.getElementById("resolution").value.split("x").map(Number);
+  const deviceId = document.getElementById("camera").value;
+  const video = {width: {ideal: w}, height: {ideal: h}, frameRate: {ideal: 30}};
+  if (deviceId) video.deviceId = {exact: deviceId};
+  document.getElementById("live").disabled = true;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({video, audio: false});
+    document.getElementById("local").srcObject = stream;
+    publisher = await whipPublish(`/whip/${encodeURIComponent(ROOM)}`, stream, token());
+    publisher.pc.addEventListener("connectionstatechange", () => {
+      setStatus(`publishing: ${publisher ? publisher.pc.connectionState : "stopped"}`);
+    });
+    setStatus("publishing");
+    document.getElementById("stop").disabled = false;
+  } catch (e) {
+    showError(e.status === 401 ? "Wrong or missing host token." : e);
+    if (stream) stream.getTracks().forEach((t) => t.stop());
+    stream = null;
+    document.getElementById("live").disabled = false;
+  }
+}
+
+async function stop() {
+  if (publisher) await publisher.close();
+  publisher = null;
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+  stream = null;
+  setStatus("offline");
+  document.getElementById("live").disabled = false;
+  document.getElementById("stop").disabled = true;
+}
+
+document.getElementById("live").onclick = goLive;
+document.getElementById("stop").onclick = stop;
+window.addEventListener("pagehide", () => {
+  // End the WHIP session even when the tab closes, so viewers see "reconnecting" at once.
+  if (publisher && publisher.location) fetch(publisher.location, {method: "DELETE", keepalive: true});
+});
+
+// -- output preview -----------------------------------------------------------------
+
+const badge = document.getElementById("output-badge");
+whepKeepPlaying(`/whep/${encodeURIComponent(ROOM)}`, document.getElementById("output"),
+  (ev) => { if (ev.type === "media") badge.textContent = `output · ${ev.status}`; },
+  (s) => { if (s !== "connected") badge.textContent = `output · ${s}`; });
+
+// -- shade, polls, effects ---------------------------------------------------------------
+
+async function setupShades() {
+  const shades = await loadShades();
+  const sel = document.getElementById("shade");
+  const multi = document.getElementById("poll-shades");
+  sel.append(el("option", {value: ""}, "No lipstick"));
+  for (const s of shades) {
+    sel.append(el("option", {value: s.id}, `${s.name} (${s.id})`));
+    multi.append(el("option", {value: s.id}, s.name));
+  }
+  if (state && state.shade_id) sel.value = state.shade_id;
+}
+
+document.getElementById("shade-set").onclick = () => {
+  const v = document.getElementById("shade").value;
+  hostCall("PUT", "/shade", {shade_id: v || null});
+};
+
+document.getElementById("poll-start").onclick = () => {
+  const shadeSel = document.getElementById("poll-shades");
+  let options = [...shadeSel.selectedOptions].map((o) => ({label: o.textContent, shade_id: o.value}));
+  const text = document.getElementById("poll-text").value.trim();
+  if (!options.length && text) options = text.split(",").map((s) => ({label: s.trim()})).filter((o) => o.label);
+  hostCall("POST", "/polls", {
+    question: document.getElementById("poll-q").value,
+    options, duration_s: Number(document.getElementById("poll-duration").value),
+    apply_shade: document.getElementById("poll-apply").checked && options.some((o) => o.shade_id),
+  });
+};
+
+document.getElementById("poll-close").onclick = () => {
+  if (state && state.poll && !state.poll.closed) hostCall("POST", `/polls/${state.poll.id}/close`);
+};
+
+function renderEffects(names) {
+  const box = document.getElementById("effects");
+  box.replaceChildren();
+  for (const name of names) {
+    const enabled = state && state.effects[name] ? state.effects[name].enabled : true;
+    const cb = el("input", {type: "checkbox", id: `fx-${name}`});
+    cb.checked = enabled;
+    cb.onchange = () => hostCall("PUT", "/effects", {effects: {[name]: {enabled: cb.checked}}});
+    box.append(el("div", {class: "row"}, cb, el("label", {for: `fx-${name}`}, name)));
+  }
+}
+
+let effectNames = [];
+function renderState(s) {
+  state = s;
+  const p = s.poll;
+  const now = document.getElementById("poll-now");
+  if (!p) now.textContent = "No poll.";
+  else {
+    const left = Math.max(0, Math.round(p.closes_at - Date.now() / 1000));
+    now.replaceChildren(el("b", {}, p.question), ` ${p.closed ? "(closed)" : `(${left}s left)`} · ${p.total_votes} votes`,
+      ...p.options.map((o, i) => el("div", {}, o.swatch_hex ? el("span", {class: "swatch", style: `background:${o.swatch_hex}`}) : null,
+        `${o.label}: ${o.votes}${p.winner === i ? " ★" : ""}`)));
+  }
+  document.getElementById("room-info").textContent =
+    `${s.viewer_count} viewers (peak ${s.peak_viewers}) · ${s.likes} likes · ${s.interaction_rate.toFixed(2)} interactions/min`;
+  if (effectNames.length) renderEffects(effectNames);
+  const sel = document.getElementById("shade");
+  if (document.activeElement !== sel && s.shade_id !== undefined) sel.value = s.shade_id || "";
+}
+
+// -- live stats ------------------------------------------------------------------------
+
+async function refreshStats() {
+  try {
+    const r = await fetch(`${API}/stats`);
+    const st = await r.json();
+    const fps = st.fps || {};
+    const out = Object.entries(fps).filter(([k]) => k.startsWith("out:")).map(([k, v]) => `${k.slice(4)} ${v} fps`);
+    const drops = Object.entries(st.dropped || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
+    document.getElementById("summary").textContent =
+      `${st.status} · in ${fps.in || 0} fps · out ${out.join(", ") || "–"} · viewers ${st.viewers} · dropped: ${drops}`;
+    const body = document.querySelector("#stages tbody");
+    body.replaceChildren(...Object.entries(st.stages || {}).map(([name, v]) =>
+      el("tr", {}, el("td", {}, name), el("td", {}, v.p50_ms.toFixed(1)), el("td", {}, v.p95_ms.toFixed(1)),
+         el("td", {}, v.p99_ms.toFixed(1)), el("td", {}, String(v.n)))));
+    const names = Object.keys(st.effects || {});
+    if (names.join() !== effectNames.join()) { effectNames = names; renderEffects(names); }
+  } catch (e) { /* server restarting */ }
+}
+
+listCameras();
+setupShades();
+watchRoom(renderState);
+refreshStats();
+setInterval(refreshStats, 1000);

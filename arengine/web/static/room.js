@@ -1,0 +1,60 @@
+// Room state and actions through the interaction API (/api/rooms/...).
+"use strict";
+
+const ROOM = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
+const API = `/api/rooms/${encodeURIComponent(ROOM)}`;
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+async function api(method, path, body, token) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (token) headers["Authorization"] = `Bearer ${token}`;
+  const r = await fetch(API + path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
+  const text = await r.text();
+  let data = {};
+  try { data = text ? JSON.parse(text) : {}; } catch (e) { data = {detail: text}; }
+  if (!r.ok) throw new Error(data.detail ? (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail)) : r.statusText);
+  return data;
+}
+
+// Calls onState(state) with the room state now and after every room event.
+function watchRoom(onState) {
+  let ws = null;
+  let pending = null;
+  async function fetchState() {
+    pending = null;
+    try { onState(await api("GET", "")); } catch (e) { /* room gone or server restarting */ }
+  }
+  function connect() {
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    ws = new WebSocket(`${proto}://${location.host}${API}/events`);
+    ws.onmessage = (m) => {
+      const msg = JSON.parse(m.data);
+      if (msg.type === "snapshot") onState(msg.state);
+      else if (!pending) pending = setTimeout(fetchState, 100);  // coalesce bursts
+    };
+    ws.onclose = () => setTimeout(connect, 1500);
+  }
+  connect();
+  fetchState();
+}
+
+async function loadShades() {
+  const r = await fetch("/api/shades");
+  return (await r.json()).shades;
+}
+
+function setStatus(text, isError) {
+  const s = document.getElementById("status");
+  if (s) { s.textContent = text; s.className = isError ? "status error" : "status"; }
+}

@@ -1,0 +1,161 @@
+// Viewer page: WHEP playback, votes, likes, chat, shade suggestions, clickable product sticker.
+"use strict";
+
+const video = document.getElementById("video");
+const badge = document.getElementById("badge");
+const errorBox = document.getElementById("error");
+const nameField = document.getElementById("name");
+let state = null;
+let media = {size: null, regions: []};
+let viewer = JSON.parse(localStorage.getItem(`viewer:${ROOM}`) || "null");
+let shades = [];
+
+nameField.value = localStorage.getItem("viewer-name") || `viewer-${Math.random().toString(36).slice(2, 6)}`;
+
+function showError(e) { errorBox.textContent = e ? String(e.message || e) : ""; }
+
+async function ensureJoined() {
+  if (viewer) return viewer;
+  const name = nameField.value.trim() || "viewer";
+  localStorage.setItem("viewer-name", name);
+  const r = await api("POST", "/join", {name});
+  viewer = {id: r.viewer_id, token: r.viewer_token};
+  localStorage.setItem(`viewer:${ROOM}`, JSON.stringify(viewer));
+  return viewer;
+}
+
+async function act(method, path, body) {
+  showError(null);
+  try {
+    const v = await ensureJoined();
+    return await api(method, path, body, v.token);
+  } catch (e) {
+    if (/viewer token/.test(String(e.message))) {  // database was reset: join again
+      viewer = null; localStorage.removeItem(`viewer:${ROOM}`);
+    }
+    showError(e);
+    throw e;
+  }
+}
+
+// -- video and the media data channel ------------------------------------------------
+
+whepKeepPlaying(`/whep/${encodeURIComponent(ROOM)}`, video, (ev) => {
+  if (ev.type !== "media") return;
+  media = ev;
+  badge.textContent = ev.status === "live" ? "LIVE" : ev.status === "demo" ? "demo" : ev.status;
+  setStatus(ev.status === "reconnecting" ? "host reconnecting…" : ev.status);
+  layoutRegions();
+}, (s) => { if (s !== "connected") { badge.textContent = s; setStatus(s); } });
+
+// Where the video picture is drawn inside the element (object-fit: contain letterboxing).
+function pictureRect() {
+  const box = video.getBoundingClientRect();
+  const vw = video.videoWidth || (media.size ? media.size[0] : 16);
+  const vh = video.videoHeight || (media.size ? media.size[1] : 9);
+  const scale = Math.min(box.width / vw, box.height / vh);
+  return {x: (box.width - vw * scale) / 2, y: (box.height - vh * scale) / 2, scale, vw, vh};
+}
+
+function layoutRegions() {
+  const layer = document.getElementById("regions");
+  layer.replaceChildren();
+  if (!media.size || !media.regions) return;
+  const p = pictureRect();
+  const sx = p.vw / media.size[0];
+  const sy = p.vh / media.size[1];
+  for (const r of media.regions) {
+    const d = el("div", {title: r.label || r.layer || "", "data-layer": r.layer || ""});
+    d.style.left = `${p.x + r.x * sx * p.scale}px`;
+    d.style.top = `${p.y + r.y * sy * p.scale}px`;
+    d.style.width = `${r.w * sx * p.scale}px`;
+    d.style.height = `${r.h * sy * p.scale}px`;
+    d.onclick = () => openRegion(r);
+    layer.append(d);
+  }
+}
+window.addEventListener("resize", layoutRegions);
+video.addEventListener("loadedmetadata", layoutRegions);
+video.addEventListener("resize", layoutRegions);
+
+function openRegion(r) {
+  const product = state && state.product;
+  if (!product) return;
+  document.getElementById("product-name").textContent = product.name;
+  document.getElementById("product-price").textContent = product.price;
+  const link = document.getElementById("product-link");
+  link.hidden = !product.url;
+  if (product.url) link.href = product.url;
+  document.getElementById("product").showModal();
+  act("POST", `/stickers/${encodeURIComponent(r.id || product.id || "product")}/clicks`).catch(() => {});
+}
+
+// -- room state ----------------------------------------------------------------------
+
+function renderPoll(p) {
+  const panel = document.getElementById("poll-panel");
+  panel.hidden = !p;
+  if (!p) return;
+  document.getElementById("poll-q").replaceChildren(el("b", {}, p.question));
+  const total = Math.max(1, p.total_votes);
+  document.getElementById("poll-options").replaceChildren(...p.options.map((o, i) => {
+    const b = el("button", {"data-option": String(i)},
+      el("span", {}, o.swatch_hex ? el("span", {class: "swatch", style: `background:${o.swatch_hex}`}) : null, o.label),
+      el("span", {}, `${o.votes}${p.winner === i ? " ★" : ""}`));
+    b.disabled = p.closed;
+    b.onclick = () => act("POST", `/polls/${p.id}/votes`, {option: i});
+    return el("div", {}, b, el("div", {class: "bar", style: `width:${(100 * o.votes / total).toFixed(0)}%`}));
+  }));
+  const left = Math.max(0, Math.round(p.closes_at - Date.now() / 1000));
+  document.getElementById("poll-meta").textContent = p.closed ? "Poll closed." : `${p.total_votes} votes · ${left}s left`;
+}
+
+function renderState(s) {
+  state = s;
+  document.getElementById("title").textContent = s.title || ROOM;
+  document.getElementById("likes").textContent = String(s.likes);
+  document.getElementById("viewers").textContent = `${s.viewer_count} watching`;
+  const g = s.like_goal;
+  document.getElementById("goal").textContent = g ? `${g.message} ${g.count}/${g.target}${g.reached ? " ✓" : ""}` : "";
+  renderPoll(s.poll);
+  document.getElementById("comments").replaceChildren(...s.recent_comments.map((c) =>
+    el("p", {}, el("b", {}, c.name), " ", c.text)));
+  const box = document.getElementById("comments");
+  box.scrollTop = box.scrollHeight;
+}
+
+// -- actions --------------------------------------------------------------------------
+
+let pendingLikes = 0;
+let likeTimer = null;
+document.getElementById("like").onclick = () => {
+  pendingLikes += 1;  // rapid taps become one request
+  if (!likeTimer) likeTimer = setTimeout(() => {
+    const n = Math.min(50, pendingLikes);
+    pendingLikes = 0; likeTimer = null;
+    act("POST", "/likes", {count: n}).catch(() => {});
+  }, 250);
+};
+
+document.getElementById("comment-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const input = document.getElementById("comment");
+  const text = input.value.trim();
+  if (!text) return;
+  act("POST", "/comments", {text}).then(() => { input.value = ""; }).catch(() => {});
+});
+
+document.getElementById("suggest-send").onclick = () => {
+  const id = document.getElementById("suggest").value;
+  const shade = shades.find((s) => s.id === id);
+  if (shade) act("POST", "/comments", {text: `💄 Try ${shade.name} (${shade.id})!`}).catch(() => {});
+};
+
+nameField.addEventListener("change", () => localStorage.setItem("viewer-name", nameField.value.trim()));
+
+loadShades().then((list) => {
+  shades = list;
+  document.getElementById("suggest").replaceChildren(...list.map((s) => el("option", {value: s.id}, s.name)));
+}).catch(() => {});
+ensureJoined().catch(() => {});
+watchRoom(renderState);

@@ -1,0 +1,94 @@
+// WHIP/WHEP in the browser: one HTTP POST with a complete offer (no trickle ICE).
+"use strict";
+
+async function gatheredOffer(pc) {
+  await pc.setLocalDescription(await pc.createOffer());
+  if (pc.iceGatheringState !== "complete") {
+    await new Promise((resolve) => {
+      const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
+      pc.addEventListener("icegatheringstatechange", done);
+      setTimeout(resolve, 2000);  // host candidates are enough on a LAN
+    });
+  }
+  return pc.localDescription.sdp;
+}
+
+async function exchange(pc, url, headers) {
+  const offer = await gatheredOffer(pc);
+  const r = await fetch(url, {
+    method: "POST", body: offer,
+    headers: Object.assign({"Content-Type": "application/sdp"}, headers || {}),
+  });
+  const text = await r.text();
+  if (r.status !== 201) {
+    pc.close();
+    const err = new Error(`${r.status}: ${text.trim()}`);
+    err.status = r.status;
+    throw err;
+  }
+  await pc.setRemoteDescription({type: "answer", sdp: text});
+  return new URL(r.headers.get("Location"), url).toString();
+}
+
+class Session {
+  constructor(pc, location) { this.pc = pc; this.location = location; }
+  async close() {
+    if (this.location) {
+      const loc = this.location;
+      this.location = null;
+      try { await fetch(loc, {method: "DELETE"}); } catch (e) { /* server gone */ }
+    }
+    this.pc.close();
+  }
+}
+
+// Publish the video track of `stream` to a WHIP endpoint.
+async function whipPublish(url, stream, token) {
+  const pc = new RTCPeerConnection();
+  for (const track of stream.getVideoTracks()) {
+    pc.addTransceiver(track, {direction: "sendonly", streams: [stream]});
+  }
+  const location = await exchange(pc, url, token ? {"Authorization": `Bearer ${token}`} : {});
+  return new Session(pc, location);
+}
+
+// Play a WHEP endpoint into `video`; `onEvent` gets the data channel's JSON events.
+async function whepPlay(url, video, onEvent) {
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver("video", {direction: "recvonly"});
+  const channel = pc.createDataChannel("events");
+  channel.onmessage = (m) => { try { onEvent && onEvent(JSON.parse(m.data)); } catch (e) {} };
+  pc.ontrack = (ev) => {
+    video.srcObject = ev.streams[0] || new MediaStream([ev.track]);
+    video.play().catch(() => {});
+  };
+  const location = await exchange(pc, url, {});
+  const s = new Session(pc, location);
+  s.channel = channel;
+  return s;
+}
+
+// Keep a WHEP session alive: replay when the connection fails.
+function whepKeepPlaying(url, video, onEvent, onState) {
+  let session = null;
+  let stopped = false;
+  async function start() {
+    while (!stopped) {
+      try {
+        session = await whepPlay(url, video, onEvent);
+        onState && onState("connected");
+        await new Promise((resolve) => {
+          session.pc.addEventListener("connectionstatechange", () => {
+            if (["failed", "closed"].includes(session.pc.connectionState)) resolve();
+          });
+        });
+      } catch (e) {
+        onState && onState(`error: ${e.message}`);
+      }
+      if (session) { await session.close(); session = null; }
+      if (!stopped) { onState && onState("reconnecting"); await new Promise((r) => setTimeout(r, 1500)); }
+    }
+  }
+  start();
+  return {stop: async () => { stopped = true; if (session) await session.close(); }};
+}

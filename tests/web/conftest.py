@@ -1,0 +1,71 @@
+"""A real arengine server (uvicorn in a thread) for page and browser tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from arengine.pipeline import RoomConfig
+from arengine.server import ServerOptions, create_server
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@dataclass
+class LiveServer:
+    url: str
+    room: str
+    token: str
+    app: object
+
+    @property
+    def media(self):  # the MediaServer, to look inside the pipeline
+        return self.app.state.media  # type: ignore[attr-defined]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    marker = request.node.get_closest_marker("room_config")
+    config = marker.args[0] if marker else RoomConfig(demo_size=(640, 360), fps=15)
+    tokens: dict[str, str | None] = {}
+    app = create_server(ServerOptions(db_path=str(tmp_path / "rooms.db"), room=config),
+                        lambda room, token: tokens.update({room: token}))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the server did not start")
+        time.sleep(0.05)
+    token = tokens["demo"]
+    assert token is not None
+    yield LiveServer(f"http://127.0.0.1:{port}", "demo", token, app)
+    server.should_exit = True
+    thread.join(timeout=20)
+
+
+def chromium_or_fail() -> str:
+    """The Debian chromium; missing is a skip locally but a failure under CI=true."""
+    if shutil.which(CHROMIUM) is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{CHROMIUM} is required for browser tests under CI", pytrace=False)
+        pytest.skip(f"{CHROMIUM} not installed")
+    return CHROMIUM

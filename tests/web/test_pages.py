@@ -1,0 +1,42 @@
+"""The pages are served by the app itself and load nothing from elsewhere."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from arengine.server import WEB_DIR
+
+
+def test_pages_served_without_cdn(live_server) -> None:
+    with httpx.Client(base_url=live_server.url) as http:
+        for path in ("/", "/host/demo", "/watch/demo"):
+            r = http.get(path)
+            assert r.status_code == 200, path
+            assert "text/html" in r.headers["content-type"]
+            for ref in re.findall(r'(?:src|href)="([^"]+)"', r.text):
+                assert ref.startswith("/"), f"{path} loads {ref} from outside the app"
+                if ref.startswith("/static/"):
+                    assert http.get(ref).status_code == 200, ref
+        assert http.get("/watch/no-such-room").status_code == 404
+        assert http.get("/host/no-such-room").status_code == 404
+        assert http.get("/static/../server.py").status_code == 404
+
+
+def test_static_files_have_no_remote_urls() -> None:
+    for f in (WEB_DIR / "static").iterdir():
+        text = f.read_text(encoding="utf-8")
+        assert not re.search(r"https?://(?!\$\{)", text), f"{f.name} references a remote URL"
+
+
+def test_room_list_and_stats(live_server) -> None:
+    with httpx.Client(base_url=live_server.url) as http:
+        rooms = http.get("/api/media/rooms").json()["rooms"]
+        assert [r["id"] for r in rooms] == ["demo"]
+        stats = http.get("/api/rooms/demo/stats").json()
+        assert stats["status"] == "demo" and stats["viewers"] == 0
+        assert http.get("/api/rooms/nope/stats").status_code == 404
+        metrics = http.get("/metrics").text
+        assert "arengine_stage_seconds" in metrics  # media metrics (default registry)
+        assert "arengine_room_events" in metrics  # the interaction hub's registry
