@@ -1,0 +1,165 @@
+"""Load: the server's own room pipelines, several at once, in one process.
+
+Each room is a real :class:`~arengine.pipeline.room.RoomPipeline` playing its 720p30 demo
+source (a moving real face) with threaded tracking, the effect chain and one shared VP8
+encoder, and ``viewers`` subscribers pulling packets off its fan-out, as WHEP viewers'
+senders do. Nothing is simulated: frames that the pipeline could not encode in time are
+simply missing from the output, so dropped = frames due at the source rate minus frames
+encoded.
+
+Latency here is the server's ``server_total`` timing (frame entered the pipeline ->
+packets ready for every viewer); it does not include the network or the viewer's decoder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from arengine.bench.stats import summarize
+from arengine.types import StageTiming
+
+
+@dataclass
+class RoomSamples:
+    """What one room produced during a run."""
+
+    latency_ms: list[float] = field(default_factory=list)
+    at_s: list[float] = field(default_factory=list)  # seconds since the run began
+    drops: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    packets_received: int = 0  # by all viewers together
+
+
+def _observer(samples: dict[str, RoomSamples], t0: list[float]) -> Any:
+    from arengine.pipeline.observer import StatsObserver
+
+    class RecordingObserver(StatsObserver):
+        """Keeps every end-to-end server timing (StatsObserver keeps a window)."""
+
+        def on_timing(self, room: str, timing: StageTiming) -> None:
+            super().on_timing(room, timing)
+            if timing.stage == "server_total" and t0[0] > 0 and timing.start >= t0[0]:
+                s = samples[room]
+                s.latency_ms.append(timing.duration_ms)
+                s.at_s.append(timing.end - t0[0])
+
+        def on_drop(self, room: str, stage: str, n: int = 1) -> None:
+            super().on_drop(room, stage, n)
+            if t0[0] == 0:
+                return
+            d = samples[room].drops
+            d[stage] = d.get(stage, 0) + n
+
+        def on_error(self, room: str, stage: str) -> None:
+            super().on_error(room, stage)
+            e = samples[room].errors
+            e[stage] = e.get(stage, 0) + 1
+
+    return RecordingObserver()
+
+
+async def _run_rooms(rooms: int, viewers: int, seconds: float, warmup: float, fps: int,
+                     on_tick: Callable[[float], None] | None) -> tuple[dict[str, RoomSamples],
+                                                                      float]:
+    from arengine.bench.stages import busy_room_state
+    from arengine.pipeline.room import RoomConfig, RoomPipeline
+
+    samples = {f"bench-{i}": RoomSamples() for i in range(rooms)}
+    t0 = [0.0]
+    observer = _observer(samples, t0)
+    state = busy_room_state(viewers)
+    pipes = [RoomPipeline(name, RoomConfig(demo=True, demo_size=(1280, 720), fps=fps),
+                          observer=observer, state=lambda: state) for name in samples]
+    consumers: list[asyncio.Task[None]] = []
+
+    async def consume(track: Any, s: RoomSamples) -> None:
+        while True:
+            await track.recv()
+            if t0[0] > 0:
+                s.packets_received += 1
+
+    try:
+        for p in pipes:
+            await p.start()
+            for _ in range(viewers):
+                consumers.append(asyncio.create_task(consume(p.subscribe("vp8"),
+                                                             samples[p.room])))
+        await asyncio.sleep(warmup)
+        t0[0] = time.perf_counter()
+        end = t0[0] + seconds
+        while (now := time.perf_counter()) < end:
+            if on_tick is not None:
+                on_tick(now - t0[0])
+            await asyncio.sleep(min(1.0, end - now))
+        elapsed = time.perf_counter() - t0[0]
+    finally:
+        for c in consumers:
+            c.cancel()
+        for c in consumers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await c
+        for p in pipes:
+            await p.close()
+    return samples, elapsed
+
+
+def run_rooms(rooms: int, viewers: int, seconds: float, warmup: float = 3.0, fps: int = 30,
+              on_tick: Callable[[float], None] | None = None
+              ) -> tuple[dict[str, RoomSamples], float]:
+    """Run ``rooms`` room pipelines with ``viewers`` each for ``seconds`` (after a warm-up)."""
+    return asyncio.run(_run_rooms(rooms, viewers, seconds, warmup, fps, on_tick))
+
+
+def load_point(rooms: int, viewers: int, seconds: float, target_ms: float, fps: int = 30,
+               warmup: float = 3.0) -> dict[str, Any]:
+    """One point of the load sweep, judged: p99 within ``target_ms`` and nothing dropped."""
+    samples, elapsed = run_rooms(rooms, viewers, seconds, warmup, fps)
+    lat = [v for s in samples.values() for v in s.latency_ms]
+    due = int(elapsed * fps) * rooms
+    processed = sum(len(s.latency_ms) for s in samples.values())
+    # One frame of slack per room for the edges of the window.
+    dropped = max(0, due - processed - rooms)
+    summary = summarize(lat).to_dict() if lat else None
+    ok = summary is not None and summary["p99"] <= target_ms and dropped == 0
+    return {"rooms": rooms, "viewers": viewers, "seconds": elapsed, "due": due,
+            "processed": processed, "dropped": dropped,
+            "stage_drops": {r: s.drops for r, s in samples.items()},
+            "errors": {r: s.errors for r, s in samples.items() if s.errors},
+            "packets_per_viewer": (sum(s.packets_received for s in samples.values())
+                                   / max(1, rooms * viewers)),
+            "latency": summary, "ok": ok}
+
+
+def load_sweep(target_ms: float, seconds: float, viewer_counts: tuple[int, ...] = (1, 10, 50),
+               max_rooms: int = 16, progress: Callable[[str], None] | None = None
+               ) -> dict[str, Any]:
+    """Rooms 1, 2, 4, ... with each viewer count, until a point drops frames or misses."""
+    points = []
+    best: dict[str, int] | None = None
+    rooms = 1
+    while rooms <= max_rooms:
+        any_ok = False
+        for v in viewer_counts:
+            p = load_point(rooms, v, seconds, target_ms)
+            points.append(p)
+            if progress is not None:
+                lat = p["latency"]
+                progress(f"load: {rooms} room(s) x {v} viewer(s): p99 "
+                         f"{lat['p99'] if lat else float('nan'):.1f} ms, dropped {p['dropped']}")
+            if not p["ok"]:
+                break
+            any_ok = True
+            if best is None or (rooms, v) > (best["rooms"], best["viewers"]):
+                best = {"rooms": rooms, "viewers": v}
+        if not any_ok:
+            break
+        rooms *= 2
+    return {"target_ms": target_ms, "seconds_per_point": seconds,
+            "method": "RoomPipeline x rooms in one process, demo source 720p30, VP8, "
+                      "viewers pull packets from the shared encoder",
+            "points": points, "largest_ok": best}
