@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from arengine.effects.base import Effect, register_effect
-from arengine.effects.layout import Rect, StateClock, free_side, obstacles, reserve
+from arengine.effects.layout import Rect, StateClock, free_side, obstacles, reserve, ui_scale
 from arengine.effects.vote_sticker import _Tween, ease_out
 from arengine.interaction.state import RoomState, ViewerView
 from arengine.render.sprites import (
@@ -139,7 +139,7 @@ class Avatars(Effect):
         if state is None:
             return frame
         h, w = frame.shape[:2]
-        u = h / 720.0 * self.scale
+        u = ui_scale(w, h, self.scale)
         viewers = self.visible(state, now)
         ids = {v.id for v in viewers}
         t = scene.timestamp

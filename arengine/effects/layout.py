@@ -76,13 +76,20 @@ class Rect:
 KEEP_OUT = "keep_out"  # scene.extras key: rects already taken by layers drawn earlier
 
 
-def obstacles(scene: Scene, face_pad: float = 0.15, hand_pad: float = 0.1) -> list[Rect]:
+def ui_scale(width: int, height: int, scale: float = 1.0) -> float:
+    """Pixels per design pixel: layers are designed for 720p and scale with the frame's
+    short side, so a portrait (phone) stream gets the same sizes as a landscape one."""
+    return min(width, height) / 720.0 * scale
+
+
+def obstacles(scene: Scene, face_pad: float = 0.15, hand_pad: float = 0.1,
+              reserved: bool = True) -> list[Rect]:
     """Keep-out boxes: every face and every hand, padded by a fraction of their size, and
-    whatever earlier layers of this frame reserved with :func:`reserve`.
+    (with ``reserved``) whatever earlier layers of this frame took with :func:`reserve`.
 
     Faces are grown more upward (hair, forehead) than the landmarks reach.
     """
-    out: list[Rect] = list(_reserved(scene))
+    out: list[Rect] = list(_reserved(scene)) if reserved else []
     for box in scene.faces.boxes():
         x1, y1, x2, y2 = (float(v) for v in box)
         w, h = x2 - x1, y2 - y1
@@ -221,6 +228,12 @@ class StateClock:
         with self._lock:
             self._state = state
             self._repin = True
+
+    @property
+    def state(self) -> RoomState | None:
+        """The latest snapshot, without touching the clock."""
+        with self._lock:
+            return self._state
 
     def read(self, scene_time: float) -> tuple[RoomState | None, float]:
         """The latest state and the room time (unix seconds) of a frame at ``scene_time``."""

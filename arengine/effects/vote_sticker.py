@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from arengine.effects.base import Effect, register_effect
-from arengine.effects.layout import Placer, Rect, StateClock, obstacles, reserve
+from arengine.effects.layout import Placer, Rect, StateClock, obstacles, reserve, ui_scale
 from arengine.interaction.state import PollView, RoomState
 from arengine.render.sprites import (
     SpriteCache,
@@ -151,7 +151,7 @@ class VoteSticker(Effect):
             return frame
 
         h = frame.shape[0]
-        u = h / 720.0 * self.scale
+        u = ui_scale(frame.shape[1], h, self.scale)
         total = poll.total_votes
         shares = [o.votes / total if total else 0.0 for o in poll.options]
         for tw, s in zip(self._tweens, shares, strict=True):
