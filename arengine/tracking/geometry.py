@@ -34,9 +34,9 @@ def fill_hand_silhouette(mask: np.ndarray, points: np.ndarray, offset: tuple[int
     ``offset`` is the (x, y) of the mask's top-left corner in frame pixels, so the mask can
     be a small region of interest. ``margin`` scales finger thickness.
     """
-    xy = points[:, :2] - np.asarray(offset, np.float32)
+    xy: np.ndarray = points[:, :2] - np.asarray(offset, np.float32)
     scale = hand_scale(points)
-    thickness = max(3, int(round(scale * 0.38 * margin)))
+    thickness = max(3, round(scale * 0.38 * margin))
     pts = np.round(xy * 4).astype(np.int32)  # 2 bits of sub-pixel precision
     cv2.fillConvexPoly(mask, cv2.convexHull(pts[list(PALM)]), 255, cv2.LINE_AA, shift=2)
     for a, b in HAND_BONES:

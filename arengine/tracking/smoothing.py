@@ -27,6 +27,9 @@ class OneEuroConfig:
             raise ValueError("min_cutoff and d_cutoff must be > 0 and beta >= 0")
 
 
+DEFAULT_SMOOTHING = OneEuroConfig()
+
+
 def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
     tau = 1.0 / (2.0 * math.pi * cutoff)
     return 1.0 / (1.0 + tau / dt)
@@ -59,3 +62,51 @@ class OneEuroFilter:
         x_hat = self._x + _alpha(cutoff, dt) * (x - self._x)
         self._x, self._dx, self._t = x_hat, dx_hat, t
         return x_hat.copy()
+
+
+class JitterMeter:
+    """Running mean landmark jitter of tracked faces, raw and smoothed, in pixels.
+
+    Jitter here is the mean absolute second difference of each landmark coordinate over
+    consecutive frames of the same track: ``|x[t] - 2 x[t-1] + x[t-2]|``. Steady motion
+    (constant velocity) scores zero, frame-to-frame shake scores high, so it measures what
+    a viewer sees as lipstick "swimming". Only the last two frames per track are held, and
+    only the mean leaves this object: no landmarks are stored.
+    """
+
+    def __init__(self, indices: tuple[int, ...] | None = None) -> None:
+        self.indices = None if indices is None else list(indices)
+        self._hist: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        self._sum = np.zeros(2)
+        self._count = 0
+
+    def update(self, track_ids: np.ndarray, raw: np.ndarray, smooth: np.ndarray) -> None:
+        """Add one frame: per-face track ids and (n, points, 3) raw and smoothed landmarks."""
+        seen = set()
+        for i, tid in enumerate(int(t) for t in track_ids):
+            seen.add(tid)
+            r, s = raw[i, :, :2], smooth[i, :, :2]
+            if self.indices is not None:
+                r, s = r[self.indices], s[self.indices]
+            hist = self._hist.setdefault(tid, [])
+            hist.append((np.asarray(r, np.float64), np.asarray(s, np.float64)))
+            if len(hist) > 3:
+                hist.pop(0)
+            if len(hist) == 3:
+                (r0, s0), (r1, s1), (r2, s2) = hist
+                self._sum += (np.abs(r2 - 2 * r1 + r0).mean(), np.abs(s2 - 2 * s1 + s0).mean())
+                self._count += 1
+        for tid in set(self._hist) - seen:
+            del self._hist[tid]  # a lost face starts a new series
+
+    @property
+    def samples(self) -> int:
+        return self._count
+
+    @property
+    def raw(self) -> float | None:
+        return float(self._sum[0] / self._count) if self._count else None
+
+    @property
+    def smoothed(self) -> float | None:
+        return float(self._sum[1] / self._count) if self._count else None
