@@ -1,0 +1,319 @@
+"""``arengine tryon``: virtual lipstick on a picture or a video file, offline.
+
+The same tracker and lipstick effect as the live engine, run over a file: pictures are
+tracked in image mode (fresh detection), videos in video mode (tracked and smoothed, as
+on stream). The output keeps the input's frame rate, timestamps and audio. ``--report``
+writes per-frame stage timings and tracking quality figures as JSON, so a try-on run
+doubles as a reproducible measurement on a given clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, TextIO
+
+from arengine.errors import UserError
+from arengine.types import LIPS_INNER, LIPS_OUTER, Frame
+
+STAGES = ("decode", "track", "effect", "encode")
+LIP_POINTS = LIPS_OUTER + LIPS_INNER
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "tryon", help="apply virtual lipstick to a picture or video file",
+        description="Apply virtual lipstick to every face in a picture (png, jpg) or a video "
+                    "(mp4, mov, mkv, webm, mpg, y4m). Videos keep their frame rate, "
+                    "timestamps and audio.")
+    p.add_argument("input", nargs="?", metavar="INPUT", help="picture or video file")
+    p.add_argument("-o", "--output", metavar="OUTPUT",
+                   help="output file; its extension picks the format")
+    p.add_argument("--shade", default=None, metavar="ID",
+                   help="shade id from the catalog (see --list-shades); "
+                        "default: the catalog's default shade")
+    p.add_argument("--list-shades", action="store_true",
+                   help="print the shade catalog and exit")
+    p.add_argument("--report", metavar="JSON", help="write timings and tracking figures here")
+    p.add_argument("--intensity", type=float, default=1.0,
+                   help="lipstick strength from 0 to 1 (default 1)")
+    p.add_argument("--no-hands", action="store_true",
+                   help="skip hand tracking (hands then do not cover the lipstick)")
+    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                   help="progress bar on stderr: auto shows it when stderr is a terminal")
+    p.set_defaults(run=run)
+
+
+def shade_table(out: TextIO) -> None:
+    """The catalog as an aligned text table: id, name, line, finish, hex."""
+    from arengine.effects.shades import default_catalog
+
+    rows = [("ID", "NAME", "LINE", "FINISH", "HEX")]
+    rows += [(s.id, s.name, s.line, s.finish, s.hex) for s in default_catalog()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
+
+
+def _check_paths(src: Path, dst: Path) -> None:
+    if not src.exists():
+        raise UserError(f"no such file: {src}")
+    if src.resolve() == dst.resolve() or (dst.exists() and os.path.samefile(src, dst)):
+        raise UserError(f"the output {dst} is the input; choose another output file")
+    parent = dst.parent if str(dst.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"output folder does not exist: {parent}")
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what native libraries print straight to file descriptor 2 while starting up.
+
+    MediaPipe's TFLite and absl logs (and libpng's colour-profile notes) are written by C++
+    code before any Python logging is set up; on a command line they bury the one-line
+    warnings and errors the user does need. Python-level errors still surface afterwards.
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr: nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _warn(message: str) -> None:
+    print(f"arengine tryon: warning: {message}", file=sys.stderr)
+
+
+class _Timer:
+    """Collects per-frame stage durations around the processing code, not inside it."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.clock_resolution_ns = int(time.get_clock_info("perf_counter").resolution * 1e9)
+
+    @staticmethod
+    def now() -> int:
+        return time.perf_counter_ns()
+
+    def summary(self) -> dict[str, Any]:
+        from arengine.bench.stats import summarize
+
+        out: dict[str, Any] = {}
+        keys = [*STAGES, "track_face", "track_hands", "total"]
+        for k in keys:
+            values = [r[f"{k}_ms"] for r in self.rows if r.get(f"{k}_ms") is not None]
+            if values:
+                s = summarize(values)
+                out[k] = {"median_ms": round(s.median, 3), "p95_ms": round(s.p95, 3),
+                          "p99_ms": round(s.p99, 3), "mean_ms": round(s.mean, 3),
+                          "max_ms": round(s.max, 3)}
+        return out
+
+
+def _ms(a: int, b: int) -> float:
+    return round((b - a) / 1e6, 3)
+
+
+def _timed_frames(frames: Iterator[Frame]) -> Iterator[tuple[Frame, int, int]]:
+    """Each frame with the perf_counter_ns before and after decoding it."""
+    while True:
+        t0 = time.perf_counter_ns()
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        yield frame, t0, time.perf_counter_ns()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_shades:
+        try:
+            shade_table(sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:  # e.g. piped into head
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    if not args.input or not args.output:
+        raise UserError("give an INPUT file and -o OUTPUT (or --list-shades)")
+    if not 0.0 <= args.intensity <= 1.0:
+        raise UserError(f"--intensity must be between 0 and 1, got {args.intensity}")
+
+    from arengine.effects.lipstick import DEFAULT_SHADE, LipstickEffect
+    from arengine.effects.shades import default_catalog
+    from arengine.media import VideoInput, open_input, open_output
+
+    shade = default_catalog().get(args.shade or DEFAULT_SHADE)  # unknown: UserError
+    src, dst = Path(args.input), Path(args.output)
+    _check_paths(src, dst)
+    report_path = Path(args.report) if args.report else None
+    if report_path is not None:
+        rp = report_path.parent if str(report_path.parent) else Path(".")
+        if not rp.is_dir():
+            raise UserError(f"report folder does not exist: {rp}")
+
+    with _native_stderr_silenced():
+        source = open_input(src)
+    try:
+        sink = open_output(dst, source)
+    except BaseException:
+        source.close()
+        raise
+    try:
+        result = _process(args, source, sink, shade, LipstickEffect)
+    except BaseException:
+        sink_close_quietly(sink)
+        source.close()
+        dst.unlink(missing_ok=True)  # never leave half a file behind
+        raise
+    source.close()
+
+    is_video = isinstance(source, VideoInput)
+    frames, with_face = result["frames"], result["frames_with_face"]
+    if frames == 0:
+        dst.unlink(missing_ok=True)
+        raise UserError(f"no frame of {src} could be decoded")
+    if with_face == 0:
+        what = "picture" if not is_video else "video"
+        _warn(f"no face found in the {what} {src}; the output shows it unchanged")
+        if not is_video and _same_format(src, dst):
+            shutil.copyfile(src, dst)  # byte for byte: no second JPEG generation
+    if source.corrupt_frames:
+        _warn(f"skipped {source.corrupt_frames} corrupt frame(s) of {src}")
+    if report_path is not None:
+        _write_report(report_path, result)
+    audio = result["output"].get("audio")
+    extra = f", audio {audio}" if audio and audio != "none" else ""
+    print(f"wrote {dst}: {frames} frame(s), {with_face} with a face, shade {shade.id}{extra}")
+    return 0
+
+
+def _same_format(a: Path, b: Path) -> bool:
+    alias = {".jpeg": ".jpg", ".tiff": ".tif"}
+    ea, eb = a.suffix.lower(), b.suffix.lower()
+    return alias.get(ea, ea) == alias.get(eb, eb)
+
+
+def sink_close_quietly(sink: Any) -> None:
+    with suppress(Exception):  # the original error is the one worth reporting
+        sink.close()
+
+
+def _progress(args: argparse.Namespace, total: int | None, is_video: bool) -> Any:
+    from tqdm import tqdm
+
+    if args.progress == "never" or not is_video:
+        disable: bool | None = True
+    elif args.progress == "always":
+        disable = False
+    else:
+        disable = not sys.stderr.isatty()
+    return tqdm(total=total, unit="frame", file=sys.stderr, disable=disable,
+                dynamic_ncols=True, desc="tryon", smoothing=0.1)
+
+
+def _process(args: argparse.Namespace, source: Any, sink: Any, shade: Any,
+             effect_cls: Any) -> dict[str, Any]:
+    from arengine.media import VideoInput
+    from arengine.tracking import JitterMeter, Tracker
+
+    is_video = isinstance(source, VideoInput)
+    effect = effect_cls(shade=shade, intensity=args.intensity)
+    timer = _Timer()
+    jitter = JitterMeter(LIP_POINTS)
+    fps = float(source.info.fps) if source.info.fps else 25.0
+    frames = with_face = 0
+    bar = _progress(args, source.info.frames, is_video)
+    t_start = time.perf_counter_ns()
+    with _native_stderr_silenced():
+        tracker = Tracker("video" if is_video else "image", hands=not args.no_hands)
+    with tracker, bar:
+        for frame, t0, t1 in _timed_frames(source.frames()):
+            ts = frame.time if frame.time is not None else frame.index / fps
+            t2 = timer.now()
+            if frames == 0:  # the graphs log their start-up on the first frame
+                with _native_stderr_silenced():
+                    scene = tracker.faces.track(frame.image, ts, frame.index)
+            else:
+                scene = tracker.faces.track(frame.image, ts, frame.index)
+            t3 = timer.now()
+            if tracker.hands is not None:
+                if frames == 0:
+                    with _native_stderr_silenced():
+                        hands = tracker.hands.detect(frame.image)
+                else:
+                    hands = tracker.hands.detect(frame.image)
+                scene = scene.with_hands(hands)
+            t4 = timer.now()
+            image = effect.apply(frame.image, scene) if len(scene.faces) else frame.image
+            t5 = timer.now()
+            sink.write(frame.replace(image))
+            t6 = timer.now()
+            if len(scene.faces):
+                with_face += 1
+                jitter.update(scene.faces.track_id, scene.faces.raw, scene.faces.points)
+            timer.rows.append({
+                "index": frame.index, "pts": frame.pts, "faces": len(scene.faces),
+                "hands": len(scene.hands), "decode_ms": _ms(t0, t1), "track_ms": _ms(t2, t4),
+                "track_face_ms": _ms(t2, t3),
+                "track_hands_ms": _ms(t3, t4) if tracker.hands is not None else None,
+                "effect_ms": _ms(t4, t5), "encode_ms": _ms(t5, t6), "total_ms": _ms(t0, t6)})
+            frames += 1
+            bar.update(1)
+        t_encode = timer.now()
+        sink.close()
+        flush_ms = _ms(t_encode, timer.now())
+    wall_s = (time.perf_counter_ns() - t_start) / 1e9
+    out_info: dict[str, Any] = {"path": str(sink.path), "kind": sink.kind,
+                                "frames": sink.frames_written}
+    if is_video:
+        out_info.update(audio=sink.audio, codec=sink.stream.codec_context.name,
+                        fps=float(source.info.fps) if source.info.fps else None,
+                        width=sink.width, height=sink.height)
+    return {
+        "tool": "arengine tryon",
+        "shade": shade.id,
+        "mode": "video" if is_video else "image",
+        "hands": not args.no_hands,
+        "clock": {"name": "time.perf_counter_ns",
+                  "resolution_ns": timer.clock_resolution_ns},
+        "input": source.info.to_dict(),
+        "output": out_info,
+        "frames": frames,
+        "frames_with_face": with_face,
+        "face_share": round(with_face / frames, 4) if frames else 0.0,
+        "skipped_corrupt_frames": source.corrupt_frames,
+        "jitter_px": {
+            "metric": "mean |second difference| of lip landmark x,y between consecutive "
+                      "frames of the same face track",
+            "landmarks": len(LIP_POINTS), "samples": jitter.samples,
+            "raw": None if jitter.raw is None else round(jitter.raw, 4),
+            "smoothed": None if jitter.smoothed is None else round(jitter.smoothed, 4)},
+        "wall_s": round(wall_s, 3),
+        "throughput_fps": round(frames / wall_s, 2) if wall_s > 0 else None,
+        "encoder_flush_ms": flush_ms,
+        "summary": timer.summary(),
+        "per_frame": timer.rows,
+    }
+
+
+def _write_report(path: Path, report: dict[str, Any]) -> None:
+    try:
+        path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write the report {path}: {e.strerror or e}") from None
