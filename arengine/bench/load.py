@@ -138,7 +138,11 @@ def load_point(rooms: int, viewers: int, seconds: float, target_ms: float, fps: 
 def load_sweep(target_ms: float, seconds: float, viewer_counts: tuple[int, ...] = (1, 10, 50),
                max_rooms: int = 16, progress: Callable[[str], None] | None = None
                ) -> dict[str, Any]:
-    """Rooms 1, 2, 4, ... with each viewer count, until a point drops frames or misses."""
+    """Rooms 1, 2, 4, ... with each viewer count, until a room count has no passing point.
+
+    One and two rooms are always measured with every viewer count, so even a machine that
+    cannot hold one room shows how latency scales.
+    """
     points = []
     best: dict[str, int] | None = None
     rooms = 1
@@ -151,12 +155,13 @@ def load_sweep(target_ms: float, seconds: float, viewer_counts: tuple[int, ...] 
                 lat = p["latency"]
                 progress(f"load: {rooms} room(s) x {v} viewer(s): p99 "
                          f"{lat['p99'] if lat else float('nan'):.1f} ms, dropped {p['dropped']}")
-            if not p["ok"]:
+            if p["ok"]:
+                any_ok = True
+                if best is None or (rooms, v) > (best["rooms"], best["viewers"]):
+                    best = {"rooms": rooms, "viewers": v}
+            elif rooms > 2:
                 break
-            any_ok = True
-            if best is None or (rooms, v) > (best["rooms"], best["viewers"]):
-                best = {"rooms": rooms, "viewers": v}
-        if not any_ok:
+        if not any_ok and rooms >= 2:
             break
         rooms *= 2
     return {"target_ms": target_ms, "seconds_per_point": seconds,

@@ -24,16 +24,18 @@ class Verdict:
     unit: str
     status: str  # "PASS", "FAIL" or "NOT MEASURED"
     note: str = ""
+    op: str = "<="  # how value must compare with target
 
     def line(self) -> str:
-        v = "n/a" if self.value is None else f"{self.value:.1f} {self.unit}"
-        t = "" if self.target is None else f" (target <= {self.target:g} {self.unit})"
+        v = "n/a" if self.value is None else f"{self.value:.1f} {self.unit}".rstrip()
+        t = "" if self.target is None else \
+            f" (target {self.op} {self.target:g} {self.unit})".replace(" )", ")")
         n = f" - {self.note}" if self.note else ""
         return f"{self.status}: {self.name} = {v}{t}{n}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "value": self.value, "target": self.target,
-                "unit": self.unit, "status": self.status, "note": self.note}
+                "unit": self.unit, "status": self.status, "note": self.note, "op": self.op}
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:
@@ -174,6 +176,8 @@ def plots(report: dict[str, Any], out: Path) -> list[str]:
             for s in p["stages"]:
                 if s not in stage_names:
                     stage_names.append(s)
+        # Pipeline order: input, tracking, effects, then encode on top.
+        stage_names.sort(key=lambda s: (s == "encode", s.startswith("effect:")))
         bottom = [0.0] * len(stages)
         for s in stage_names:
             vals = [p["stages"].get(s, {}).get("median", 0.0) for p in stages]

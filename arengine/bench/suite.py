@@ -75,9 +75,11 @@ class BenchOptions:
 def _verdict(name: str, value: float | None, target: float | None, unit: str,
              note: str = "", higher_is_better: bool = False) -> rep.Verdict:
     if value is None or target is None:
-        return rep.Verdict(name, value, target, unit, "NOT MEASURED", note)
+        return rep.Verdict(name, value, target, unit, "NOT MEASURED", note,
+                           ">=" if higher_is_better else "<=")
     ok = value >= target if higher_is_better else value <= target
-    return rep.Verdict(name, value, target, unit, "PASS" if ok else "FAIL", note)
+    return rep.Verdict(name, value, target, unit, "PASS" if ok else "FAIL", note,
+                       ">=" if higher_is_better else "<=")
 
 
 def gpu_plan(render: str) -> tuple[Any, str, list[str]]:
@@ -200,8 +202,9 @@ def _verdicts(report: dict[str, Any], problems: list[str]) -> list[rep.Verdict]:
         "real-time replay)", at["realtime"]["engine_added"]["p99"] if at else None,
         t.get("engine_p99_ms"), "ms"))
     out.append(_verdict(
-        f"frames dropped at {TARGET_RESOLUTION}30 (share, real-time replay)",
-        at["realtime"]["dropped_share"] if at else None, t.get("dropped_share"), ""))
+        f"frames dropped at {TARGET_RESOLUTION}30 (real-time replay)",
+        100 * at["realtime"]["dropped_share"] if at else None,
+        100 * t["dropped_share"] if "dropped_share" in t else None, "%"))
     load = report.get("load")
     one = next((p for p in load["points"] if p["rooms"] == 1 and p["viewers"] == 1), None) \
         if load else None

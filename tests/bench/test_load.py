@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import pytest
+
+from arengine.bench.load import load_point
+
+
+@pytest.mark.slow
+def test_load_point_runs_real_room_pipelines_with_viewers() -> None:
+    p = load_point(rooms=2, viewers=3, seconds=2.0, target_ms=100000, warmup=1.5)
+    assert p["rooms"] == 2 and p["viewers"] == 3
+    assert p["due"] == pytest.approx(2 * 60, abs=4)
+    assert p["processed"] > 0
+    assert p["processed"] + p["dropped"] <= p["due"]
+    assert p["latency"]["count"] == p["processed"]
+    assert p["latency"]["median"] > 0
+    # Every viewer got packets from the shared encoder during the timed window.
+    assert p["packets_per_viewer"] > 0
+    assert p["ok"] == (p["dropped"] == 0)
