@@ -1,11 +1,15 @@
 """The GLSL render backend: headless OpenGL through EGL (moderngl), GPU or Mesa llvmpipe.
 
-The frame goes up once into an RGB8 texture that is also the render target (the
-"canvas"); every pass draws a rectangle onto it, and the result comes back with one
-readback. Sprites blend in the blend unit with premultiplied alpha; the lip pass needs the
-pixels under the lips, so it first copies its small box into a scratch texture. Masks,
-scratch areas and uncached sprites live in textures that are reused from frame to frame;
-sprites with a key stay on the GPU until their version changes.
+The frame goes up once and comes back once. On a GPU its raw BGR bytes are uploaded into
+an RGBA8 texture as they lie in memory ("packed": no format conversion in the driver, so
+the upload is a plain copy) and a shader pass spreads them into the RGBA8 canvas; the
+readback is the same in reverse. On a software rasteriser, where shader passes cost more
+than the driver's conversion, the canvas is RGB8 and is written and read directly. Every
+drawing pass draws a rectangle onto the canvas: sprites blend in the blend unit with
+premultiplied alpha; the lip pass needs the pixels under the lips, so it first copies its
+small box into a scratch texture. Masks, scratch areas and uncached sprites live in
+textures that are reused from frame to frame; sprites with a key stay on the GPU until
+their version changes.
 
 Headless selection: moderngl's ``egl`` backend enumerates EGL devices
 (EGL_EXT_device_enumeration) and needs no display server. On a machine without a GPU
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 
 SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software", "swiftshader", "lavapipe")
 GL_REQUIRE = 330
+TRANSFERS = ("auto", "packed", "direct")
+PACK_WIDTH = 4096  # texels (16 KiB) per row of the packed upload/readback textures
 _BUCKET = 64  # scratch textures grow in steps of this many pixels, to be reused
 
 
@@ -233,8 +239,10 @@ class GLBackend(RenderBackend):
 
     def __init__(self, device_index: int | None = None, hardware_only: bool = False,
                  shaders_dir: Path | None = None, sprite_cache_bytes: int = 512 << 20,
-                 context: moderngl.Context | None = None) -> None:
+                 context: moderngl.Context | None = None, transfer: str = "auto") -> None:
         super().__init__()
+        if transfer not in TRANSFERS:
+            raise ValueError(f"transfer must be one of {', '.join(TRANSFERS)}, not {transfer!r}")
         self._ctx = context if context is not None else create_context(device_index)
         self._lock = threading.RLock()
         self._lost = False
@@ -243,6 +251,10 @@ class GLBackend(RenderBackend):
         self._renderer = str(info["GL_RENDERER"])
         self.vendor = str(info["GL_VENDOR"])
         self.gl_version = str(info["GL_VERSION"])
+        # A GPU takes the frame as raw RGBA8-packed bytes (no driver-side conversion, two
+        # cheap shader passes); a CPU rasteriser is faster letting its driver convert RGB.
+        self.transfer = transfer if transfer != "auto" else (
+            "direct" if is_software_renderer(self._renderer) else "packed")
         if hardware_only and is_software_renderer(self._renderer):
             self._ctx.release()
             raise GLUnavailable(f"EGL device {self.device_index} is a software rasteriser "
@@ -264,11 +276,16 @@ class GLBackend(RenderBackend):
             "copy": build_program(ctx, "quad.vert", "copy.frag", shaders_dir=shaders_dir),
             "sprite": build_program(ctx, "quad.vert", "sprite.frag", shaders_dir=shaders_dir),
             "lips": build_program(ctx, "quad.vert", "lips.frag", shaders_dir=shaders_dir),
+            "unpack": build_program(ctx, "quad.vert", "unpack.frag", shaders_dir=shaders_dir),
+            "pack": build_program(ctx, "quad.vert", "pack.frag", shaders_dir=shaders_dir),
         }
         self._vaos = {k: ctx.vertex_array(p, []) for k, p in self._programs.items()}
         self._canvas: moderngl.Texture | None = None
         self._fbo: moderngl.Framebuffer | None = None
-        self._roi = _Scratch(ctx, 3, "f1", with_fbo=True)
+        self._pack_width = min(PACK_WIDTH, int(ctx.info["GL_MAX_TEXTURE_SIZE"]))
+        self._packed_in = _Scratch(ctx, 4, "f1")
+        self._packed_out = _Scratch(ctx, 4, "f1", with_fbo=True)
+        self._roi = _Scratch(ctx, 4, "f1", with_fbo=True)
         self._fields = _Scratch(ctx, 4, "f4")
         self._radial = _Scratch(ctx, 1, "f4")
         self._loose_sprite = _Scratch(ctx, 4, "f1")
@@ -289,7 +306,7 @@ class GLBackend(RenderBackend):
         s.update(vendor=self.vendor, gl_version=self.gl_version, software=self.software,
                  device_index=self.device_index, uploads=self.uploads,
                  upload_bytes=self.upload_bytes, readback_bytes=self.readback_bytes,
-                 passes=self.passes, sprite_textures=len(self.sprites),
+                 passes=self.passes, transfer=self.transfer, sprite_textures=len(self.sprites),
                  sprite_bytes=self.sprites.bytes, sprite_hits=self.sprites.hits,
                  sprite_misses=self.sprites.misses, context_lost=self._lost)
         return s
@@ -310,7 +327,8 @@ class GLBackend(RenderBackend):
             self._lost = True
             with self._ctx:
                 self.sprites.release()
-                for s in (self._roi, self._fields, self._radial, self._loose_sprite):
+                for s in (self._roi, self._fields, self._radial, self._loose_sprite,
+                          self._packed_in, self._packed_out):
                     s.release()
                 if self._fbo is not None:
                     self._fbo.release()
@@ -328,12 +346,23 @@ class GLBackend(RenderBackend):
             raise ContextLost(f"GL context on {self._renderer} was lost")
         return _Current(self)
 
+    def _layout(self, nbytes: int) -> tuple[int, int, int, int]:
+        """Packed layout of ``nbytes`` frame bytes: (texels per row, full rows, texels in
+        the last partial row, bytes in the last partial texel)."""
+        texels, tail = divmod(nbytes, 4)
+        pw = max(1, min(self._pack_width, texels))
+        rows, rem = divmod(texels, pw)
+        return pw, rows, rem, tail
+
     def _begin(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
+        flat = frame.reshape(-1)
+        pw, rows, rem, tail = self._layout(flat.size)
+        direct = self.transfer == "direct"
         with self._current():
             if self._canvas is None or self._canvas.size != (w, h):
                 old, old_fbo = self._canvas, self._fbo
-                self._canvas = self._ctx.texture((w, h), 3, alignment=1)
+                self._canvas = self._ctx.texture((w, h), 3 if direct else 4, alignment=1)
                 self._canvas.filter = (moderngl.NEAREST, moderngl.NEAREST)
                 self._fbo = self._ctx.framebuffer(color_attachments=[self._canvas])
                 self._fbo.use()  # never leave a deleted framebuffer bound (see _Scratch)
@@ -341,7 +370,26 @@ class GLBackend(RenderBackend):
                     old_fbo.release()
                 if old is not None:
                     old.release()
-            self._canvas.write(frame)
+            if direct:
+                self._canvas.write(frame, alignment=1)
+                self.uploads += 1
+                self.upload_bytes += frame.nbytes
+                return
+            # The one upload: the frame's bytes as they are, in at most three writes.
+            packed = self._packed_in.get(pw, rows + (1 if rem or tail else 0))
+            done = rows * pw * 4
+            if rows:
+                packed.write(flat[:done], viewport=(0, 0, pw, rows), alignment=1)
+            if rem:
+                packed.write(flat[done:done + rem * 4], viewport=(0, rows, rem, 1), alignment=1)
+            if tail:
+                last = np.zeros(4, np.uint8)
+                last[:tail] = flat[done + rem * 4:]
+                packed.write(last, viewport=(rem, rows, 1, 1), alignment=1)
+            self._fbo.use()
+            packed.use(0)
+            self._draw("unpack", (0, 0, w, h), (w, h), u_packed=0, u_width=w,
+                       u_pack_width=pw)
             self.uploads += 1
             self.upload_bytes += frame.nbytes
 
@@ -440,16 +488,45 @@ class GLBackend(RenderBackend):
                 self._ctx.disable(moderngl.BLEND)
 
     def _end(self) -> np.ndarray:
-        assert self._fbo is not None and self._size is not None
+        assert self._canvas is not None and self._size is not None
         w, h = self._size
         out = np.empty((h, w, 3), np.uint8)
+        flat = out.reshape(-1)
+        pw, rows, rem, tail = self._layout(flat.size)
         with self._current():
-            self._fbo.read_into(out, components=3, alignment=1)
-            err = self._ctx.error
-            if err != "GL_NO_ERROR":
-                raise BackendError(f"OpenGL error {err} on {self._renderer}")
+            if self.transfer == "direct":
+                assert self._fbo is not None
+                self._fbo.read_into(out, components=3, alignment=1)
+                self._check()
+                self.readback_bytes += out.nbytes
+                return out
+            packed = self._packed_out.get(pw, rows + (1 if rem or tail else 0))
+            assert self._packed_out.fbo is not None
+            fbo = self._packed_out.fbo
+            fbo.use()
+            self._canvas.use(0)
+            self._draw("pack", (0, 0, pw, rows + (1 if rem or tail else 0)), packed.size,
+                       u_canvas=0, u_width=w, u_pixels=w * h, u_pack_width=pw)
+            # The one readback: the frame's bytes, straight into the output array.
+            done = rows * pw * 4
+            if rows:
+                fbo.read_into(flat, viewport=(0, 0, pw, rows), components=4, alignment=1)
+            if rem:
+                fbo.read_into(flat, viewport=(0, rows, rem, 1), components=4, alignment=1,
+                              write_offset=done)
+            if tail:
+                last = np.empty(4, np.uint8)
+                fbo.read_into(last, viewport=(rem, rows, 1, 1), components=4, alignment=1)
+                flat[done + rem * 4:] = last[:tail]
+            self._check()
         self.readback_bytes += out.nbytes
         return out
+
+    def _check(self) -> None:
+        """Raise on a GL error (a reset context reports one here, once per frame)."""
+        err = self._ctx.error
+        if err != "GL_NO_ERROR":
+            raise BackendError(f"OpenGL error {err} on {self._renderer}")
 
 
 class _Current:

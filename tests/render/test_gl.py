@@ -319,3 +319,41 @@ def test_moderngl_log_is_split_per_stage() -> None:
     text = ("GLSL Compiler failed\n\nfragment_shader\n===============\n"
             "0:3(30): error: `x' undeclared\n\n")
     assert split_moderngl_log(text) == {"fragment_shader": "0:3(30): error: `x' undeclared\n"}
+
+
+# -- transfers ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("transfer", ["packed", "direct"])
+def test_frames_round_trip_exactly(make_gl: Any, transfer: str) -> None:
+    """Upload and readback give back every byte, for sizes whose byte count is not a
+    multiple of the packing (odd widths, a partial last row, a partial last texel)."""
+    gl = make_gl(transfer=transfer)
+    assert gl.status["transfer"] == transfer
+    rng = np.random.default_rng(11)
+    for w, h in [(1, 1), (3, 5), (641, 359), (1281, 721), (4099, 3), (5, 4000)]:
+        frame = rng.integers(0, 256, (h, w, 3), np.uint8)
+        gl.begin_frame(frame)
+        assert np.array_equal(gl.end_frame(), frame), (w, h)
+
+
+def test_packed_transfer_lip_and_sprite_parity(make_gl: Any, cpu: CPUBackend,
+                                               lip_cases: dict[str, LipCase]) -> None:
+    gl = make_gl(transfer="packed")
+    case = lip_cases[LIP_IMAGES[1]]
+    sticker = _sprites(np.random.default_rng(2))["sticker"]
+    lips = case.full_mask() > 0
+    for finish in FINISHES:
+        shade = next(s for s in default_catalog() if s.finish == finish)
+        params = LipParams.from_shade(shade)
+        ops = [*_lip_ops(case, params), ("blend_sprite", (sticker, -20, 30), {"key": "s"})]
+        want, got = _render(cpu, case.image, ops), _render(gl, case.image, ops)
+        diff = np.abs(got.astype(np.int16) - want.astype(np.int16)).max(axis=2)
+        assert diff[lips].max() <= LIP_TOLERANCE, finish
+        assert diff[~lips].max() <= SPRITE_TOLERANCE, finish
+
+
+def test_auto_transfer_follows_the_renderer(gl: Any) -> None:
+    from arengine.render.gl import is_software_renderer
+
+    assert gl.status["transfer"] == ("direct" if is_software_renderer(gl.renderer)
+                                     else "packed")
