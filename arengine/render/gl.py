@@ -386,6 +386,7 @@ class GLBackend(RenderBackend):
                 last = np.zeros(4, np.uint8)
                 last[:tail] = flat[done + rem * 4:]
                 packed.write(last, viewport=(rem, rows, 1, 1), alignment=1)
+            assert self._fbo is not None
             self._fbo.use()
             packed.use(0)
             self._draw("unpack", (0, 0, w, h), (w, h), u_packed=0, u_width=w,
