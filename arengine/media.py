@@ -244,6 +244,11 @@ class VideoInput:
         try:
             self.container = av.open(str(self.path), "r")
         except (av.error.FFmpegError, UnicodeDecodeError) as e:
+            ext = self.path.suffix.lower()
+            if ext not in VIDEO_EXTENSIONS:
+                raise UserError(f"unsupported input format {ext or '(no extension)'!r}: "
+                                f"{self.path} is neither a picture ({', '.join(IMAGE_EXTENSIONS)}"
+                                f") nor a video FFmpeg can read") from None
             raise UserError(f"cannot read {self.path}: not a video file FFmpeg can open "
                             f"({_reason(e)})") from None
         if not self.container.streams.video:

@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -246,20 +246,15 @@ def _process(args: argparse.Namespace, source: Any, sink: Any, shade: Any,
         for frame, t0, t1 in _timed_frames(source.frames()):
             ts = frame.time if frame.time is not None else frame.index / fps
             t2 = timer.now()
-            if frames == 0:  # the graphs log their start-up on the first frame
-                with _native_stderr_silenced():
-                    scene = tracker.faces.track(frame.image, ts, frame.index)
-            else:
+            # The graphs log their start-up over the first frames, from their own threads.
+            quiet: AbstractContextManager[None] = (
+                _native_stderr_silenced() if frames < 3 else nullcontext())
+            with quiet:
                 scene = tracker.faces.track(frame.image, ts, frame.index)
-            t3 = timer.now()
-            if tracker.hands is not None:
-                if frames == 0:
-                    with _native_stderr_silenced():
-                        hands = tracker.hands.detect(frame.image)
-                else:
-                    hands = tracker.hands.detect(frame.image)
-                scene = scene.with_hands(hands)
-            t4 = timer.now()
+                t3 = timer.now()
+                if tracker.hands is not None:
+                    scene = scene.with_hands(tracker.hands.detect(frame.image))
+                t4 = timer.now()
             image = effect.apply(frame.image, scene) if len(scene.faces) else frame.image
             t5 = timer.now()
             sink.write(frame.replace(image))
