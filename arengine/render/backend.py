@@ -12,6 +12,7 @@ runs the same formulas as GLSL; both must give the same pictures.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -283,6 +284,15 @@ def _cpu_backend() -> RenderBackend:
     from arengine.render.cpu import CPUBackend
 
     return CPUBackend()
+
+
+RENDER_HELP = ("where compositing runs: auto (GL on a GPU with a hardware driver, else "
+               "CPU), cpu (numpy/OpenCV reference), gl (GLSL, also on Mesa llvmpipe)")
+
+
+def add_render_argument(parser: argparse.ArgumentParser) -> None:
+    """``--render auto|cpu|gl`` for a command; pass ``args.render`` to select_backend."""
+    parser.add_argument("--render", choices=BACKEND_NAMES, default="auto", help=RENDER_HELP)
 
 
 def select_backend(name: str = "auto", *, device_index: int | None = None) -> RenderBackend:

@@ -74,30 +74,25 @@ def create_context(device_index: int | None = None) -> moderngl.Context:
                             f"context on device {device_index or 0}: {e}") from e
 
 
-def egl_devices() -> list[tuple[int, str]]:
-    """(device index, GL_RENDERER) for every EGL device that gives a context."""
+def egl_devices(max_devices: int = 16) -> list[tuple[int, str]]:
+    """(device index, GL_RENDERER) for every EGL device that gives a context.
+
+    A device that fails (a GPU whose driver is missing, say) is passed over, so a
+    software device listed after it is still found.
+    """
     out: list[tuple[int, str]] = []
-    index = 0
-    count: int | None = None
-    while count is None or index < count:
+    for index in range(max_devices):
         try:
             ctx = create_context(index)
         except GLUnavailable as e:
             m = re.search(r"found (\d+) devices", str(e))
-            if m and count is None:
-                count = int(m.group(1))
-                if index < count:
-                    index += 1
-                    continue
-            if count is None:
-                break
-            index += 1
+            if m and index >= int(m.group(1)):
+                break  # past the last device
+            if m is None and "device" not in str(e).lower() and index == 0:
+                break  # no EGL at all: every index would fail the same way
             continue
         out.append((index, str(ctx.info["GL_RENDERER"])))
         ctx.release()
-        index += 1
-        if count is None and index >= 16:
-            break
     return out
 
 

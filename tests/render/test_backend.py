@@ -239,3 +239,24 @@ def test_caller_errors_do_not_trigger_fallback(make_gl: Any) -> None:
 
 def test_backend_names_match_the_cli_choices() -> None:
     assert backend_mod.BACKEND_NAMES == ("auto", "cpu", "gl")
+
+
+def test_render_argument_for_commands() -> None:
+    import argparse
+
+    from arengine.render.backend import add_render_argument
+
+    parser = argparse.ArgumentParser()
+    add_render_argument(parser)
+    assert parser.parse_args([]).render == "auto"
+    assert parser.parse_args(["--render", "gl"]).render == "gl"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--render", "metal"])
+
+
+def test_egl_devices_list_the_renderers(make_gl: Any) -> None:
+    from arengine.render.gl import egl_devices
+
+    gl = make_gl(device_index=0)
+    devices = egl_devices()
+    assert (0, gl.renderer) in devices
