@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 BackendName = Literal["auto", "cpu", "gl"]
 BACKEND_NAMES: tuple[str, ...] = ("auto", "cpu", "gl")
 MAX_FRAME_SIDE = 8192
+SIMULATE_LOSS_ENV = "ARENGINE_RENDER_SIMULATE_LOSS"
 
 
 class BackendError(RuntimeError):
@@ -304,7 +306,9 @@ def select_backend(name: str = "auto", *, device_index: int | None = None) -> Re
     GL_RENDERER string are logged. GL backends come wrapped in :class:`FallbackBackend`,
     so a context that fails later moves the stream to the CPU instead of stopping it; a
     context that cannot be made at all gives a CPU backend whose status says why.
-    Shader compile errors are bugs, not driver trouble: they raise.
+    Shader compile errors are bugs, not driver trouble: they raise. With
+    ``ARENGINE_RENDER_SIMULATE_LOSS=N`` set, GL backends drop their context at frame N (for
+    end-to-end tests of the fallback).
     """
     if name not in BACKEND_NAMES:
         raise ValueError(f"unknown render backend {name!r}; choose one of "
@@ -313,6 +317,7 @@ def select_backend(name: str = "auto", *, device_index: int | None = None) -> Re
         log.info("render backend: cpu (requested)")
         return _cpu_backend()
     t0 = time.perf_counter()
+    lose_at = _simulated_loss_frame()
     try:
         from arengine.render.gl import GLBackend, GLUnavailable, find_device
     except ImportError as e:  # moderngl missing from a trimmed install
@@ -323,14 +328,31 @@ def select_backend(name: str = "auto", *, device_index: int | None = None) -> Re
             if dev is None:
                 return _cpu_instead(name, "no hardware OpenGL device (only software "
                                     "rasterisers or none)", quiet=True)
-            gl = GLBackend(device_index=dev, hardware_only=True)
+            gl = GLBackend(device_index=dev, hardware_only=True, lose_context_at_frame=lose_at)
         else:
-            gl = GLBackend(device_index=device_index)
+            gl = GLBackend(device_index=device_index, lose_context_at_frame=lose_at)
     except GLUnavailable as e:
         return _cpu_instead(name, str(e), quiet=name == "auto")
     log.info("render backend: gl (%s), GL_RENDERER=%r, ready in %.0f ms", name, gl.renderer,
              (time.perf_counter() - t0) * 1000)
     return FallbackBackend(gl)
+
+
+def _simulated_loss_frame() -> int | None:
+    """``ARENGINE_RENDER_SIMULATE_LOSS=N``: every GL backend loses its context at frame N.
+
+    For end-to-end tests of a running server (the stream must go on, on the CPU).
+    """
+    value = os.environ.get(SIMULATE_LOSS_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        frame = int(value)
+    except ValueError:
+        raise ValueError(f"{SIMULATE_LOSS_ENV} must be a frame number, not {value!r}") from None
+    log.warning("%s=%d: GL contexts will be dropped at frame %d (test mode)",
+                SIMULATE_LOSS_ENV, frame, frame)
+    return frame
 
 
 def _cpu_instead(requested: str, reason: str, quiet: bool = False) -> RenderBackend:

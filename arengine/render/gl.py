@@ -234,8 +234,10 @@ class GLBackend(RenderBackend):
 
     def __init__(self, device_index: int | None = None, hardware_only: bool = False,
                  shaders_dir: Path | None = None, sprite_cache_bytes: int = 512 << 20,
-                 context: moderngl.Context | None = None, transfer: str = "auto") -> None:
+                 context: moderngl.Context | None = None, transfer: str = "auto",
+                 lose_context_at_frame: int | None = None) -> None:
         super().__init__()
+        self.lose_context_at_frame = lose_context_at_frame  # tests: a GPU reset on cue
         if transfer not in TRANSFERS:
             raise ValueError(f"transfer must be one of {', '.join(TRANSFERS)}, not {transfer!r}")
         self._ctx = context if context is not None else create_context(device_index)
@@ -350,6 +352,8 @@ class GLBackend(RenderBackend):
         return pw, rows, rem, tail
 
     def _begin(self, frame: np.ndarray) -> None:
+        if self.lose_context_at_frame is not None and self.frames >= self.lose_context_at_frame:
+            self.simulate_context_loss()
         h, w = frame.shape[:2]
         flat = frame.reshape(-1)
         pw, rows, rem, tail = self._layout(flat.size)

@@ -260,3 +260,24 @@ def test_egl_devices_list_the_renderers(make_gl: Any) -> None:
     gl = make_gl(device_index=0)
     devices = egl_devices()
     assert (0, gl.renderer) in devices
+
+
+def test_simulated_loss_from_the_environment(make_gl: Any,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A running server can be told to lose its GL context (end-to-end tests)."""
+    make_gl()
+    monkeypatch.setenv("ARENGINE_RENDER_SIMULATE_LOSS", "3")
+    stream = select_backend("gl")
+    frame = np.full((32, 48, 3), 9, np.uint8)
+    sprite = _sprite(2, (8, 8))
+    want = blend_sprite(frame.copy(), sprite, 4, 4)
+    for i in range(6):
+        stream.begin_frame(frame)
+        stream.blend_sprite(sprite, 4, 4, key="s")
+        out = stream.end_frame()
+        assert np.abs(out.astype(np.int16) - want).max() <= 1
+        assert stream.status["backend"] == ("gl" if i < 3 else "cpu")
+    assert stream.status["fallback_frame"] == 3
+    monkeypatch.setenv("ARENGINE_RENDER_SIMULATE_LOSS", "soon")
+    with pytest.raises(ValueError, match="frame number"):
+        select_backend("gl")
