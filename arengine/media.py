@@ -380,6 +380,7 @@ class VideoOutput:
         # MPEG-2 and raw YUV count time in frames; the others keep the input's time base.
         self.time_base = 1 / fps if codec in ("mpeg2video", "rawvideo") else in_tb
         self.in_time_base = in_tb
+        self._frame_step = max(1, round(1 / (fps * self.time_base)))
         try:
             self.container: Any = av.open(str(self.path), "w", format=fmt)
         except (av.error.FFmpegError, OSError) as e:
@@ -453,8 +454,8 @@ class VideoOutput:
         self._write_audio(self.source.take_audio())
 
     def _pts(self, frame: Frame) -> int:
-        if frame.pts is None:
-            pts = self.frames_written if self._last_pts is None else self._last_pts + 1
+        if frame.pts is None:  # a made-up frame: one frame period after the last one
+            pts = 0 if self._last_pts is None else self._last_pts + self._frame_step
         else:
             tb = frame.time_base or self.in_time_base
             pts = round(frame.pts * tb / self.time_base)

@@ -1,0 +1,276 @@
+"""Picture and video input/output: clocks, audio and damaged files, on real footage."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from arengine.errors import UserError
+from arengine.media import (
+    ImageInput,
+    ImageOutput,
+    VideoInput,
+    VideoOutput,
+    open_input,
+    open_output,
+    read_image,
+    write_image,
+)
+from arengine.types import Frame
+
+
+def make_clip(path: Path, source: Path, frames: int = 30, size: tuple[int, int] = (640, 360),
+              fps: int = 25, audio: str | None = "aac") -> Path:
+    """A short H.264 clip of real footage with a 440 Hz tone track, written with PyAV."""
+    with av.open(str(source)) as src, av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
+        v.options = {"preset": "ultrafast"}
+        a = out.add_stream(audio, rate=48000) if audio else None
+        if a is not None:
+            a.layout = "mono"
+        for i, f in enumerate(src.decode(video=0)):
+            if i >= frames:
+                break
+            img = cv2.resize(f.to_ndarray(format="bgr24"), size, interpolation=cv2.INTER_AREA)
+            vf = av.VideoFrame.from_ndarray(img, format="bgr24")
+            vf.pts = i
+            out.mux(v.encode(vf))
+        out.mux(v.encode(None))
+        if a is not None:
+            total = int(48000 * frames / fps)
+            t = np.arange(total) / 48000
+            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            for start in range(0, total, 1024):
+                chunk = tone[start:start + 1024][None, :]
+                af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+                af.sample_rate, af.pts = 48000, start
+                out.mux(a.encode(af))
+            out.mux(a.encode(None))
+    return path
+
+
+def audio_payloads(path: Path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return []
+        return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+def probe(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = list(c.decode(v))
+        return {"frames": len(frames), "fps": v.average_rate, "codec": v.codec_context.name,
+                "times": [float(f.pts * f.time_base) for f in frames],
+                "audio": c.streams.audio[0].codec_context.name if c.streams.audio else None,
+                "size": (v.codec_context.width, v.codec_context.height)}
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory, face_video: Path) -> Path:
+    return make_clip(tmp_path_factory.mktemp("media") / "clip.mp4", face_video)
+
+
+def copy_through(src: Path, dst: Path) -> tuple[VideoInput, VideoOutput]:
+    inp = open_input(src)
+    assert isinstance(inp, VideoInput)
+    out = open_output(dst, inp)
+    assert isinstance(out, VideoOutput)
+    for frame in inp.frames():
+        out.write(frame)
+    out.close()
+    inp.close()
+    return inp, out
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def test_rgba_png_reads_as_bgr_and_keeps_alpha(data_dir: Path, tmp_path: Path) -> None:
+    src = data_dir / "mediapipe_samples" / "thumbs-up.png"
+    inp = ImageInput(src)
+    assert inp.image.shape == (1280, 1920, 3) and inp.image.dtype == np.uint8
+    assert inp.alpha is not None and inp.alpha.shape == (1280, 1920)
+    raw = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(inp.image, raw[:, :, :3])
+    out = tmp_path / "out.png"
+    o = open_output(out, inp)
+    o.write(next(inp.frames()))
+    back = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(back, raw)  # alpha restored, pixels lossless
+
+
+def test_grey_and_16_bit_pictures_become_bgr8(tmp_path: Path) -> None:
+    grey = np.tile(np.arange(64, dtype=np.uint8), (32, 1))
+    cv2.imwrite(str(tmp_path / "g.png"), grey)
+    img = read_image(tmp_path / "g.png")
+    assert img.shape == (32, 64, 3) and (img[:, :, 0] == grey).all()
+    deep = (grey.astype(np.uint16) * 257)
+    cv2.imwrite(str(tmp_path / "d.png"), deep)
+    np.testing.assert_array_equal(read_image(tmp_path / "d.png")[:, :, 1], grey)
+
+
+def test_jpeg_round_trip(load_image, tmp_path: Path) -> None:
+    img = load_image("faces/obama-480p.jpg")
+    write_image(tmp_path / "o.jpg", img)
+    back = read_image(tmp_path / "o.jpg")
+    assert back.shape == img.shape
+    assert np.abs(back.astype(int) - img).mean() < 3
+
+
+@pytest.mark.parametrize("content", [b"", b"not a picture at all" * 10])
+def test_bad_pictures_are_user_errors(tmp_path: Path, content: bytes) -> None:
+    p = tmp_path / "bad.png"
+    p.write_bytes(content)
+    with pytest.raises(UserError, match=r"bad\.png"):
+        open_input(p)
+
+
+def test_picture_output_checks(tmp_path: Path) -> None:
+    inp = ImageInput(_obama(tmp_path))
+    with pytest.raises(UserError, match="output folder does not exist"):
+        open_output(tmp_path / "missing" / "o.png", inp)
+    with pytest.raises(UserError, match="must be one too"):
+        open_output(tmp_path / "o.mp4", inp)
+    with pytest.raises(UserError, match="unsupported picture format"):
+        ImageOutput(tmp_path / "o.gif")
+
+
+def _obama(tmp_path: Path) -> Path:
+    p = tmp_path / "obama.png"
+    cv2.imwrite(str(p), np.full((40, 60, 3), 128, np.uint8))
+    return p
+
+
+# --------------------------------------------------------------------------- videos
+
+
+def test_video_input_keeps_the_clock(clip: Path) -> None:
+    with VideoInput(clip) as inp:
+        assert inp.info.fps == 25 and inp.info.frames == 30
+        assert (inp.info.width, inp.info.height) == (640, 360)
+        assert inp.info.audio_codec == "aac"
+        frames = list(inp.frames())
+    assert len(frames) == 30
+    assert [f.index for f in frames] == list(range(30))
+    times = [f.time for f in frames]
+    assert all(t is not None for t in times)
+    np.testing.assert_allclose(np.diff(times), 0.04, atol=1e-6)
+    assert all(isinstance(f.time_base, Fraction) for f in frames)
+
+
+@pytest.mark.parametrize(("ext", "codec", "audio", "audio_codec"), [
+    (".mp4", "h264", "copy", "aac"),
+    (".mov", "h264", "copy", "aac"),
+    (".mkv", "h264", "copy", "aac"),
+    (".webm", "vp9", "transcode", "opus"),
+    (".mpg", "mpeg2video", "transcode", "mp2"),
+    (".y4m", "rawvideo", "dropped", None),
+])
+def test_video_output_formats(clip: Path, tmp_path: Path, ext: str, codec: str, audio: str,
+                              audio_codec: str | None) -> None:
+    dst = tmp_path / f"out{ext}"
+    _, out = copy_through(clip, dst)
+    assert out.audio == audio
+    src, got = probe(clip), probe(dst)
+    assert got["codec"] == codec
+    assert got["frames"] == 30
+    assert got["fps"] == 25
+    assert got["size"] == (640, 360)
+    assert got["audio"] == audio_codec
+    # Same frame times, up to a constant start offset some containers add (MPEG-PS).
+    np.testing.assert_allclose(np.diff(got["times"]), np.diff(src["times"]), atol=1e-3)
+    if audio == "copy":
+        assert audio_payloads(dst) == audio_payloads(clip)  # the very same packets
+
+
+def test_pixels_survive_an_h264_round_trip(clip: Path, tmp_path: Path) -> None:
+    copy_through(clip, tmp_path / "o.mkv")
+    with av.open(str(clip)) as a, av.open(str(tmp_path / "o.mkv")) as b:
+        fa = next(a.decode(video=0)).to_ndarray(format="bgr24").astype(int)
+        fb = next(b.decode(video=0)).to_ndarray(format="bgr24").astype(int)
+    assert np.abs(fa - fb).mean() < 2.5
+
+
+def test_video_without_audio(face_video: Path, tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "mute.mp4", face_video, frames=5, audio=None)
+    _, out = copy_through(src, tmp_path / "o.webm")
+    assert out.audio == "none"
+    assert probe(tmp_path / "o.webm")["frames"] == 5
+
+
+def test_corrupt_frames_are_skipped_and_counted(face_video: Path, tmp_path: Path) -> None:
+    data = bytearray(face_video.read_bytes())
+    middle = len(data) // 2
+    for k in range(40):
+        for j in range(64):
+            data[middle + k * 997 + j] ^= 0xFF
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    inp, out = copy_through(bad, tmp_path / "o.mp4")
+    assert inp.corrupt_frames > 0
+    assert out.frames_written == inp.frames_decoded
+    assert 150 <= inp.frames_decoded < 195
+    assert inp.frames_decoded + inp.corrupt_frames >= 195 - 2
+    assert probe(tmp_path / "o.mp4")["frames"] == out.frames_written
+
+
+def test_unreadable_videos_are_user_errors(tmp_path: Path) -> None:
+    (tmp_path / "g.mp4").write_bytes(np.random.default_rng(0).bytes(4000))
+    with pytest.raises(UserError, match="cannot read"):
+        open_input(tmp_path / "g.mp4")
+    (tmp_path / "t.txt").write_text("hello\n")
+    with pytest.raises(UserError, match=r"unsupported input format '\.txt'"):
+        open_input(tmp_path / "t.txt")
+    with pytest.raises(UserError, match="no such file"):
+        open_input(tmp_path / "missing.mp4")
+    with pytest.raises(UserError, match="folder"):
+        open_input(tmp_path)
+
+
+def test_audio_only_file_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "a.m4a"
+    with av.open(str(p), "w") as out:
+        a = out.add_stream("aac", rate=48000)
+        a.layout = "mono"
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                        layout="mono")
+        af.sample_rate, af.pts = 48000, 0
+        out.mux(a.encode(af))
+        out.mux(a.encode(None))
+    with pytest.raises(UserError, match="no video stream"):
+        open_input(p)
+
+
+def test_video_output_checks(clip: Path, tmp_path: Path) -> None:
+    with VideoInput(clip) as inp:
+        with pytest.raises(UserError, match="unsupported video format"):
+            VideoOutput(tmp_path / "o.gif", inp)
+        with pytest.raises(UserError, match="must be one too"):
+            open_output(tmp_path / "o.png", inp)
+        with pytest.raises(UserError, match="output folder"):
+            open_output(tmp_path / "nope" / "o.mp4", inp)
+
+
+def test_mpeg2_needs_a_standard_frame_rate(face_video: Path, tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "odd.mp4", face_video, frames=3, fps=7, audio=None)
+    with VideoInput(src) as inp, pytest.raises(UserError, match="standard frame rate"):
+        VideoOutput(tmp_path / "o.mpg", inp)
+
+
+def test_frames_without_pts_get_consecutive_ones(clip: Path, tmp_path: Path) -> None:
+    with VideoInput(clip, audio=False) as inp:
+        out = VideoOutput(tmp_path / "o.mp4", inp)
+        image = np.zeros((360, 640, 3), np.uint8)
+        for _ in range(4):
+            out.write(Frame.from_ndarray(image))
+        out.close()
+    got = probe(tmp_path / "o.mp4")
+    assert got["frames"] == 4
+    np.testing.assert_allclose(np.diff(got["times"]), 0.04, atol=1e-6)
