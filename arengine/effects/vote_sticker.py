@@ -114,6 +114,7 @@ class VoteSticker(Effect):
         self._tweens: list[_Tween] = []
         self._closed_seen: float | None = None
         self.last_rect: Rect | None = None  # where the card was drawn last (frame pixels)
+        self.last_layout: StickerLayout | None = None  # its inside (card pixels)
 
     def set_state(self, state: RoomState) -> None:
         """Swap in the latest room snapshot (atomic; called from any thread)."""
@@ -124,6 +125,7 @@ class VoteSticker(Effect):
         state, now = self._clock.read(scene.timestamp)
         poll = state.poll if state is not None else None
         self.last_rect = None
+        self.last_layout = None
         if poll is None or not poll.options:
             self._poll_id = None
             return frame
@@ -161,7 +163,7 @@ class VoteSticker(Effect):
         sprite, lay = self.card(poll, u, remaining, closed, winner)
 
         rect = self.placer.place(lay.width, lay.height, frame.shape[1], h, obstacles(scene))
-        self.last_rect = rect
+        self.last_rect, self.last_layout = rect, lay
         reserve(scene, rect)
         blend_sprite(frame, sprite, rect.x, rect.y, alpha)
         for i, (bar, tw) in enumerate(zip(lay.bars, self._tweens, strict=True)):
