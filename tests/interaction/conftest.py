@@ -11,6 +11,7 @@ import pytest
 from arengine.interaction.hub import RoomHub
 from arengine.interaction.ratelimit import RateLimits
 
+
 class FakeClock:
     """Unix time that only moves when a test says so."""
 

@@ -67,7 +67,7 @@ def test_one_ballot_per_viewer_and_vote_errors(make_hub: Callable[..., RoomHub])
         await room.vote(a, poll.id, 1)
         await room.vote(b, poll.id, 1)
         assert [o.votes for o in poll.options] == [0, 2, 0]
-        with pytest.raises(InvalidInputError, match="options 0..2; got 3"):
+        with pytest.raises(InvalidInputError, match=r"options 0\.\.2; got 3"):
             await room.vote(a, poll.id, 3)
         with pytest.raises(InvalidInputError, match="got -1"):
             await room.vote(a, poll.id, -1)
