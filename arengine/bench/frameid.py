@@ -25,8 +25,11 @@ from typing import Literal
 
 import numpy as np
 
-Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
-CORNERS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right")
+Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right", "top-center",
+                 "bottom-center"]
+# The centre positions are for pictures whose corners carry on-screen cards.
+CORNERS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right",
+                            "top-center", "bottom-center")
 ID_BITS = 24
 MAX_FRAME_ID = (1 << ID_BITS) - 1
 COLUMNS = 18  # 2 marker blocks + 16 data bits per row
@@ -63,7 +66,12 @@ def pattern_box(width: int, height: int, corner: Corner = "top-left"
     if (COLUMNS + 2 * MARGIN_BLOCKS) * block > width:
         raise ValueError(f"a {width} px wide frame is too narrow for frame ids at this height")
     margin = MARGIN_BLOCKS * block
-    x = margin if corner.endswith("left") else width - margin - COLUMNS * block
+    if corner.endswith("left"):
+        x = margin
+    elif corner.endswith("right"):
+        x = width - margin - COLUMNS * block
+    else:
+        x = (width - COLUMNS * block) / 2
     y = margin if corner.startswith("top") else height - margin - ROWS * block
     return x, y, block
 
@@ -152,7 +160,8 @@ FRAME_ID_JS = """\
   }
   function cells(w, h, corner) {
     const b = h / PER_H, m = MARGIN * b;
-    const x = corner.endsWith('left') ? m : w - m - COLS * b;
+    const x = corner.endsWith('left') ? m : corner.endsWith('right') ? w - m - COLS * b
+      : (w - COLS * b) / 2;
     const y = corner.startsWith('top') ? m : h - m - ROWS * b;
     const out = [];
     for (let r = 0; r < ROWS; r++) for (let c = 0; c < COLS; c++)

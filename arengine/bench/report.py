@@ -117,9 +117,14 @@ def markdown(report: dict[str, Any]) -> str:
         if glass.get("status") != "measured":
             lines += [f"Not measured: {glass.get('reason', '')}", ""]
         else:
-            lines += ["| path | frames | p50 | p95 | p99 |", "|---|---:|---:|---:|---:|"]
+            if glass.get("method"):
+                lines += [f"Method: {glass['method']}.", ""]
+            share = glass.get("frames_received_share", {})
+            lines += ["| path | frames | received | p50 | p95 | p99 |",
+                      "|---|---:|---:|---:|---:|---:|"]
             for name, s in glass["paths"].items():
-                lines.append(f"| {name} | {s['count']} | {_fmt(s['median'])} | "
+                got = f"{100 * share[name]:.0f}%" if name in share else "-"
+                lines.append(f"| {name} | {s['count']} | {got} | {_fmt(s['median'])} | "
                              f"{_fmt(s['p95'])} | {_fmt(s['p99'])} |")
             d = glass.get("difference_ms", {})
             lines += ["", f"Effects add p50 {_fmt(d.get('median'))} ms, p95 "

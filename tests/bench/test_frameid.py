@@ -144,6 +144,7 @@ const ids = {IDS};
 const back = ids.map(id => {{ arengineFrameId.burnFrameId(ctx, W, H, id);
   return arengineFrameId.readFrameId(ctx, W, H); }});
 arengineFrameId.burnFrameId(ctx, W, H, 4242, 'bottom-right');
+arengineFrameId.burnFrameId(ctx, W, H, 99, 'top-center');
 const g = []; for (let i = 0; i < W * H; i++) g.push(buf[i * 4]);
 console.log(JSON.stringify({{ back, gray: Buffer.from(g).toString('base64') }}));
 """
@@ -156,5 +157,7 @@ console.log(JSON.stringify({{ back, gray: Buffer.from(g).toString('base64') }}))
     expected = np.full((h, w, 3), 128, np.uint8)
     burn_frame_id(expected, IDS[-1])
     burn_frame_id(expected, 4242, "bottom-right")
+    burn_frame_id(expected, 99, "top-center")
     assert np.array_equal(gray, expected[:, :, 0])
     assert read_frame_id(np.dstack([gray] * 3), "bottom-right") == 4242
+    assert read_frame_id(np.dstack([gray] * 3), "top-center") == 99
