@@ -71,7 +71,7 @@ class _Route(APIRoute):
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CreateRoom(_Body):
