@@ -39,8 +39,8 @@ def heart_mask(size: int) -> np.ndarray:
     ss = 4  # supersampling for smooth edges
     n = size * ss
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
-    x = (xx + 0.5) / n * 2.6 - 1.3
-    y = 1.15 - (yy + 0.5) / n * 2.5
+    x = (xx + 0.5) / n * 2.5 - 1.25
+    y = 1.3 - (yy + 0.5) / n * 2.45
     inside = (x * x + y * y - 1) ** 3 - x * x * y ** 3 <= 0
     return cv2.resize(inside.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
 
@@ -92,6 +92,7 @@ class Likes(Effect):
         self._goal_tween = _Tween(0.0)
         self._goal_key: tuple[int, str] | None = None
         self.last_goal_rect: Rect | None = None
+        self.last_goal_bar: Rect | None = None  # the bar's full track, frame pixels
         self.last_hearts: list[tuple[float, int, int]] = []  # (like time, x, y) drawn
 
     def set_state(self, state: RoomState) -> None:
@@ -100,7 +101,7 @@ class Likes(Effect):
 
     def apply(self, frame: np.ndarray, scene: Scene) -> np.ndarray:
         state, now = self._clock.read(scene.timestamp)
-        self.last_goal_rect = None
+        self.last_goal_rect = self.last_goal_bar = None
         self.last_hearts = []
         if state is None:
             return frame
@@ -172,8 +173,9 @@ class Likes(Effect):
         reserve(scene, rect)
         blend_sprite(frame, card, rect.x, rect.y)
         fill = round(bar.w * min(max(self._goal_tween.value(t, self.ease_s), 0.0), 1.0))
+        self.last_goal_bar = bar.moved(rect.x, rect.y)
         if fill > 0:
-            _fill(frame, bar.moved(rect.x, rect.y), fill,
+            _fill(frame, self.last_goal_bar, fill,
                   WINNER if reached else HEART_COLOURS[0], 1.0)
 
     def goal_card(self, goal: LikeGoalView, reached: bool, u: float) -> tuple[np.ndarray, Rect]:
