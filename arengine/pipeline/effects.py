@@ -100,7 +100,8 @@ class EffectChain:
         return out
 
     def click_regions(self, width: int, height: int) -> list[dict[str, Any]]:
-        """Clickable rectangles of the layers (the product sticker), in pixels."""
+        """Clickable rectangles of the layers (the product sticker), as the layer gives them
+        (normalized 0..1 of the frame)."""
         out: list[dict[str, Any]] = []
         for name, effect in self.effects.items():
             regions = getattr(effect, "click_regions", None)

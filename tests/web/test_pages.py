@@ -26,7 +26,7 @@ def test_pages_served_without_cdn(live_server) -> None:
 
 def test_static_files_have_no_remote_urls() -> None:
     for f in (WEB_DIR / "static").iterdir():
-        text = f.read_text(encoding="utf-8")
+        text = re.sub(r'xmlns="[^"]*"', "", f.read_text(encoding="utf-8"))  # a name, not a load
         assert not re.search(r"https?://(?!\$\{)", text), f"{f.name} references a remote URL"
 
 

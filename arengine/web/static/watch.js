@@ -46,7 +46,7 @@ whepKeepPlaying(`/whep/${encodeURIComponent(ROOM)}`, video, (ev) => {
   badge.textContent = ev.status === "live" ? "LIVE" : ev.status === "demo" ? "demo" : ev.status;
   setStatus(ev.status === "reconnecting" ? "host reconnecting…" : ev.status);
   layoutRegions();
-}, (s) => { if (s !== "connected") { badge.textContent = s; setStatus(s); } });
+}, (s) => { console.log(`whep: ${s}`); if (s !== "connected") { badge.textContent = s; setStatus(s); } });
 
 // Where the video picture is drawn inside the element (object-fit: contain letterboxing).
 function pictureRect() {
@@ -57,19 +57,20 @@ function pictureRect() {
   return {x: (box.width - vw * scale) / 2, y: (box.height - vh * scale) / 2, scale, vw, vh};
 }
 
+// Regions come normalized to 0..1 of the picture (the product sticker's click_regions).
 function layoutRegions() {
   const layer = document.getElementById("regions");
   layer.replaceChildren();
-  if (!media.size || !media.regions) return;
+  if (!media.regions) return;
   const p = pictureRect();
-  const sx = p.vw / media.size[0];
-  const sy = p.vh / media.size[1];
+  const w = p.vw * p.scale;
+  const h = p.vh * p.scale;
   for (const r of media.regions) {
-    const d = el("div", {title: r.label || r.layer || "", "data-layer": r.layer || ""});
-    d.style.left = `${p.x + r.x * sx * p.scale}px`;
-    d.style.top = `${p.y + r.y * sy * p.scale}px`;
-    d.style.width = `${r.w * sx * p.scale}px`;
-    d.style.height = `${r.h * sy * p.scale}px`;
+    const d = el("div", {title: r.id || r.layer || "", "data-layer": r.layer || ""});
+    d.style.left = `${p.x + r.x * w}px`;
+    d.style.top = `${p.y + r.y * h}px`;
+    d.style.width = `${r.w * w}px`;
+    d.style.height = `${r.h * h}px`;
     d.onclick = () => openRegion(r);
     layer.append(d);
   }

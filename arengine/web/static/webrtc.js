@@ -26,8 +26,15 @@ async function exchange(pc, url, headers) {
     err.status = r.status;
     throw err;
   }
-  await pc.setRemoteDescription({type: "answer", sdp: text});
-  return new URL(r.headers.get("Location"), url).toString();
+  const location = new URL(r.headers.get("Location"), new URL(url, window.location.href)).toString();
+  try {
+    await pc.setRemoteDescription({type: "answer", sdp: text});
+  } catch (e) {
+    fetch(location, {method: "DELETE"}).catch(() => {});
+    pc.close();
+    throw e;
+  }
+  return location;
 }
 
 class Session {

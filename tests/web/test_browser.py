@@ -1,0 +1,192 @@
+"""Real Chromium: a host page publishes a fake camera, a viewer page watches the result.
+
+The fake camera plays a .y4m made at test time from the shared face video. The viewer's
+<video> is read back through a canvas, so these tests check what a person would see:
+lipstick on the host's lips, and the vote sticker changing when a viewer votes.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from conftest import chromium_or_fail
+
+from arengine.pipeline import RoomConfig
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PLUM = "#5B2140"
+CONFIG = RoomConfig(demo_size=(480, 270), fps=15, hand_interval=0.2,
+                    effects=("lipstick", "vote_sticker"))
+
+
+@pytest.fixture(scope="module")
+def fake_camera(tmp_path_factory: pytest.TempPathFactory, face_video: Path) -> Path:
+    """The face video as a 640x360, 15 fps .y4m for Chromium's fake capture device."""
+    out = tmp_path_factory.mktemp("camera") / "camera.y4m"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(face_video), "-t", "6",
+                    "-vf", "scale=640:360,fps=15", "-pix_fmt", "yuv420p", str(out)],
+                   check=True, timeout=120)
+    return out
+
+
+@pytest.fixture
+def browser(fake_camera: Path) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    exe = chromium_or_fail()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=[
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={fake_camera}", "--no-sandbox",
+            "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync",
+            "--autoplay-policy=no-user-gesture-required",
+            "--disable-features=WebRtcHideLocalIpsWithMdns"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+GRAB = """() => {
+  const v = document.getElementById(arguments[0] || "video");
+  if (!v || v.readyState < 2 || !v.videoWidth) return null;
+  const c = document.createElement("canvas");
+  c.width = v.videoWidth; c.height = v.videoHeight;
+  c.getContext("2d").drawImage(v, 0, 0);
+  return c.toDataURL("image/png");
+}"""
+
+
+def grab(page, element: str = "video") -> np.ndarray | None:
+    url = page.evaluate(GRAB.replace("arguments[0]", repr(element)))
+    if url is None:
+        return None
+    data = base64.b64decode(url.split(",", 1)[1])
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.25)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def source_frame(face_video: Path, t: float = 1.0) -> np.ndarray:
+    cap = cv2.VideoCapture(str(face_video))
+    cap.set(cv2.CAP_PROP_POS_MSEC, t * 1000)
+    ok, img = cap.read()
+    cap.release()
+    assert ok
+    return cv2.resize(img, (640, 360), interpolation=cv2.INTER_AREA)
+
+
+def go_live(browser, server) -> object:
+    host = browser.new_page()
+    host.goto(f"{server.url}/host/demo?token={server.token}")
+    host.click("#live")
+    with httpx.Client(base_url=server.url) as http:
+        wait_for(lambda: http.get("/api/rooms/demo/stats").json()["status"] == "live", 30,
+                 "the host to go live")
+    return host
+
+
+def watch(browser, server) -> object:
+    viewer = browser.new_page()
+    console: list[str] = []
+    viewer.on("console", lambda m: console.append(m.text))
+    viewer.goto(f"{server.url}/watch/demo")
+
+    def playing_host() -> bool:
+        f = grab(viewer)
+        return f is not None and f.shape[1] == 640
+
+    try:
+        wait_for(playing_host, 40, "the viewer to play the host's 640x360 picture")
+    except BaseException:
+        f = grab(viewer)
+        print("viewer badge:", viewer.text_content("#badge"), "frame:",
+              None if f is None else f.shape, "console:", console[-10:])
+        raise
+    return viewer
+
+
+@pytest.mark.room_config(CONFIG)
+def test_viewer_sees_lipstick_on_the_host(browser, live_server, face_video,
+                                          lip_distance) -> None:
+    with httpx.Client(base_url=live_server.url) as http:
+        r = http.put("/api/rooms/demo/shade", json={"shade_id": "velvet-plum"},
+                     headers={"Authorization": f"Bearer {live_server.token}"})
+        assert r.status_code == 200, r.text
+    host = go_live(browser, live_server)
+    viewer = watch(browser, live_server)
+    time.sleep(2.0)  # tracking locks on, the shade fades in
+    before = lip_distance(source_frame(face_video), PLUM)
+    afters = []
+    for _ in range(3):
+        frame = grab(viewer)
+        assert frame is not None
+        afters.append(lip_distance(frame, PLUM))
+        time.sleep(0.3)
+    after = float(np.median(afters))
+    print(f"lip colour distance to the shade: camera {before:.1f}, viewer {after:.1f}")
+    assert after < 0.7 * before, (before, afters)
+    status = viewer.text_content("#badge")
+    assert status == "LIVE", status
+    host.close()
+    viewer.close()
+
+
+def _colour_pixels(frame: np.ndarray, rect, hex_colour: str) -> int:
+    """Pixels of ``frame`` inside ``rect`` close to a colour (a bar is drawn in its swatch)."""
+    bgr = np.array([int(hex_colour[i:i + 2], 16) for i in (5, 3, 1)])
+    roi = frame[rect.y:rect.y2, rect.x:rect.x2].astype(np.int32)
+    return int((np.abs(roi - bgr).max(axis=2) < 28).sum())
+
+
+@pytest.mark.room_config(CONFIG)
+def test_vote_in_viewer_page_changes_the_sticker(browser, live_server) -> None:
+    host = go_live(browser, live_server)
+    viewer = watch(browser, live_server)
+    auth = {"Authorization": f"Bearer {live_server.token}"}
+    with httpx.Client(base_url=live_server.url) as http:
+        r = http.post("/api/rooms/demo/polls", headers=auth, json={
+            "question": "Next shade?", "duration_s": 120,
+            "options": [{"label": "Plum", "shade_id": "velvet-plum"},
+                        {"label": "Ruby", "shade_id": "velvet-ruby"}]})
+        assert r.status_code == 201, r.text
+    sticker = live_server.media.pipelines["demo"].effects.effects["vote_sticker"]
+    rect = wait_for(lambda: sticker.last_rect, 20, "the vote sticker to be drawn")
+    viewer.wait_for_selector('#poll-options button[data-option="0"]', timeout=20000)
+    time.sleep(1.5)
+    before = grab(viewer)
+    assert before is not None
+    viewer.click('#poll-options button[data-option="0"]')
+    with httpx.Client(base_url=live_server.url) as http:
+        wait_for(lambda: http.get("/api/rooms/demo").json()["poll"]["total_votes"] == 1, 10,
+                 "the vote to be counted")
+    time.sleep(2.0)  # the bar eases to its new length
+    rect = sticker.last_rect
+    after = grab(viewer)
+    assert after is not None
+    swatch = PLUM  # option 0's swatch: its bar is drawn in that colour
+    n_before, n_after = _colour_pixels(before, rect, swatch), _colour_pixels(after, rect, swatch)
+    print(f"sticker bar pixels: before vote {n_before}, after {n_after}")
+    assert n_after > n_before + 200, (n_before, n_after)
+    viewer.wait_for_function(
+        "document.querySelector('#poll-meta').textContent.startsWith('1 votes')", timeout=10000)
+    host.close()
+    viewer.close()
