@@ -532,10 +532,11 @@ def open_output(path: str | Path, source: ImageInput | VideoInput
     ext = p.suffix.lower()
     if isinstance(source, ImageInput):
         if ext not in IMAGE_EXTENSIONS:
-            raise UserError(f"the input is a picture, so the output must be one too "
-                            f"({', '.join(IMAGE_EXTENSIONS)}), not {ext or 'no extension'!r}")
+            raise UserError(f"unsupported output format {ext or '(no extension)'!r} for {p}: "
+                            f"the input is a picture, so the output must be one too "
+                            f"({', '.join(IMAGE_EXTENSIONS)})")
         return ImageOutput(p, source.alpha)
     if ext in IMAGE_EXTENSIONS:
-        raise UserError(f"the input is a video, so the output must be one too "
-                        f"({', '.join(VIDEO_FORMATS)}), not {ext!r}")
+        raise UserError(f"unsupported output format {ext!r} for {p}: the input is a video, "
+                        f"so the output must be one too ({', '.join(VIDEO_FORMATS)})")
     return VideoOutput(p, source)

@@ -1,0 +1,295 @@
+"""``arengine tryon`` end to end: the real command on real pictures and clips.
+
+Every run goes through ``python -m arengine.cli`` in a subprocess, as a user would call
+it, so exit codes, stderr lines and the absence of tracebacks are what a user sees.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from arengine.effects.shades import default_catalog, hex_to_bgr
+from arengine.tracking import FaceTracker, polygon_mask
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tryon(*args: str | Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "arengine.cli", "tryon", *map(str, args)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def make_clip(path: Path, source: Path, frames: int = 30, size: tuple[int, int] = (640, 360),
+              fps: int = 25) -> Path:
+    """A short H.264 clip of the real face video with a 440 Hz AAC track, made with PyAV."""
+    with av.open(str(source)) as src, av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
+        v.options = {"preset": "ultrafast", "crf": "16"}
+        a = out.add_stream("aac", rate=48000)
+        a.layout = "mono"
+        for i, f in enumerate(src.decode(video=0)):
+            if i >= frames:
+                break
+            img = cv2.resize(f.to_ndarray(format="bgr24"), size, interpolation=cv2.INTER_AREA)
+            vf = av.VideoFrame.from_ndarray(img, format="bgr24")
+            vf.pts = i
+            out.mux(v.encode(vf))
+        out.mux(v.encode(None))
+        total = int(48000 * frames / fps)
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(total) / 48000)).astype(np.float32)
+        for start in range(0, total, 1024):
+            af = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="fltp",
+                                            layout="mono")
+            af.sample_rate, af.pts = 48000, start
+            out.mux(a.encode(af))
+        out.mux(a.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory, face_video: Path) -> Path:
+    return make_clip(tmp_path_factory.mktemp("tryon") / "clip.mp4", face_video)
+
+
+def decode(path: Path) -> tuple[list[np.ndarray], dict]:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(v)]
+        info = {"fps": v.average_rate,
+                "audio": c.streams.audio[0].codec_context.name if c.streams.audio else None}
+    with av.open(str(path)) as c:
+        info["audio_packets"] = ([bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+                                 if c.streams.audio else [])
+    return frames, info
+
+
+def lip_ab(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean CIELAB (a*, b*) over the lip mask."""
+    lab = cv2.cvtColor(image, cv2.COLOR_BGR2LAB).astype(np.float64)
+    return lab[mask > 127][:, 1:].mean(axis=0) - 128
+
+
+def lips_mask(image: np.ndarray) -> np.ndarray:
+    with FaceTracker("image") as ft:
+        faces = ft.detect(image)
+    assert len(faces) >= 1
+    h, w = image.shape[:2]
+    outer = polygon_mask(faces.lips_outer()[0], (0, 0, w, h))
+    inner = polygon_mask(faces.lips_inner()[0], (0, 0, w, h))
+    # Stay off the contour, where a soft edge mixes lip and skin.
+    lips = cv2.subtract(outer, inner)
+    return cv2.erode(lips, np.ones((3, 3), np.uint8))
+
+
+def shade_ab(shade_id: str) -> np.ndarray:
+    bgr = np.array([[hex_to_bgr(default_catalog().get(shade_id).hex)]], np.uint8)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB)[0, 0, 1:].astype(np.float64) - 128
+
+
+def assert_lips_moved_toward(before: np.ndarray, after: np.ndarray, shade_id: str) -> None:
+    mask = lips_mask(before)
+    target = shade_ab(shade_id)
+    d_before = np.linalg.norm(lip_ab(before, mask) - target)
+    d_after = np.linalg.norm(lip_ab(after, mask) - target)
+    assert d_after < 0.6 * d_before, (d_before, d_after)
+    # Away from the face nothing changes (beyond codec noise).
+    corner = (slice(0, before.shape[0] // 6), slice(0, before.shape[1] // 6))
+    assert np.abs(before[corner].astype(int) - after[corner]).mean() < 2.0
+
+
+# --------------------------------------------------------------------------- success
+
+
+def test_list_shades_prints_the_catalog() -> None:
+    r = tryon("--list-shades")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "LINE", "FINISH", "HEX"]
+    catalog = default_catalog()
+    assert len(lines) == len(catalog) + 1
+    for shade, line in zip(catalog, lines[1:], strict=True):
+        assert line.startswith(shade.id) and shade.hex in line and shade.finish in line
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_picture(data_dir: Path, tmp_path: Path, ext: str) -> None:
+    src = data_dir / "mediapipe_samples" / "business-person.png"
+    out, report = tmp_path / f"out{ext}", tmp_path / "r.json"
+    r = tryon(src, "-o", out, "--shade", "velvet-plum", "--report", report)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    before, after = cv2.imread(str(src)), cv2.imread(str(out))
+    assert after is not None and after.shape == before.shape
+    assert_lips_moved_toward(before, after, "velvet-plum")
+    rep = json.loads(report.read_text())
+    assert rep["mode"] == "image" and rep["frames"] == 1 and rep["frames_with_face"] == 1
+    assert rep["shade"] == "velvet-plum"
+    for stage in ("decode", "track", "effect", "encode"):
+        assert rep["summary"][stage]["median_ms"] >= 0
+
+
+@pytest.mark.parametrize(("ext", "audio"), [(".mp4", "copy"), (".mkv", "copy"),
+                                            (".webm", "transcode"), (".mpg", "transcode"),
+                                            (".y4m", "dropped")])
+def test_video(clip: Path, tmp_path: Path, ext: str, audio: str) -> None:
+    out, report = tmp_path / f"out{ext}", tmp_path / "r.json"
+    r = tryon(clip, "-o", out, "--shade", "velvet-plum", "--report", report)
+    assert r.returncode == 0, r.stderr
+    frames_in, info_in = decode(clip)
+    frames_out, info_out = decode(out)
+    assert len(frames_out) == len(frames_in) == 30
+    assert info_out["fps"] == info_in["fps"] == 25
+    rep = json.loads(report.read_text())
+    assert rep["output"]["audio"] == audio
+    if audio == "copy":
+        assert info_out["audio_packets"] == info_in["audio_packets"]
+    elif audio == "transcode":
+        assert info_out["audio"] in ("opus", "mp2") and info_out["audio_packets"]
+    else:
+        assert info_out["audio"] is None
+        assert "no audio" in r.stderr
+    assert_lips_moved_toward(frames_in[15], frames_out[15], "velvet-plum")
+
+
+def test_video_report(clip: Path, tmp_path: Path) -> None:
+    out, report = tmp_path / "out.mp4", tmp_path / "r.json"
+    r = tryon(clip, "-o", out, "--report", report)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(report.read_text())
+    assert rep["mode"] == "video" and rep["frames"] == 30
+    assert rep["frames_with_face"] == 30 and rep["face_share"] == 1.0
+    assert rep["skipped_corrupt_frames"] == 0
+    assert rep["clock"]["name"] == "time.perf_counter_ns"
+    assert rep["input"]["fps"] == 25 and rep["input"]["audio_codec"] == "aac"
+    assert rep["output"]["frames"] == 30
+    rows = rep["per_frame"]
+    assert len(rows) == 30 and [row["index"] for row in rows] == list(range(30))
+    for stage in ("decode", "track", "effect", "encode"):
+        s = rep["summary"][stage]
+        assert 0 <= s["median_ms"] <= s["p95_ms"] <= s["p99_ms"]
+        assert all(row[f"{stage}_ms"] >= 0 for row in rows)
+    j = rep["jitter_px"]
+    assert j["samples"] == 28
+    assert 0 < j["smoothed"] < j["raw"]
+    assert "Traceback" not in r.stderr
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(clip: Path, tmp_path: Path) -> None:
+    quiet = tryon(clip, "-o", tmp_path / "a.mp4")
+    assert quiet.returncode == 0 and "frame/s" not in quiet.stderr
+    shown = tryon(clip, "-o", tmp_path / "b.mp4", "--progress", "always", "--no-hands")
+    assert shown.returncode == 0 and "frame/s" in shown.stderr and "30/30" in shown.stderr
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def one_line_error(r: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("arengine tryon: error: ")
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_missing_input(tmp_path: Path) -> None:
+    one_line_error(tryon(tmp_path / "nope.mp4", "-o", tmp_path / "o.mp4"), "no such file")
+
+
+@pytest.mark.parametrize("name", ["garbage.mp4", "garbage.png", "garbage.jpg", "garbage.webm"])
+def test_garbage_input(tmp_path: Path, name: str) -> None:
+    src = tmp_path / name
+    src.write_bytes(np.random.default_rng(1).bytes(5000))
+    out = tmp_path / ("o" + src.suffix)
+    one_line_error(tryon(src, "-o", out), "cannot read", name)
+    assert not out.exists()
+
+
+def test_empty_input(tmp_path: Path) -> None:
+    (tmp_path / "e.mp4").write_bytes(b"")
+    one_line_error(tryon(tmp_path / "e.mp4", "-o", tmp_path / "o.mp4"), "empty")
+
+
+def test_unknown_shade_lists_valid_ids(data_dir: Path, tmp_path: Path) -> None:
+    r = tryon(data_dir / "faces" / "obama.jpg", "-o", tmp_path / "o.png", "--shade", "blue")
+    one_line_error(r, "unknown shade 'blue'", "velvet-ruby", "gradient-nude-liner")
+
+
+@pytest.mark.parametrize("out", ["o.gif", "o.mp4", "o"])
+def test_unsupported_output_for_a_picture(data_dir: Path, tmp_path: Path, out: str) -> None:
+    one_line_error(tryon(data_dir / "faces" / "obama.jpg", "-o", tmp_path / out), out)
+
+
+@pytest.mark.parametrize("out", ["o.gif", "o.png", "o.avi"])
+def test_unsupported_output_for_a_video(clip: Path, tmp_path: Path, out: str) -> None:
+    one_line_error(tryon(clip, "-o", tmp_path / out), Path(out).suffix)
+
+
+def test_unsupported_input_format(tmp_path: Path) -> None:
+    src = tmp_path / "notes.txt"
+    src.write_text("lipstick\n")
+    one_line_error(tryon(src, "-o", tmp_path / "o.mp4"), "unsupported input format")
+
+
+def test_output_folder_missing(data_dir: Path, tmp_path: Path) -> None:
+    one_line_error(tryon(data_dir / "faces" / "obama.jpg", "-o", tmp_path / "no" / "o.png"),
+                   "output folder does not exist")
+
+
+def test_same_input_and_output(data_dir: Path, tmp_path: Path) -> None:
+    src = tmp_path / "me.jpg"
+    src.write_bytes((data_dir / "faces" / "obama.jpg").read_bytes())
+    before = src.read_bytes()
+    one_line_error(tryon(src, "-o", tmp_path / "." / "me.jpg"), "is the input")
+    assert src.read_bytes() == before
+
+
+def test_no_arguments() -> None:
+    one_line_error(tryon(), "INPUT")
+
+
+def test_video_corrupt_part_way(clip: Path, tmp_path: Path) -> None:
+    """Bytes damaged in the middle of the clip: bad frames skipped, output made, exit 0."""
+    data = bytearray(clip.read_bytes())
+    middle = len(data) // 2
+    for k in range(12):
+        for j in range(48):
+            data[middle + k * 1499 + j] ^= 0xFF
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    r = tryon(bad, "-o", out, "--report", report)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "corrupt" in r.stderr
+    rep = json.loads(report.read_text())
+    skipped = rep["skipped_corrupt_frames"]
+    assert skipped > 0
+    frames_out, info_out = decode(out)
+    assert len(frames_out) == rep["frames"] == rep["output"]["frames"]
+    assert 15 <= len(frames_out) <= 30 - 1
+    assert info_out["audio_packets"] == decode(clip)[1]["audio_packets"]
+
+
+def test_picture_without_a_face(data_dir: Path, tmp_path: Path) -> None:
+    """A hand, no face: output equals input (byte for byte in the same format), a warning."""
+    src = data_dir / "mediapipe_samples" / "test_image.jpg"
+    same, png = tmp_path / "o.jpg", tmp_path / "o.png"
+    r = tryon(src, "-o", same)
+    assert r.returncode == 0, r.stderr
+    assert "warning: no face found" in r.stderr and "Traceback" not in r.stderr
+    assert same.read_bytes() == src.read_bytes()
+    r = tryon(src, "-o", png)
+    assert r.returncode == 0
+    np.testing.assert_array_equal(cv2.imread(str(png)), cv2.imread(str(src)))
