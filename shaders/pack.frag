@@ -1,10 +1,11 @@
-// The inverse of unpack.frag for the readback: gathers the canvas's B, G, R bytes into an
-// RGBA8 texture laid out exactly as the BGR frame in memory, so glReadPixels returns the
-// frame's bytes with no conversion and no padding.
+// The inverse of unpack.frag for the readback: gathers the B, G, R bytes of a canvas
+// region into an RGBA8 texture laid out exactly as that region of a BGR frame in memory,
+// so glReadPixels returns its bytes with no conversion and no padding.
 uniform sampler2D u_canvas;
-uniform int u_width;       // frame width in pixels
-uniform int u_pixels;      // frame width * height
+uniform int u_width;       // region width in pixels
+uniform int u_pixels;      // region width * height
 uniform int u_pack_width;  // packed texture width in texels
+uniform ivec2 u_origin;    // region's top-left corner in canvas pixels
 
 out vec4 frag;
 
@@ -13,7 +14,7 @@ float byte_at(int index) {
     if (pixel >= u_pixels) {
         return 0.0;  // padding after the last pixel
     }
-    vec4 c = texelFetch(u_canvas, ivec2(pixel % u_width, pixel / u_width), 0);
+    vec4 c = texelFetch(u_canvas, u_origin + ivec2(pixel % u_width, pixel / u_width), 0);
     return c[index - pixel * 3];
 }
 

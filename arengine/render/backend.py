@@ -49,8 +49,15 @@ class RenderBackend(ABC):
         self.fallback_reason: str | None = None  # why this is not the backend asked for
 
     # -- the per-frame calls -------------------------------------------------------------
-    def begin_frame(self, frame: np.ndarray) -> None:
-        """Start compositing onto ``frame`` (BGR uint8, (H, W, 3)); it is not modified."""
+    def begin_frame(self, frame: np.ndarray, inplace: bool = False) -> None:
+        """Start compositing onto ``frame`` (BGR uint8, (H, W, 3)).
+
+        By default ``frame`` is left as it is and :meth:`end_frame` returns a new array;
+        with ``inplace=True`` the result is written into ``frame`` (which must then be
+        C-contiguous) and returned, which saves a full-frame copy when the caller owns a
+        freshly decoded picture. Arrays passed to the calls of a frame must not change
+        until :meth:`end_frame` (a GPU backend may use them only then).
+        """
         if self._size is not None:
             raise RuntimeError("begin_frame called twice without end_frame")
         if (not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3
@@ -60,7 +67,9 @@ class RenderBackend(ABC):
         h, w = frame.shape[:2]
         if not (1 <= w <= MAX_FRAME_SIDE and 1 <= h <= MAX_FRAME_SIDE):
             raise ValueError(f"frame size {w}x{h} is outside 1..{MAX_FRAME_SIDE} pixels")
-        self._begin(np.ascontiguousarray(frame))
+        if inplace and not (frame.flags.c_contiguous and frame.flags.writeable):
+            raise ValueError("inplace=True needs a writeable C-contiguous frame")
+        self._begin(frame if inplace else np.ascontiguousarray(frame), inplace)
         self._size = (w, h)
 
     def composite_lips(self, box: tuple[int, int, int, int], mask: np.ndarray, params: Any,
@@ -149,7 +158,7 @@ class RenderBackend(ABC):
         return self._size
 
     @abstractmethod
-    def _begin(self, frame: np.ndarray) -> None: ...
+    def _begin(self, frame: np.ndarray, inplace: bool) -> None: ...
 
     @abstractmethod
     def _lips(self, box: tuple[int, int, int, int], mask: np.ndarray, params: Any,
@@ -240,9 +249,9 @@ class FallbackBackend(RenderBackend):
             result = getattr(self.active, op)(*args, **kwargs)
         return result
 
-    def _begin(self, frame: np.ndarray) -> None:
+    def _begin(self, frame: np.ndarray, inplace: bool) -> None:
         self._ops = []
-        self._run("begin_frame", frame)
+        self._run("begin_frame", frame, inplace)
 
     def _lips(self, box: tuple[int, int, int, int], mask: np.ndarray, params: Any,
               options: dict[str, Any]) -> None:

@@ -25,8 +25,8 @@ class CPUBackend(RenderBackend):
         super().__init__()
         self._canvas: np.ndarray | None = None
 
-    def _begin(self, frame: np.ndarray) -> None:
-        self._canvas = frame.copy()
+    def _begin(self, frame: np.ndarray, inplace: bool) -> None:
+        self._canvas = frame if inplace else frame.copy()
 
     def _lips(self, box: tuple[int, int, int, int], mask: np.ndarray, params: Any,
               options: dict[str, Any]) -> None:

@@ -235,8 +235,15 @@ class GLBackend(RenderBackend):
     def __init__(self, device_index: int | None = None, hardware_only: bool = False,
                  shaders_dir: Path | None = None, sprite_cache_bytes: int = 512 << 20,
                  context: moderngl.Context | None = None, transfer: str = "auto",
-                 lose_context_at_frame: int | None = None) -> None:
+                 lose_context_at_frame: int | None = None, dirty_regions: bool = True) -> None:
         super().__init__()
+        # Move only the pixels a frame's calls touch (and the whole frame when they cover
+        # most of it); False always moves the whole frame.
+        self.dirty_regions = dirty_regions
+        self._frame = np.zeros((0, 0, 3), np.uint8)
+        self._inplace = False
+        self._pending: list[tuple[Any, ...]] = []
+        self._dirty: list[tuple[int, int, int, int]] = []
         self.lose_context_at_frame = lose_context_at_frame  # tests: a GPU reset on cue
         if transfer not in TRANSFERS:
             raise ValueError(f"transfer must be one of {', '.join(TRANSFERS)}, not {transfer!r}")
@@ -344,54 +351,99 @@ class GLBackend(RenderBackend):
         return _Current(self)
 
     def _layout(self, nbytes: int) -> tuple[int, int, int, int]:
-        """Packed layout of ``nbytes`` frame bytes: (texels per row, full rows, texels in
-        the last partial row, bytes in the last partial texel)."""
+        """Packed layout of ``nbytes`` bytes: (texels per row, full rows, texels in the
+        last partial row, bytes in the last partial texel)."""
         texels, tail = divmod(nbytes, 4)
         pw = max(1, min(self._pack_width, texels))
         rows, rem = divmod(texels, pw)
         return pw, rows, rem, tail
 
-    def _begin(self, frame: np.ndarray) -> None:
+    def _begin(self, frame: np.ndarray, inplace: bool) -> None:
+        # Nothing moves yet: which pixels must go up and come back is known only once the
+        # frame's calls are in, so the work is recorded and done in end_frame.
         if self.lose_context_at_frame is not None and self.frames >= self.lose_context_at_frame:
             self.simulate_context_loss()
-        h, w = frame.shape[:2]
-        flat = frame.reshape(-1)
-        pw, rows, rem, tail = self._layout(flat.size)
+        self._current()  # a lost context fails here, at the start of the frame
+        self._frame = frame
+        self._inplace = inplace
+        self._pending = []
+        self._dirty = []
+
+    def _ensure_canvas(self, w: int, h: int) -> moderngl.Framebuffer:
         direct = self.transfer == "direct"
-        with self._current():
-            if self._canvas is None or self._canvas.size != (w, h):
-                old, old_fbo = self._canvas, self._fbo
-                self._canvas = self._ctx.texture((w, h), 3 if direct else 4, alignment=1)
-                self._canvas.filter = (moderngl.NEAREST, moderngl.NEAREST)
-                self._fbo = self._ctx.framebuffer(color_attachments=[self._canvas])
-                self._fbo.use()  # never leave a deleted framebuffer bound (see _Scratch)
-                if old_fbo is not None:
-                    old_fbo.release()
-                if old is not None:
-                    old.release()
-            if direct:
-                self._canvas.write(frame, alignment=1)
-                self.uploads += 1
-                self.upload_bytes += frame.nbytes
-                return
-            # The one upload: the frame's bytes as they are, in at most three writes.
-            packed = self._packed_in.get(pw, rows + (1 if rem or tail else 0))
-            done = rows * pw * 4
-            if rows:
-                packed.write(flat[:done], viewport=(0, 0, pw, rows), alignment=1)
-            if rem:
-                packed.write(flat[done:done + rem * 4], viewport=(0, rows, rem, 1), alignment=1)
-            if tail:
-                last = np.zeros(4, np.uint8)
-                last[:tail] = flat[done + rem * 4:]
-                packed.write(last, viewport=(rem, rows, 1, 1), alignment=1)
-            assert self._fbo is not None
-            self._fbo.use()
-            packed.use(0)
-            self._draw("unpack", (0, 0, w, h), (w, h), u_packed=0, u_width=w,
-                       u_pack_width=pw)
-            self.uploads += 1
-            self.upload_bytes += frame.nbytes
+        if self._canvas is None or self._canvas.size != (w, h):
+            old, old_fbo = self._canvas, self._fbo
+            self._canvas = self._ctx.texture((w, h), 3 if direct else 4, alignment=1)
+            self._canvas.filter = (moderngl.NEAREST, moderngl.NEAREST)
+            self._fbo = self._ctx.framebuffer(color_attachments=[self._canvas])
+            self._fbo.use()  # never leave a deleted framebuffer bound (see _Scratch)
+            if old_fbo is not None:
+                old_fbo.release()
+            if old is not None:
+                old.release()
+        assert self._fbo is not None
+        return self._fbo
+
+    def _upload(self, region: tuple[int, int, int, int]) -> None:
+        """Put the frame's pixels inside ``region`` on the canvas."""
+        assert self._canvas is not None and self._fbo is not None
+        x1, y1, x2, y2 = region
+        w, h = x2 - x1, y2 - y1
+        full = w == self._frame.shape[1]
+        data = self._frame[y1:y2] if full else np.ascontiguousarray(self._frame[y1:y2, x1:x2])
+        self.uploads += 1
+        self.upload_bytes += data.nbytes
+        if self.transfer == "direct":
+            self._canvas.write(data, viewport=(x1, y1, w, h), alignment=1)
+            return
+        # Raw bytes into an RGBA8 texture (no conversion in the driver), in at most three
+        # writes, then spread into the canvas by unpack.frag.
+        flat = data.reshape(-1)
+        pw, rows, rem, tail = self._layout(flat.size)
+        packed = self._packed_in.get(pw, rows + (1 if rem or tail else 0))
+        done = rows * pw * 4
+        if rows:
+            packed.write(flat[:done], viewport=(0, 0, pw, rows), alignment=1)
+        if rem:
+            packed.write(flat[done:done + rem * 4], viewport=(0, rows, rem, 1), alignment=1)
+        if tail:
+            last = np.zeros(4, np.uint8)
+            last[:tail] = flat[done + rem * 4:]
+            packed.write(last, viewport=(rem, rows, 1, 1), alignment=1)
+        self._fbo.use()
+        packed.use(0)
+        self._draw("unpack", (x1, y1, w, h), self._canvas.size, u_packed=0, u_width=w,
+                   u_pack_width=pw, u_origin=(x1, y1))
+
+    def _readback(self, region: tuple[int, int, int, int], out: np.ndarray) -> None:
+        """Read the canvas inside ``region`` into ``out`` (C-contiguous, region-sized)."""
+        assert self._canvas is not None and self._fbo is not None
+        x1, y1, x2, y2 = region
+        w, h = x2 - x1, y2 - y1
+        self.readback_bytes += out.nbytes
+        if self.transfer == "direct":
+            self._fbo.read_into(out, viewport=(x1, y1, w, h), components=3, alignment=1)
+            return
+        flat = out.reshape(-1)
+        pw, rows, rem, tail = self._layout(flat.size)
+        height = rows + (1 if rem or tail else 0)
+        packed = self._packed_out.get(pw, height)
+        fbo = self._packed_out.fbo
+        assert fbo is not None
+        fbo.use()
+        self._canvas.use(0)
+        self._draw("pack", (0, 0, pw, height), packed.size, u_canvas=0, u_width=w,
+                   u_pixels=w * h, u_pack_width=pw, u_origin=(x1, y1))
+        done = rows * pw * 4
+        if rows:
+            fbo.read_into(flat, viewport=(0, 0, pw, rows), components=4, alignment=1)
+        if rem:
+            fbo.read_into(flat, viewport=(0, rows, rem, 1), components=4, alignment=1,
+                          write_offset=done)
+        if tail:
+            last = np.empty(4, np.uint8)
+            fbo.read_into(last, viewport=(rem, rows, 1, 1), components=4, alignment=1)
+            flat[done + rem * 4:] = last[:tail]
 
     def _draw(self, name: str, rect: tuple[int, int, int, int], target: tuple[int, int],
               **uniforms: Any) -> None:
@@ -407,13 +459,18 @@ class GLBackend(RenderBackend):
 
     def _lips(self, box: tuple[int, int, int, int], mask: np.ndarray, params: Any,
               options: dict[str, Any]) -> None:
-        """``composite_lips`` in lips.frag; the effect's per-pixel fields ride in textures."""
         fields = options.get("fields")
         if fields is None:
             raise TypeError("composite_lips needs fields= (a LipFields from lip_fields())")
         unknown = set(options) - {"fields", "roi_lab"}
         if unknown:
             raise TypeError(f"unexpected composite_lips options: {', '.join(sorted(unknown))}")
+        self._pending.append(("lips", box, mask, params, fields))
+        self._dirty.append(box)
+
+    def _run_lips(self, box: tuple[int, int, int, int], mask: np.ndarray, p: Any,
+                  fields: Any) -> None:
+        """``composite_lips`` in lips.frag; the effect's per-pixel fields ride in textures."""
         assert self._fbo is not None and self._size is not None
         x1, y1, x2, y2 = box
         w, h = x2 - x1, y2 - y1
@@ -424,33 +481,31 @@ class GLBackend(RenderBackend):
             packed[:, :, 2] = fields.sparkle
         if fields.edge is not None:
             packed[:, :, 3] = fields.edge
-        p = params
         ombre = float(p.ombre) if fields.radial is not None else 0.0
-        with self._current():
-            src = self._copy_roi(box)
-            ftex = self._fields.get(w, h)
-            ftex.write(packed, viewport=(0, 0, w, h), alignment=1)
-            rtex = self._radial.get(w, h) if ombre > 0 else self._radial.get(1, 1)
-            if ombre > 0:
-                rtex.write(np.ascontiguousarray(fields.radial, np.float32),
-                           viewport=(0, 0, w, h), alignment=1)
-            self._fbo.use()
-            src.use(0)
-            ftex.use(1)
-            rtex.use(2)
-            self._draw(
-                "lips", (x1, y1, w, h), self._size, u_src=0, u_fields=1, u_radial=2,
-                u_origin=(x1, y1), u_colour=tuple(map(float, p.colour)),
-                u_opacity=float(p.opacity), u_detail=float(p.detail), u_sheer=float(p.sheer),
-                u_gloss=float(p.gloss),
-                u_shimmer=float(p.shimmer) if fields.sparkle is not None else 0.0,
-                u_metallic=float(p.metallic), u_liner_colour=tuple(map(float, p.liner_colour)),
-                u_liner=float(p.liner) if fields.edge is not None else 0.0,
-                u_liner_width=float(p.liner_width),
-                u_ombre_colour=tuple(map(float, p.ombre_colour)), u_ombre=ombre,
-                u_ombre_ratio=float(p.ombre_ratio), u_l_ref=float(fields.l_ref),
-                u_l_std=float(fields.l_std))
-            self.upload_bytes += packed.nbytes + (mask.nbytes if ombre > 0 else 0)
+        src = self._copy_roi(box)
+        ftex = self._fields.get(w, h)
+        ftex.write(packed, viewport=(0, 0, w, h), alignment=1)
+        rtex = self._radial.get(w, h) if ombre > 0 else self._radial.get(1, 1)
+        if ombre > 0:
+            rtex.write(np.ascontiguousarray(fields.radial, np.float32),
+                       viewport=(0, 0, w, h), alignment=1)
+        self._fbo.use()
+        src.use(0)
+        ftex.use(1)
+        rtex.use(2)
+        self._draw(
+            "lips", (x1, y1, w, h), self._size, u_src=0, u_fields=1, u_radial=2,
+            u_origin=(x1, y1), u_colour=tuple(map(float, p.colour)),
+            u_opacity=float(p.opacity), u_detail=float(p.detail), u_sheer=float(p.sheer),
+            u_gloss=float(p.gloss),
+            u_shimmer=float(p.shimmer) if fields.sparkle is not None else 0.0,
+            u_metallic=float(p.metallic), u_liner_colour=tuple(map(float, p.liner_colour)),
+            u_liner=float(p.liner) if fields.edge is not None else 0.0,
+            u_liner_width=float(p.liner_width),
+            u_ombre_colour=tuple(map(float, p.ombre_colour)), u_ombre=ombre,
+            u_ombre_ratio=float(p.ombre_ratio), u_l_ref=float(fields.l_ref),
+            u_l_std=float(fields.l_std))
+        self.upload_bytes += packed.nbytes + (w * h * 4 if ombre > 0 else 0)
 
     def _copy_roi(self, box: tuple[int, int, int, int]) -> moderngl.Texture:
         """Copy the canvas inside ``box`` to the scratch texture (origin at its 0, 0)."""
@@ -466,67 +521,108 @@ class GLBackend(RenderBackend):
 
     def _sprite(self, sprite: np.ndarray, x: int, y: int, key: Hashable | None,
                 version: int, opacity: float) -> None:
+        assert self._size is not None
+        w, h = self._size
+        sh, sw = sprite.shape[:2]
+        rect = (max(x, 0), max(y, 0), min(x + sw, w), min(y + sh, h))
+        self._pending.append(("sprite", sprite, x, y, key, version, opacity, rect))
+        self._dirty.append(rect)
+
+    def _run_sprite(self, sprite: np.ndarray, x: int, y: int, key: Hashable | None,
+                    version: int, opacity: float, rect: tuple[int, int, int, int]) -> None:
         assert self._fbo is not None and self._size is not None
         sh, sw = sprite.shape[:2]
-        w, h = self._size
-        with self._current():
-            if key is not None:
-                tex = self.sprites.get(key, version, sprite)
-            else:
-                tex = self._loose_sprite.get(sw, sh)
-                tex.write(np.ascontiguousarray(sprite), viewport=(0, 0, sw, sh), alignment=1)
-            self._fbo.use()
-            tex.use(0)
-            self._ctx.enable(moderngl.BLEND)
-            self._ctx.blend_func = moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA
-            try:
-                x1, y1 = max(x, 0), max(y, 0)
-                x2, y2 = min(x + sw, w), min(y + sh, h)
-                self._draw("sprite", (x1, y1, x2 - x1, y2 - y1), (w, h), u_sprite=0,
-                           u_origin=(x, y), u_opacity=round(opacity * 256))
-            finally:
-                self._ctx.disable(moderngl.BLEND)
+        if key is not None:
+            tex = self.sprites.get(key, version, sprite)
+        else:
+            tex = self._loose_sprite.get(sw, sh)
+            tex.write(np.ascontiguousarray(sprite), viewport=(0, 0, sw, sh), alignment=1)
+        self._fbo.use()
+        tex.use(0)
+        self._ctx.enable(moderngl.BLEND)
+        self._ctx.blend_func = moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA
+        try:
+            x1, y1, x2, y2 = rect
+            self._draw("sprite", (x1, y1, x2 - x1, y2 - y1), self._size, u_sprite=0,
+                       u_origin=(x, y), u_opacity=round(opacity * 256))
+        finally:
+            self._ctx.disable(moderngl.BLEND)
 
     def _end(self) -> np.ndarray:
-        assert self._canvas is not None and self._size is not None
+        assert self._size is not None
         w, h = self._size
-        out = np.empty((h, w, 3), np.uint8)
-        flat = out.reshape(-1)
-        pw, rows, rem, tail = self._layout(flat.size)
+        frame = self._frame
+        regions = merge_regions(self._dirty, w, h) if self.dirty_regions else (
+            [(0, 0, w, h)] if self._dirty else [])
+        results: list[tuple[tuple[int, int, int, int], np.ndarray]] = []
         with self._current():
-            if self.transfer == "direct":
-                assert self._fbo is not None
-                self._fbo.read_into(out, components=3, alignment=1)
-                self._check()
-                self.readback_bytes += out.nbytes
-                return out
-            packed = self._packed_out.get(pw, rows + (1 if rem or tail else 0))
-            assert self._packed_out.fbo is not None
-            fbo = self._packed_out.fbo
-            fbo.use()
-            self._canvas.use(0)
-            self._draw("pack", (0, 0, pw, rows + (1 if rem or tail else 0)), packed.size,
-                       u_canvas=0, u_width=w, u_pixels=w * h, u_pack_width=pw)
-            # The one readback: the frame's bytes, straight into the output array.
-            done = rows * pw * 4
-            if rows:
-                fbo.read_into(flat, viewport=(0, 0, pw, rows), components=4, alignment=1)
-            if rem:
-                fbo.read_into(flat, viewport=(0, rows, rem, 1), components=4, alignment=1,
-                              write_offset=done)
-            if tail:
-                last = np.empty(4, np.uint8)
-                fbo.read_into(last, viewport=(rem, rows, 1, 1), components=4, alignment=1)
-                flat[done + rem * 4:] = last[:tail]
+            self._ensure_canvas(w, h)
+            for region in regions:
+                self._upload(region)
+            for op in self._pending:
+                if op[0] == "lips":
+                    self._run_lips(*op[1:])
+                else:
+                    self._run_sprite(*op[1:])
+            whole = regions == [(0, 0, w, h)]
+            out = frame if self._inplace else np.empty_like(frame) if whole else frame.copy()
+            for region in regions:
+                x1, y1, x2, y2 = region
+                # A whole-frame region reads straight into the output; others into a
+                # buffer that is pasted once every read has succeeded (so a failure
+                # leaves an in-place frame untouched for the CPU to redo).
+                buf = out if whole and not self._inplace else np.empty(
+                    (y2 - y1, x2 - x1, 3), np.uint8)
+                self._readback(region, buf)
+                results.append((region, buf))
             self._check()
-        self.readback_bytes += out.nbytes
+        for (x1, y1, x2, y2), buf in results:
+            if buf is not out:
+                out[y1:y2, x1:x2] = buf
+        self._pending, self._dirty = [], []
         return out
+
+    def abort_frame(self) -> None:
+        super().abort_frame()
+        self._pending, self._dirty = [], []
 
     def _check(self) -> None:
         """Raise on a GL error (a reset context reports one here, once per frame)."""
         err = self._ctx.error
         if err != "GL_NO_ERROR":
             raise BackendError(f"OpenGL error {err} on {self._renderer}")
+
+
+def merge_regions(rects: list[tuple[int, int, int, int]], width: int, height: int,
+                  slack: float = 1.3, whole: float = 0.6) -> list[tuple[int, int, int, int]]:
+    """Few rectangles covering ``rects``: two merge when their bounding box is at most
+    ``slack`` times their joint area (or they overlap), and everything becomes the whole
+    frame once that covers more than ``whole`` of it. Fewer, larger transfers are cheaper
+    than many small ones; moving untouched pixels is not.
+    """
+    out = [r for r in rects if r[2] > r[0] and r[3] > r[1]]
+
+    def area(r: tuple[int, int, int, int]) -> int:
+        return (r[2] - r[0]) * (r[3] - r[1])
+
+    merged = True
+    while merged and len(out) > 1:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                u = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                overlap = a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+                if overlap or area(u) <= slack * (area(a) + area(b)):
+                    out[i] = u
+                    del out[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    if out and sum(area(r) for r in out) > whole * width * height:
+        return [(0, 0, width, height)]
+    return out
 
 
 class _Current:

@@ -199,9 +199,9 @@ class _Flaky(CPUBackend):
         if self.frames == self.fail_frame and op == self.fail_op:
             raise BackendError("OpenGL error GL_CONTEXT_LOST")
 
-    def _begin(self, frame: np.ndarray) -> None:
+    def _begin(self, frame: np.ndarray, inplace: bool) -> None:
         self._maybe_fail("begin")
-        super()._begin(frame)
+        super()._begin(frame, inplace)
 
     def _sprite(self, sprite: np.ndarray, x: int, y: int, key: Hashable | None,
                 version: int, opacity: float) -> None:

@@ -188,22 +188,73 @@ def test_sprite_cache_is_bounded(make_gl: Any) -> None:
     assert len(gl.sprites) == 3 and gl.sprites.bytes <= 3 * 32 * 32 * 4
 
 
-def test_one_upload_one_readback_per_frame(gl: Any, lip_cases: dict[str, LipCase]) -> None:
+def test_only_touched_pixels_cross_the_bus(make_gl: Any, lip_cases: dict[str, LipCase]) -> None:
+    """Per frame the pixels under the lips and the sprites go up once and come back once;
+    the sticker texture goes up once per stream; untouched pixels never move."""
     case = lip_cases[LIP_IMAGES[1]]
     params = LipParams.from_shade(default_catalog().get("silk-cherry"))
     sticker = _sprites(np.random.default_rng(1))["sticker"]
-    n = 4
-    for _ in range(n):
-        _render(gl, case.image, [*_lip_ops(case, params),
-                                 ("blend_sprite", (sticker, 10, 10), {"key": "sticker"})])
-    s = gl.status
-    assert s["uploads"] == n
-    assert s["readback_bytes"] == n * case.image.nbytes
-    # Per frame, the frame itself plus small per-lip fields; the sticker went up once.
+    ops = [*_lip_ops(case, params), ("blend_sprite", (sticker, 10, 10), {"key": "sticker"})]
     x1, y1, x2, y2 = case.geom.box
-    lip_bytes = (x2 - x1) * (y2 - y1) * 16
-    assert s["upload_bytes"] == n * (case.image.nbytes + lip_bytes)
-    assert s["sprite_misses"] == 1 and s["sprite_hits"] == n - 1
+    lip_px = (x2 - x1) * (y2 - y1)
+    sticker_px = sticker.shape[0] * sticker.shape[1]
+    n = 4
+    for dirty in (True, False):
+        gl = make_gl(dirty_regions=dirty)
+        outs = [_render(gl, case.image, ops) for _ in range(n)]
+        s = gl.status
+        moved = (lip_px + sticker_px) * 3 if dirty else case.image.nbytes
+        assert s["readback_bytes"] == n * moved
+        assert s["upload_bytes"] == n * (moved + lip_px * 16)  # + mask and lip fields
+        assert s["sprite_misses"] == 1 and s["sprite_hits"] == n - 1
+        assert all(np.array_equal(o, outs[0]) for o in outs)
+        if dirty:
+            assert moved < case.image.nbytes / 4
+            first = outs[0]
+        else:
+            assert np.array_equal(outs[0], first)
+
+
+def test_inplace_writes_into_the_frame(gl: Any, cpu: CPUBackend,
+                                       lip_cases: dict[str, LipCase]) -> None:
+    case = lip_cases[LIP_IMAGES[0]]
+    params = LipParams.from_shade(default_catalog().get("dew-glass-pink"))
+    sticker = _sprites(np.random.default_rng(4))["sticker"]
+    ops = [*_lip_ops(case, params), ("blend_sprite", (sticker, 300, 900), {"key": "s"})]
+    for backend in (gl, cpu):
+        frame = case.image.copy()
+        backend.begin_frame(frame, inplace=True)
+        for op, args, kwargs in ops:
+            getattr(backend, op)(*args, **kwargs)
+        out = backend.end_frame()
+        assert out is frame
+        assert np.array_equal(out, _render(backend, case.image, ops))
+    with pytest.raises(ValueError, match="contiguous"):
+        gl.begin_frame(case.image.copy()[:, ::2], inplace=True)
+
+
+def test_no_calls_no_transfer(gl: Any) -> None:
+    frame = np.full((50, 70, 3), 3, np.uint8)
+    gl.begin_frame(frame)
+    out = gl.end_frame()
+    assert np.array_equal(out, frame) and out is not frame
+    assert gl.status["upload_bytes"] == 0 and gl.status["readback_bytes"] == 0
+
+
+def test_merge_regions() -> None:
+    from arengine.render.gl import merge_regions
+
+    assert merge_regions([], 100, 100) == []
+    assert merge_regions([(0, 0, 0, 5)], 100, 100) == []  # empty rectangles drop out
+    # Overlapping: one box.
+    assert merge_regions([(0, 0, 10, 10), (5, 5, 15, 15)], 1000, 1000) == [(0, 0, 15, 15)]
+    # Neighbours in a row (avatars): merged, the box is barely larger than both.
+    assert merge_regions([(0, 0, 10, 10), (11, 0, 21, 10)], 1000, 1000) == [(0, 0, 21, 10)]
+    # Far apart corners: kept apart, moving the gap would cost more.
+    far = [(0, 0, 10, 10), (990, 990, 1000, 1000)]
+    assert merge_regions(far, 1000, 1000) == far
+    # Covering most of the frame: the whole frame in one go.
+    assert merge_regions([(0, 0, 80, 100), (85, 0, 90, 10)], 100, 100) == [(0, 0, 100, 100)]
 
 
 def test_frame_size_changes_and_4k(gl: Any) -> None:
@@ -332,8 +383,13 @@ def test_frames_round_trip_exactly(make_gl: Any, transfer: str) -> None:
     rng = np.random.default_rng(11)
     for w, h in [(1, 1), (3, 5), (641, 359), (1281, 721), (4099, 3), (5, 4000)]:
         frame = rng.integers(0, 256, (h, w, 3), np.uint8)
-        gl.begin_frame(frame)
-        assert np.array_equal(gl.end_frame(), frame), (w, h)
+        clear_all = np.zeros((h, w, 4), np.uint8)  # a transparent sprite: moves, changes nothing
+        clear_part = np.zeros(((h + 1) // 2, (w + 2) // 3, 4), np.uint8)
+        for sprite, x, y in [(clear_all, 0, 0), (clear_part, w // 3, h // 2)]:
+            gl.begin_frame(frame)
+            gl.blend_sprite(sprite, x, y)
+            assert np.array_equal(gl.end_frame(), frame), (w, h, x, y)
+        assert gl.status["readback_bytes"] > 0
 
 
 def test_packed_transfer_lip_and_sprite_parity(make_gl: Any, cpu: CPUBackend,
