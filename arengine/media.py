@@ -352,12 +352,15 @@ class VideoOutput:
 
     The codec follows the extension (H.264 for mp4/mov/mkv, VP9 for webm, MPEG-2 for
     mpg, raw YUV for y4m). ``source`` is the :class:`VideoInput` whose clock and audio
-    are kept; frames must carry that input's ``pts``.
+    are kept; frames must carry that input's ``pts``. Without a source (frames made up
+    by the caller), give ``width``, ``height`` and ``fps``; there is then no audio.
     """
 
     kind = "video"
 
-    def __init__(self, path: str | Path, source: VideoInput, crf: int = 18) -> None:
+    def __init__(self, path: str | Path, source: VideoInput | None = None, crf: int = 18,
+                 *, width: int | None = None, height: int | None = None,
+                 fps: Fraction | int | None = None) -> None:
         import av
 
         self.path = Path(path)
@@ -368,9 +371,14 @@ class VideoOutput:
         _check_output_dir(self.path)
         fmt, codec, pix_fmt = VIDEO_FORMATS[ext]
         self.source = source
-        info = source.info
+        if source is not None:
+            info = source.info
+        elif width and height and fps:
+            info = MediaInfo(str(self.path), "video", width, height, fps=Fraction(fps))
+        else:
+            raise ValueError("a video output without a source needs width, height and fps")
         fps = info.fps or Fraction(25)
-        in_tb = source.time_base or 1 / fps
+        in_tb = (source.time_base if source is not None else None) or 1 / fps
         if codec == "mpeg2video":
             rates = {Fraction(r.numerator, r.denominator)
                      for r in av.codec.Codec(codec, "w").frame_rates or []}
@@ -413,7 +421,7 @@ class VideoOutput:
 
     def _add_audio(self, fmt: str) -> tuple[str, Any, Any]:
         """Copy the input's audio stream when ``fmt`` takes its codec, else transcode it."""
-        src = self.source.audio_stream
+        src = self.source.audio_stream if self.source is not None else None
         if src is None:
             return "none", None, None
         allowed = AUDIO_COPY.get(fmt)
@@ -451,7 +459,8 @@ class VideoOutput:
         out.time_base = self.time_base
         self._mux(self.stream.encode(out))
         self.frames_written += 1
-        self._write_audio(self.source.take_audio())
+        if self.source is not None:
+            self._write_audio(self.source.take_audio())
 
     def _pts(self, frame: Frame) -> int:
         if frame.pts is None:  # a made-up frame: one frame period after the last one
@@ -497,7 +506,8 @@ class VideoOutput:
         self._closed = True
         try:
             self._mux(self.stream.encode(None))
-            self._write_audio(self.source.take_audio())
+            if self.source is not None:
+                self._write_audio(self.source.take_audio())
             if self.audio_mode == "transcode":
                 self._mux(self.audio_stream.encode(None))
         finally:

@@ -274,3 +274,15 @@ def test_frames_without_pts_get_consecutive_ones(clip: Path, tmp_path: Path) -> 
     got = probe(tmp_path / "o.mp4")
     assert got["frames"] == 4
     np.testing.assert_allclose(np.diff(got["times"]), 0.04, atol=1e-6)
+
+
+def test_video_output_without_a_source(tmp_path: Path) -> None:
+    out = VideoOutput(tmp_path / "made.mkv", width=64, height=48, fps=30)
+    for i in range(6):
+        out.write(Frame.from_ndarray(np.full((48, 64, 3), i * 40, np.uint8)))
+    out.close()
+    assert out.audio == "none"
+    got = probe(tmp_path / "made.mkv")
+    assert got["frames"] == 6 and got["fps"] == 30 and got["size"] == (64, 48)
+    with pytest.raises(ValueError):
+        VideoOutput(tmp_path / "x.mp4")
