@@ -1,20 +1,25 @@
 """The GLSL render backend: headless OpenGL through EGL (moderngl), GPU or Mesa llvmpipe.
 
-The frame goes up once and comes back once. On a GPU its raw BGR bytes are uploaded into
-an RGBA8 texture as they lie in memory ("packed": no format conversion in the driver, so
-the upload is a plain copy) and a shader pass spreads them into the RGBA8 canvas; the
-readback is the same in reverse. On a software rasteriser, where shader passes cost more
-than the driver's conversion, the canvas is RGB8 and is written and read directly. Every
-drawing pass draws a rectangle onto the canvas: sprites blend in the blend unit with
+A frame's calls are recorded and run in ``end_frame``, when it is known which pixels
+they touch: only those regions (the lip box, each sprite's rectangle, merged when close,
+the whole frame when they cover most of it) go up to the GPU and come back, each once. A
+4K frame with lipstick, a sticker and 12 avatars moves about 4 MB each way instead of 25.
+On a GPU the regions' raw BGR bytes are uploaded into an RGBA8 texture as they lie in
+memory ("packed": no format conversion in the driver, so the upload is a plain copy) and
+a shader pass spreads them into the RGBA8 canvas; the readback is the same in reverse. On
+a software rasteriser, where shader passes cost more than the driver's conversion, the
+canvas is RGB8 and is written and read directly. Sprites blend in the blend unit with
 premultiplied alpha; the lip pass needs the pixels under the lips, so it first copies its
 small box into a scratch texture. Masks, scratch areas and uncached sprites live in
-textures that are reused from frame to frame; sprites with a key stay on the GPU until
-their version changes.
+textures reused from frame to frame; sprites with a key stay on the GPU until their
+version changes.
 
 Headless selection: moderngl's ``egl`` backend enumerates EGL devices
-(EGL_EXT_device_enumeration) and needs no display server. On a machine without a GPU
-Mesa offers its software device (llvmpipe); ``LIBGL_ALWAYS_SOFTWARE=1`` forces llvmpipe
-even where a Mesa hardware driver exists.
+(EGL_EXT_device_enumeration) and needs no display server, so no ``EGL_PLATFORM`` or
+``DISPLAY`` setting is needed. On a machine without a GPU Mesa offers its software device
+(llvmpipe; Debian packages libegl1, libegl-mesa0, libgl1-mesa-dri); on an NVIDIA machine
+the driver's EGL vendor library is found through glvnd. ``LIBGL_ALWAYS_SOFTWARE=1`` forces
+llvmpipe where a Mesa hardware driver exists.
 """
 
 from __future__ import annotations
