@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="quick: < 3 min, fewer frames; full: >= 300 frames per point, load "
                         "sweep to 16 rooms, glass to glass (default: quick)")
     p.add_argument("--out", type=Path, default=None,
-                   help="output folder (default: bench/results/<UTC time>)")
+                   help="output folder (default: bench/out/<UTC time>)")
     p.add_argument("--input", type=Path, default=None,
                    help="video to run the pipeline on (default: the shared sample face video,"
                         " else the built-in demo source)")
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     targets = parse_targets(args.targets)
     if args.input is not None:
         _check_input(args.input)
-    out = args.out or Path("bench/results") / dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    out = args.out or Path("bench/out") / dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
     opts = BenchOptions(suite=args.suite, out=out, input=args.input, render=args.render,

@@ -60,7 +60,8 @@ def test_quick_suite_end_to_end(tmp_path: Path, face_video: Path,
     # Generous targets: this checks that met targets give exit 0 and files appear; the
     # strict defaults on a small shared machine give exit 1 (checked below).
     code = main(["bench", "--suite", "quick", "--frames", "8", "--resolutions", "480p",
-                 "720p", "--no-load", "--out", str(out), "--input", str(face_video),
+                 "720p", "--no-load", "--no-glass", "--out", str(out), "--input",
+                 str(face_video),
                  "--render", "cpu", "--targets", "engine_p99_ms=100000", "dropped_share=1"])
     stdout = capsys.readouterr().out
     assert code == 0, stdout
@@ -85,8 +86,8 @@ def test_quick_suite_end_to_end(tmp_path: Path, face_video: Path,
     # Same run against an impossible target: exit 1, and compare works on the two reports.
     out2 = tmp_path / "run2"
     code = main(["bench", "--suite", "quick", "--frames", "8", "--resolutions", "720p",
-                 "--no-load", "--out", str(out2), "--input", str(face_video), "--render",
-                 "cpu", "--targets", "engine_p99_ms=0.001"])
+                 "--no-load", "--no-glass", "--out", str(out2), "--input", str(face_video),
+                 "--render", "cpu", "--targets", "engine_p99_ms=0.001"])
     assert code == 1
     assert "FAIL: engine-added latency p99" in capsys.readouterr().out
     main(["bench", "compare", str(out / "report.json"), str(out2 / "report.json")])
