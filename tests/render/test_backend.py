@@ -281,3 +281,17 @@ def test_simulated_loss_from_the_environment(make_gl: Any,
     monkeypatch.setenv("ARENGINE_RENDER_SIMULATE_LOSS", "soon")
     with pytest.raises(ValueError, match="frame number"):
         select_backend("gl")
+
+
+def test_auto_never_settles_for_a_software_rasteriser(make_gl: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even if device probing were wrong, auto re-checks GL_RENDERER and takes the CPU."""
+    from arengine.render import gl as gl_mod
+
+    probe = make_gl()
+    if not gl_mod.is_software_renderer(probe.renderer):
+        pytest.skip("this machine's GL device is real hardware")
+    monkeypatch.setattr(gl_mod, "find_device", lambda hardware_only=True: 0)
+    b = select_backend("auto")
+    assert b.status["backend"] == "cpu"
+    assert "software rasteriser" in b.status["fallback_reason"]
