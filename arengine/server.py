@@ -65,6 +65,7 @@ class MediaServer:
         self.codec: Codec = codec
         self.observer = observer or StatsObserver()
         self.pipelines: dict[str, RoomPipeline] = {}
+        self.room_configs: dict[str, RoomConfig] = {}  # per-room overrides of ``config``
         self.publishers: dict[str, WhipSession] = {}
         self.sessions: dict[str, PeerSession] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -89,7 +90,8 @@ class MediaServer:
         """The room's pipeline, started on first use."""
         p = self.pipelines.get(room)
         if p is None:
-            p = RoomPipeline(room, self.config, self.observer, lambda: self._state(room))
+            config = self.room_configs.get(room, self.config)
+            p = RoomPipeline(room, config, self.observer, lambda: self._state(room))
             self.pipelines[room] = p
             await p.start()
         return p
@@ -121,7 +123,8 @@ class MediaServer:
                 viewers = self.viewers(room)
                 if not viewers:
                     continue
-                event = {"type": "media", "status": p.status, "size": p.stats()["size"],
+                event = {"type": "media", "status": p.status,
+                         "size": list(p.size) if p.size else None,
                          "regions": p.click_regions()}
                 changed = event != last.get(room)
                 last[room] = event
@@ -294,7 +297,7 @@ class MediaServer:
             p = self.pipelines.get(room)
             if not self.room_exists(room):
                 return _problem(404, f"no room {room!r}")
-            size = p.stats()["size"] if p is not None else None
+            size = list(p.size) if p is not None and p.size else None
             return JSONResponse({"size": size, "regions": p.click_regions() if p else []})
 
         return r

@@ -477,6 +477,11 @@ class RoomPipeline:
         ENCODERS.labels(self.room).set(len(self.encoders))
 
     @property
+    def size(self) -> tuple[int, int] | None:
+        """Width and height of the latest processed frame."""
+        return self._size
+
+    @property
     def viewer_count(self) -> int:
         return len(self._viewers)
 
