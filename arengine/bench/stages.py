@@ -200,16 +200,20 @@ def make_effects(names: tuple[str, ...], backend: Any, state: RoomState
             where[name] = "not available in this build"
             continue
         effect: Effect | None = None
-        if backend is not None:
+        if backend_is_gpu_path(backend):
             try:  # effects that composite through a render backend take it as ``backend``
                 effect = create_effect(name, backend=backend)
-                where[name] = f"render backend {getattr(backend, 'name', '?')}"
+                where[name] = f"render backend {_backend_line(backend)}"
             except TypeError:
                 effect = None
         try:
             if effect is None:
                 effect = create_effect(name)
                 where[name] = "cpu (numpy/OpenCV in the effect)"
+                if name == "lipstick" and backend_is_gpu_path(backend) and \
+                        hasattr(effect, "params_for"):
+                    effect = BackendLipstick(effect, backend)
+                    where[name] = f"render backend {_backend_line(backend)} (composite)"
         except Exception as e:  # an effect that cannot start is reported, not fatal
             where[name] = f"failed to start: {type(e).__name__}: {e}"
             continue
@@ -218,6 +222,53 @@ def make_effects(names: tuple[str, ...], backend: Any, state: RoomState
             set_state(state)
         effects[name] = effect
     return effects, where
+
+
+class BackendLipstick(Effect):
+    """The lipstick effect composited through a render backend (one upload, one readback).
+
+    The effect itself draws with numpy/OpenCV; this runs the same per-face preparation
+    (geometry, mask, fields) and hands the per-pixel composite to ``backend``, the way a
+    GPU path does, so ``--render gl`` times the GL compositor in the pipeline.
+    """
+
+    name = "lipstick"
+
+    def __init__(self, effect: Effect, backend: Any) -> None:
+        self.effect = effect
+        self.backend = backend
+
+    def apply(self, frame: np.ndarray, scene: Scene) -> np.ndarray:
+        from arengine.effects.lipstick import lip_fields, lip_geometry, lip_roi_mask, roi_to_lab
+
+        h, w = frame.shape[:2]
+        hands = scene.hands if len(scene.hands) else None
+        params_for = self.effect.params_for  # type: ignore[attr-defined]
+        self.backend.begin_frame(frame)
+        try:
+            for i in range(len(scene.faces)):
+                params = params_for(scene, i)
+                if params is None or params.opacity <= 0:
+                    continue
+                geom = lip_geometry(scene.faces.points[i], w, h)
+                if geom is None:
+                    continue
+                mask8 = lip_roi_mask(geom, hands)
+                if not mask8.any():
+                    continue
+                x1, y1, x2, y2 = geom.box
+                fields = lip_fields(roi_to_lab(frame[y1:y2, x1:x2]), mask8, geom, params)
+                self.backend.composite_lips(geom.box, mask8.astype(np.float32) / 255.0,
+                                            params, fields=fields)
+        except Exception:
+            self.backend.abort_frame()
+            raise
+        return np.asarray(self.backend.end_frame())
+
+
+def backend_is_gpu_path(backend: Any) -> bool:
+    """True for a backend other than the CPU reference (GL, even on a software driver)."""
+    return backend is not None and getattr(backend, "name", "cpu") != "cpu"
 
 
 # -- encoders -----------------------------------------------------------------------------

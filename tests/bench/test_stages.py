@@ -81,3 +81,24 @@ def test_run_stages_measures_every_stage_and_checks_correctness(face_video) -> N
     assert res.passed_checks() == []
     assert sum(d["stages"][s]["mean"] for s in d["stages"]) == pytest.approx(
         d["total"]["mean"], rel=1e-6)
+
+
+def test_lipstick_through_the_gl_backend_matches_the_effect(load_image) -> None:
+    from arengine.bench.stages import BackendLipstick
+    from arengine.effects.lipstick import LipstickEffect
+    from arengine.render.backend import select_backend
+    from arengine.tracking import FaceTracker
+
+    backend = select_backend("gl")  # Mesa's llvmpipe where there is no GPU
+    if backend.name == "cpu":
+        pytest.skip(f"no OpenGL context here: {backend.fallback_reason}")
+    img = load_image("mediapipe_samples/business-person.png")
+    with FaceTracker("image") as ft:
+        scene = ft.track(img)
+    cpu = LipstickEffect(shade="velvet-ruby").apply(img.copy(), scene)
+    gl = BackendLipstick(LipstickEffect(shade="velvet-ruby"), backend).apply(img.copy(), scene)
+    backend.close()
+    changed = np.any(cpu != img, axis=2)
+    assert changed.sum() > 500  # the lips were painted
+    diff = np.abs(cpu.astype(int) - gl.astype(int))
+    assert diff[changed].mean() < 2.0 and diff.max() <= 12
