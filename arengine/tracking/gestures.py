@@ -10,10 +10,10 @@ nothing.
 
 :class:`GestureRecognizer` turns per-frame poses into actions: a gesture must be held for
 ``hold_s`` (scene seconds) before it fires, fires once however long it is held (it re-arms
-when the hand does something else), a one-frame flicker does not break a hold, and an
-action cannot repeat within ``cooldown_s``. Actions come from a gesture -> action mapping
-(by default thumbs up -> ``like_burst``, N fingers -> ``pick_option_N``, fist ->
-``close_poll``).
+only after the hand has done something else for ``rearm_s``), a flicker shorter than
+``grace_s`` does not break a hold, and an action cannot repeat within ``cooldown_s``.
+Actions come from a gesture -> action mapping (by default thumbs up -> ``like_burst``,
+N fingers -> ``pick_option_N``, fist -> ``close_poll``).
 """
 
 from __future__ import annotations
@@ -118,14 +118,17 @@ def classify_hand(points: np.ndarray) -> HandPose:
     extended = (thumb, *straight)
     count = int(sum(extended))
 
+    # A finger seen end-on (pointing at the camera) is neither clearly straight nor
+    # clearly curled; a closed hand needs no straight finger and most clearly curled.
+    closed = not any(straight) and sum(curled) >= 3
     names: list[str] = []
-    if thumb and all(curled):
+    if thumb and closed:
         if thumb_angle < THUMB_UP_DEG:
             names.append("thumbs_up")
         elif thumb_angle > 180.0 - THUMB_UP_DEG:
             names.append("thumbs_down")
     if upright and not names:
-        if all(curled) and not thumb:
+        if closed and not thumb:
             names.append("fist")
         elif straight[0] and straight[1] and curled[2] and curled[3]:
             names.append("victory")
@@ -148,6 +151,8 @@ class _Track:
     since: float = 0.0
     last_match: float = 0.0
     fired: bool = False
+    fired_gesture: str | None = None  # the gesture that fired last, and when it was
+    fired_seen: float = -1e9  # last seen: it re-arms only after being gone for rearm_s
 
 
 class GestureRecognizer:
@@ -160,18 +165,19 @@ class GestureRecognizer:
     """
 
     def __init__(self, actions: Mapping[str, str] | None = None, hold_s: float = 0.5,
-                 cooldown_s: float = 1.0, grace_s: float = 0.15,
+                 cooldown_s: float = 1.0, grace_s: float = 0.15, rearm_s: float = 0.5,
                  min_score: float = 0.5) -> None:
         self.actions = dict(DEFAULT_ACTIONS if actions is None else actions)
         unknown = sorted(set(self.actions) - set(GESTURES))
         if unknown:
             raise ValueError(f"unknown gesture(s) {', '.join(unknown)}; known: "
                              f"{', '.join(GESTURES)}")
-        if hold_s < 0 or cooldown_s < 0 or grace_s < 0:
-            raise ValueError("hold_s, cooldown_s and grace_s must be >= 0")
+        if min(hold_s, cooldown_s, grace_s, rearm_s) < 0:
+            raise ValueError("hold_s, cooldown_s, grace_s and rearm_s must be >= 0")
         self.hold_s = hold_s
         self.cooldown_s = cooldown_s
         self.grace_s = grace_s
+        self.rearm_s = rearm_s
         self.min_score = min_score
         self._tracks: list[_Track] = []
         self._last_fired: dict[str, float] = {}
@@ -202,25 +208,32 @@ class GestureRecognizer:
             pose = classify_hand(pts)
             track = self._match(pts, t, used)
             gesture = self.resolve(pose)
+            prev_seen = track.fired_seen
+            if gesture is not None and gesture == track.fired_gesture:
+                track.fired_seen = t  # seen at all, even as a flicker: not yet re-armed
             if gesture == track.candidate:
                 track.last_match = t
             elif track.candidate is None or t - track.last_match > self.grace_s:
                 track.candidate, track.since, track.last_match = gesture, t, t
-                track.fired = False
+                # The gesture that already fired comes back after a short doubt: the
+                # same hold, not a new one.
+                track.fired = (gesture is not None and gesture == track.fired_gesture
+                               and t - prev_seen <= self.rearm_s)
             # else: a short flicker inside the grace period; keep holding
             if track.candidate is None or track.fired or t - track.since < self.hold_s:
                 continue
             action = self.actions[track.candidate]
             last = self._last_fired.get(action)
+            track.fired, track.fired_gesture, track.fired_seen = True, track.candidate, t
             if last is not None and t - last < self.cooldown_s:
-                continue
-            track.fired = True
+                continue  # held again too soon after the same action: swallowed
             self._last_fired[action] = t
             label = hands.handedness[i] if i < len(hands.handedness) else ""
             events.append(GestureEvent(track.candidate, action, i, t, label,
                                        round(t - track.since, 6)))
-        # Forget hands gone for longer than a flicker.
-        self._tracks = [tr for tr in self._tracks if t - tr.seen <= max(self.grace_s, 0.05)]
+        # Forget hands gone for longer than a flicker (and than the re-arm time).
+        keep = max(self.grace_s, self.rearm_s, 0.05)
+        self._tracks = [tr for tr in self._tracks if t - tr.seen <= keep]
         return events
 
     def _match(self, pts: np.ndarray, t: float, used: set[int]) -> _Track:
