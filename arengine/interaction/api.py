@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import math
+import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from arengine.interaction.avatar import MAX_UPLOAD_BYTES, to_avatar_png
@@ -41,6 +43,7 @@ from arengine.interaction.state import RoomState
 from arengine.interaction.store import Synchronous
 
 _M = TypeVar("_M", bound=BaseModel)
+MAX_ACTION_BODY = 4096
 WS_MAX_IN_FLIGHT = 256  # un-acknowledged actions per actions socket before we stop reading
 WS_MAX_MESSAGE = 4096
 
@@ -199,20 +202,78 @@ def _parse(model: type[_M], raw: bytes) -> _M:
         raise InvalidInputError(f"{where}: {first['msg']}") from None
 
 
-def _bearer_token(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
+def _bearer_value(value: str | None) -> str | None:
+    scheme, _, token = (value or "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _viewer_from_request(hub: RoomHub, request: Request, room_id: str) -> tuple[Room, str]:
+def _ack_bytes(event: Event) -> bytes:
+    return b'{"ok":true,"seq":%d,"ts":%r}' % (event.seq, event.ts)
+
+
+async def viewer_action(hub: RoomHub, room_id: str, kind: str, poll_id: str | None,
+                        authorization: str | None, raw: bytes) -> Event:
+    """One vote, like or comment from its raw request parts: the busiest code path,
+    shared by the routes and by :class:`FastActions`."""
     room = hub.get(room_id)
-    return room, room.viewer_for_token(_bearer_token(request))
+    vid = room.viewer_for_token(_bearer_value(authorization))
+    if kind == "vote":
+        return await room.vote(vid, poll_id or "", _parse(VoteIn, raw).option)
+    if kind == "likes":
+        return await room.like(vid, _parse(LikeIn, raw).count if raw.strip() else 1)
+    return await room.comment(vid, _parse(CommentIn, raw).text)
 
 
-def _ack_response(event: Event) -> Response:
-    return Response(b'{"ok":true,"seq":%d,"ts":%r}' % (event.seq, event.ts), status_code=201,
-                    media_type="application/json")
+_FAST_PATH = re.compile(r"^/api/rooms/([^/]+)/(?:polls/([^/]+)/(votes)|(likes|comments))$")
+
+
+class FastActions:
+    """ASGI middleware answering votes, likes and comments without FastAPI's routing.
+
+    Same checks, same answers as the routes (both call :func:`viewer_action`); it only
+    skips route matching and dependency injection, which cost more than the action
+    itself on a small server. Everything else passes through to the app.
+    """
+
+    def __init__(self, app: ASGIApp, hub: RoomHub) -> None:
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        m = None
+        if scope["type"] == "http" and scope["method"] == "POST":
+            m = _FAST_PATH.match(scope["path"])
+        if m is None:
+            await self.app(scope, receive, send)
+            return
+        room_id, poll_id, vote, other = m.groups()
+        headers: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
+        try:
+            auth = None
+            for k, v in scope["headers"]:
+                if k == b"authorization":
+                    auth = v.decode("latin-1")
+            raw = b""
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                raw += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(raw) > MAX_ACTION_BODY:
+                    raise PayloadTooLargeError(f"body over {MAX_ACTION_BODY} bytes")
+            kind = "vote" if vote else other
+            event = await viewer_action(self.hub, room_id, kind, poll_id, auth, raw)
+            status, body = 201, _ack_bytes(event)
+        except InteractionError as e:
+            status = e.status
+            body = json.dumps({"detail": e.message}, ensure_ascii=False).encode()
+            if isinstance(e, RateLimitedError):
+                headers.append((b"retry-after", str(max(1, math.ceil(e.retry_after))).encode()))
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 _bearer = HTTPBearer(auto_error=False, description="host token or viewer token")
@@ -283,22 +344,22 @@ def build_router(hub: RoomHub) -> APIRouter:
 
     # The three busiest routes parse their own body and skip dependency injection: on a
     # small server FastAPI's per-request machinery costs more than the action itself.
-    # The OpenAPI document still describes their body and auth (see _lean).
+    # The OpenAPI document still describes their body and auth (see _lean). create_app
+    # also puts FastActions in front, which answers them before routing.
 
     @r.post(api + "/comments", status_code=201, tags=["viewers"],
             response_model=None, openapi_extra=_lean(CommentIn))
     async def comment(request: Request, room_id: str) -> Response:
-        room, vid = _viewer_from_request(hub, request, room_id)
-        body = _parse(CommentIn, await request.body())
-        return _ack_response(await room.comment(vid, body.text))
+        event = await viewer_action(hub, room_id, "comments", None,
+                                    request.headers.get("authorization"), await request.body())
+        return Response(_ack_bytes(event), 201, media_type="application/json")
 
     @r.post(api + "/likes", status_code=201, tags=["viewers"],
             response_model=None, openapi_extra=_lean(LikeIn, required=False))
     async def like(request: Request, room_id: str) -> Response:
-        room, vid = _viewer_from_request(hub, request, room_id)
-        raw = await request.body()
-        count = _parse(LikeIn, raw).count if raw.strip() else 1
-        return _ack_response(await room.like(vid, count))
+        event = await viewer_action(hub, room_id, "likes", None,
+                                    request.headers.get("authorization"), await request.body())
+        return Response(_ack_bytes(event), 201, media_type="application/json")
 
     @r.post(api + "/shares", status_code=201, tags=["viewers"])
     async def share(viewer: ViewerDep, body: ShareIn | None = None) -> dict[str, Any]:
@@ -319,9 +380,9 @@ def build_router(hub: RoomHub) -> APIRouter:
             response_model=None, openapi_extra=_lean(VoteIn))
     async def vote(request: Request, room_id: str, poll_id: str) -> Response:
         """Vote, or move your vote; each viewer has one ballot per poll."""
-        room, vid = _viewer_from_request(hub, request, room_id)
-        body = _parse(VoteIn, await request.body())
-        return _ack_response(await room.vote(vid, poll_id, body.option))
+        event = await viewer_action(hub, room_id, "vote", poll_id,
+                                    request.headers.get("authorization"), await request.body())
+        return Response(_ack_bytes(event), 201, media_type="application/json")
 
     @r.put(api + "/viewers/me/avatar", tags=["viewers"],
            openapi_extra={"requestBody": {"required": True, "content": {
@@ -574,8 +635,12 @@ async def _dispatch(room: Room, vid: str, msg: dict[str, Any]) -> Event:
 
 
 def create_app(db_path: str | Path, *, synchronous: Synchronous = "FULL",
-               hub: RoomHub | None = None) -> FastAPI:
-    """A standalone FastAPI app serving one hub (opened on ``db_path``)."""
+               hub: RoomHub | None = None, fast_actions: bool = True) -> FastAPI:
+    """A standalone FastAPI app serving one hub (opened on ``db_path``).
+
+    ``fast_actions`` puts :class:`FastActions` in front of the routes (same answers,
+    less overhead); an app that mounts ``build_router`` can add it the same way.
+    """
     the_hub = hub if hub is not None else RoomHub.open(db_path, synchronous=synchronous)
 
     @asynccontextmanager
@@ -588,6 +653,8 @@ def create_app(db_path: str | Path, *, synchronous: Synchronous = "FULL",
                   description=__doc__)
     app.state.hub = the_hub
     app.include_router(build_router(the_hub))
+    if fast_actions:
+        app.add_middleware(FastActions, hub=the_hub)
     return app
 
 

@@ -16,10 +16,11 @@ from arengine.interaction.hub import RoomHub
 from arengine.interaction.ratelimit import Rate, RateLimits
 
 
-@pytest.fixture
-def client(db_path: Path, clock) -> Iterator[TestClient]:
+@pytest.fixture(params=[True, False], ids=["fast-actions", "routes-only"])
+def client(request: pytest.FixtureRequest, db_path: Path, clock) -> Iterator[TestClient]:
+    """Every API test runs with and without the FastActions middleware: same answers."""
     hub = RoomHub.open(db_path, clock=clock, limits=RateLimits(comment=Rate(3, 1)))
-    with TestClient(create_app(db_path, hub=hub)) as c:
+    with TestClient(create_app(db_path, hub=hub, fast_actions=request.param)) as c:
         yield c
 
 
@@ -266,3 +267,10 @@ def test_prometheus_and_openapi(client: TestClient, room: dict[str, Any]) -> Non
     assert schema["required"] == ["option"]
     assert vote["security"] == [{"HTTPBearer": []}]
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+def test_oversized_action_bodies_are_refused(client: TestClient, room: dict[str, Any]) -> None:
+    r = client.post(f"/api/rooms/{room['id']}/comments", headers=room["viewers"][0],
+                    content=b'{"text": "' + b"a" * 5000 + b'"}')
+    assert r.status_code in (413, 422)  # 413 before parsing (fast path) or a length error
+    assert r.json()["detail"]
