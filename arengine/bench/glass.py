@@ -77,7 +77,12 @@ def run_glass(seconds: float, progress: Callable[[str], None] | None = None) -> 
         samples = measure(seconds)
     except Exception as e:
         return {"status": "not measured", "reason": f"the harness failed: {e}"}
-    return summarize_paths(samples)
+    out = summarize_paths(samples)
+    out.update({"method": "browser loopback (Chromium via bench/bench_e2e.py): canvas camera "
+                          "with burned frame ids at 854x480, 30 fps -> WHIP -> engine -> WHEP "
+                          "-> <video>, id read per displayed frame; paths one after the other",
+                "seconds": seconds})
+    return out
 
 
 # -- the aiortc loopback ----------------------------------------------------------------------

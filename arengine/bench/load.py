@@ -136,8 +136,8 @@ def load_point(rooms: int, viewers: int, seconds: float, target_ms: float, fps: 
 
 
 def load_sweep(target_ms: float, seconds: float, viewer_counts: tuple[int, ...] = (1, 10, 50),
-               max_rooms: int = 16, progress: Callable[[str], None] | None = None
-               ) -> dict[str, Any]:
+               max_rooms: int = 16, progress: Callable[[str], None] | None = None,
+               warmup: float = 3.0) -> dict[str, Any]:
     """Rooms 1, 2, 4, ... with each viewer count, until a room count has no passing point.
 
     One and two rooms are always measured with every viewer count, so even a machine that
@@ -149,7 +149,7 @@ def load_sweep(target_ms: float, seconds: float, viewer_counts: tuple[int, ...] 
     while rooms <= max_rooms:
         any_ok = False
         for v in viewer_counts:
-            p = load_point(rooms, v, seconds, target_ms)
+            p = load_point(rooms, v, seconds, target_ms, warmup=warmup)
             points.append(p)
             if progress is not None:
                 lat = p["latency"]

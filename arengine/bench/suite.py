@@ -60,9 +60,9 @@ class SuiteSpec:
 
 
 SUITES: dict[str, SuiteSpec] = {
-    "quick": SuiteSpec("quick", {"480p": 100, "720p": 150, "1080p": 60, "2160p": 30},
-                       {"480p": 15, "720p": 15, "1080p": 10, "2160p": 5}, 45,
-                       4.0, (1, 10), 2, True, 6.0),
+    "quick": SuiteSpec("quick", {"480p": 90, "720p": 150, "1080p": 45, "2160p": 24},
+                       {"480p": 10, "720p": 15, "1080p": 8, "2160p": 5}, 40,
+                       3.0, (1, 10), 2, True, 5.0),
     "full": SuiteSpec("full", {"480p": 300, "720p": 300, "1080p": 300, "2160p": 300},
                       {"480p": 30, "720p": 30, "1080p": 30, "2160p": 30}, 150,
                       10.0, (1, 10, 50), 16, True, 30.0),
@@ -169,7 +169,8 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = print) -> di
             from arengine.bench.load import load_sweep
 
             load = load_sweep(opts.targets["engine_p99_ms"], spec.load_seconds,
-                              spec.load_viewers, spec.load_max_rooms, progress)
+                              spec.load_viewers, spec.load_max_rooms, progress,
+                              warmup=2.0 if opts.suite == "quick" else 3.0)
         except ImportError as e:
             notes.append(f"load: not measured, the server's room pipeline is missing ({e})")
 
