@@ -219,13 +219,20 @@ class FallbackBackend(RenderBackend):
 
     def _run(self, op: str, *args: Any, **kwargs: Any) -> Any:
         self._ops.append((op, args, kwargs))
-        if self.primary is not None:
-            try:
-                return getattr(self.primary, op)(*args, **kwargs)
-            except _recoverable() as e:
-                self._switch(e)
-                return self._replay()
-        return getattr(self.active, op)(*args, **kwargs)
+        try:
+            if self.primary is not None:
+                try:
+                    return getattr(self.primary, op)(*args, **kwargs)
+                except _recoverable() as e:
+                    self._switch(e)
+                    return self._replay()
+            return getattr(self.active, op)(*args, **kwargs)
+        except BaseException:
+            # A call the backend refused (bad arguments) is not part of the frame: a
+            # later replay on the CPU must not redo it.
+            if self._ops and self._ops[-1][0] == op and self._ops[-1][1] is args:
+                self._ops.pop()
+            raise
 
     def _switch(self, error: BaseException) -> None:
         assert self.primary is not None

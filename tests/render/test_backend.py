@@ -295,3 +295,18 @@ def test_auto_never_settles_for_a_software_rasteriser(make_gl: Any,
     b = select_backend("auto")
     assert b.status["backend"] == "cpu"
     assert "software rasteriser" in b.status["fallback_reason"]
+
+
+def test_refused_call_is_not_replayed_after_a_fallback(make_gl: Any) -> None:
+    stream = FallbackBackend(make_gl())
+    params = LipParams.from_shade(default_catalog().get("velvet-ruby"))
+    frame = np.zeros((40, 40, 3), np.uint8)
+    sprite = _sprite(3, (10, 10))
+    stream.begin_frame(frame)
+    with pytest.raises(TypeError, match="fields"):
+        stream.composite_lips((0, 0, 10, 10), np.ones((10, 10), np.float32), params)
+    stream.simulate_context_loss()
+    stream.blend_sprite(sprite, 5, 5)
+    out = stream.end_frame()  # redone on the CPU without the refused lip call
+    assert stream.status["backend"] == "cpu"
+    assert np.array_equal(out, blend_sprite(frame.copy(), sprite, 5, 5))
