@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -72,6 +73,8 @@ class RoomHub:
         self.committer = GroupCommitter(store)
         self.rooms: dict[str, Room] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         self._events_total = Counter(
             "arengine_room_events", "Accepted room events by kind.", ["room", "kind"],
@@ -187,7 +190,23 @@ class RoomHub:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 return
+            self._loop, self._loop_thread = loop, threading.get_ident()
             self._ticker = loop.create_task(self._tick_forever(), name="poll-deadlines")
+
+    def on_loop_thread(self) -> bool:
+        """True on the thread that runs the hub's event loop (or before it started)."""
+        return self._loop_thread is None or self._loop_thread == threading.get_ident()
+
+    def call_on_loop(self, fn: Callable[[], object]) -> bool:
+        """Run ``fn`` soon on the hub's loop, from any thread; False if there is none."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return False
+        try:
+            loop.call_soon_threadsafe(fn)
+        except RuntimeError:  # closed between the check and the call
+            return False
+        return True
 
     async def tick(self) -> int:
         """Close every poll whose deadline has passed; returns how many were closed."""
@@ -212,6 +231,7 @@ class RoomHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        self._loop = self._loop_thread = None
         await asyncio.to_thread(self.committer.stop)
         self.store.close()
 

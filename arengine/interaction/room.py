@@ -201,16 +201,32 @@ class Room:
         self.sticker_clicks: dict[str, int] = {}
         self.minutes: dict[int, MinuteStats] = {}
         self._snapshot: RoomState | None = None
+        self._last_snapshot: RoomState | None = None
+        self._refresh_queued = False
         self._subscribers: set[Subscription] = set()
 
     # ----------------------------------------------------------------- reading
 
     def snapshot(self) -> RoomState:
-        """The room now, as an immutable :class:`RoomState`; cached until the next change."""
+        """The room now, as an immutable :class:`RoomState`; cached until the next change.
+
+        Safe from any thread. On the hub's event-loop thread a stale cache is rebuilt at
+        once; other threads (the video pipeline drawing a frame) get the latest built
+        snapshot without waiting, and a rebuild is queued on the loop for the next frame.
+        """
         snap = self._snapshot
-        if snap is None:
-            snap = self._snapshot = self._build_snapshot()
-        return snap
+        if snap is not None:
+            return snap
+        if self.hub.on_loop_thread():
+            snap = self._snapshot = self._last_snapshot = self._build_snapshot()
+            return snap
+        if not self._refresh_queued:
+            self._refresh_queued = self.hub.call_on_loop(self._refresh)
+        return self._last_snapshot or RoomState(room_id=self.id)
+
+    def _refresh(self) -> None:
+        self._refresh_queued = False
+        self.snapshot()
 
     @property
     def current_poll(self) -> Poll | None:

@@ -345,3 +345,29 @@ def test_room_ids_and_titles_are_checked(make_hub: Callable[..., RoomHub]) -> No
         await hub.close()
 
     asyncio.run(main())
+
+
+def test_snapshot_from_another_thread_never_blocks_and_catches_up(
+        make_hub: Callable[..., RoomHub]) -> None:
+    import threading
+
+    async def main() -> None:
+        hub = make_hub()
+        room, _, (a,) = await room_with_viewers(hub, 1)
+        before = room.snapshot()
+        await room.comment(a, "new")
+        seen: list[object] = []
+        t = threading.Thread(target=lambda: seen.append(room.snapshot()))
+        t.start()
+        t.join()
+        assert seen == [before]  # the video thread gets the last built state at once
+        await asyncio.sleep(0)  # the queued rebuild runs on the loop
+        await asyncio.sleep(0)
+        t = threading.Thread(target=lambda: seen.append(room.snapshot()))
+        t.start()
+        t.join()
+        latest = seen[-1]
+        assert isinstance(latest, type(before)) and latest.recent_comments[-1].text == "new"
+        await hub.close()
+
+    asyncio.run(main())
