@@ -122,3 +122,30 @@ def test_rejects_non_bgr_input(image_tracker: FaceTracker) -> None:
         image_tracker.detect(np.zeros((10, 10), np.uint8))
     with pytest.raises(ValueError):
         FaceTracker("live")  # type: ignore[arg-type]
+
+
+def test_video_mode_finds_a_newcomer_and_lets_a_face_go(load_image) -> None:
+    """One face tracked cheaply; a second appears, is found within the search interval,
+    leaves again; the first face keeps its track id throughout."""
+    host = load_image("faces/obama-720p.jpg")[:, 344:984]  # face about 160 px wide
+    guest = cv2.resize(load_image("faces/astronaut.png")[40:240, 130:320], (380, 400))
+    alone = np.full((720, 1280, 3), 90, np.uint8)
+    alone[:, :640] = host
+    both = alone.copy()
+    both[160:560, 800:1180] = guest
+    frames = [alone] * 15 + [both] * 30 + [alone] * 10
+    with FaceTracker("video", search_interval=8) as ft:
+        results = [ft.detect(im, i / 25) for i, im in enumerate(frames)]
+        searching_at_end = ft.searching
+    counts = [len(r) for r in results]
+    assert counts[:15] == [1] * 15
+    first_two = counts.index(2)
+    assert 15 <= first_two <= 15 + 8 + 1
+    assert all(c == 2 for c in counts[first_two:45])
+    assert all(c == 1 for c in counts[47:])
+    host_ids = set()
+    for r in results:
+        left = int(np.argmin(r.boxes()[:, 0]))
+        host_ids.add(int(r.track_id[left]))
+    assert len(host_ids) == 1
+    assert not searching_at_end  # back on the cheap graph once the count held again
