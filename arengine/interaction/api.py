@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -479,7 +480,12 @@ def build_router(hub: RoomHub) -> APIRouter:
 
     @r.websocket(api + "/events")
     async def events(ws: WebSocket, room_id: str) -> None:
-        """Room events as JSON, after a first ``{"type": "snapshot"}`` message."""
+        """Room events as JSON, after a first ``{"type": "snapshot"}`` message.
+
+        Events whose ``seq`` is at most the snapshot's ``seq`` are already in it. A client
+        that falls behind gets ``{"type": "dropped", "count": n}`` instead of the oldest
+        events it missed (fetch ``GET /api/rooms/{room_id}`` to resynchronise).
+        """
         await stream_events(hub, ws, room_id)
 
     @r.websocket(api + "/actions")
@@ -519,7 +525,7 @@ async def stream_events(hub: RoomHub, ws: WebSocket, room_id: str,
                 hub.dropped_total.labels(room_id).inc(sub.dropped - reported)
                 await ws.send_json({"type": "dropped", "count": sub.dropped - reported})
                 reported = sub.dropped
-            await ws.send_json({"type": "event", **getter.result().to_json()})
+            await ws.send_text(_wire_text(getter.result()))
     except (WebSocketDisconnect, RuntimeError, StopAsyncIteration):
         pass
     finally:
@@ -528,6 +534,22 @@ async def stream_events(hub: RoomHub, ws: WebSocket, room_id: str,
         if ws.application_state != WebSocketState.DISCONNECTED:
             with contextlib.suppress(RuntimeError):
                 await ws.close()
+
+
+_WIRE_CACHE: OrderedDict[tuple[str, int], str] = OrderedDict()
+_WIRE_CACHE_SIZE = 4096
+
+
+def _wire_text(event: Event) -> str:
+    """An event's JSON text, encoded once however many subscribers receive it."""
+    key = (event.room_id, event.seq)
+    text = _WIRE_CACHE.get(key)
+    if text is None:
+        text = json.dumps({"type": "event", **event.to_json()}, ensure_ascii=False)
+        _WIRE_CACHE[key] = text
+        if len(_WIRE_CACHE) > _WIRE_CACHE_SIZE:
+            _WIRE_CACHE.popitem(last=False)
+    return text
 
 
 async def _drain(ws: WebSocket) -> None:

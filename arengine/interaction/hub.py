@@ -11,6 +11,11 @@ Other parts of the engine use it in-process::
 
 On start the hub replays every room's log, so a restarted server shows exactly what
 was acknowledged before it stopped.
+
+Privacy: nothing from the video (frames, face crops, landmarks) ever reaches this
+package or its store. Viewer ids are random pseudonyms issued at join; tokens are kept
+only as SHA-256 hashes; the only images stored are avatars viewers choose to upload,
+re-encoded to 96x96 PNG without metadata.
 """
 
 from __future__ import annotations
