@@ -12,7 +12,7 @@ library) in its own processes, sharing the machine's cores with the server, so t
 numbers are a lower bound for a dedicated server. Each phase is bounded in votes and
 in seconds.
 
-    python bench/bench_votes.py --seconds 8 --out bench/results
+    python bench/bench_votes.py --seconds 8 --out bench/out
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def main() -> int:
     ap.add_argument("--client-processes", type=int, default=1)
     ap.add_argument("--http-parser", default="auto", choices=["auto", "h11", "httptools"])
     ap.add_argument("--sync", default="FULL", choices=["FULL", "NORMAL"])
-    ap.add_argument("--out", type=Path, default=Path("bench/results"))
+    ap.add_argument("--out", type=Path, default=Path("bench/out"))
     args = ap.parse_args()
     if not 0 < args.seconds <= 60 or args.max_votes < 1 or args.viewers < 10:
         ap.error("need 0 < --seconds <= 60, --max-votes >= 1, --viewers >= 10")
