@@ -88,7 +88,9 @@ class Likes(Effect):
         self.goal_placer = Placer(goal_anchors)
         self._clock = StateClock()
         self._sprites: SpriteCache[np.ndarray] = SpriteCache(64)
-        self._cards: SpriteCache[tuple[np.ndarray, Rect]] = SpriteCache(8)
+        self._cards: SpriteCache[tuple[np.ndarray, Rect, tuple[int, int], int]] = \
+            SpriteCache(8)
+        self._advances: dict[tuple[str, int], int] = {}
         self._goal_tween = _Tween(0.0)
         self._goal_key: tuple[int, str] | None = None
         self.last_goal_rect: Rect | None = None
@@ -167,41 +169,66 @@ class Likes(Effect):
             self._goal_key = key
             self._goal_tween = _Tween(share)
         self._goal_tween.set(share, t, self.ease_s)
-        card, bar = self.goal_card(goal, reached, u)
+        card, bar, text_at, px = self.goal_card(goal, reached, u)
         rect = self.goal_placer.place(card.shape[1], card.shape[0], w, h, obstacles(scene))
         self.last_goal_rect = rect
         reserve(scene, rect)
         blend_sprite(frame, card, rect.x, rect.y)
+        if not reached:
+            # The count changes with every like: drawn from cached pieces (label, each
+            # digit, target) instead of re-rendering the card.
+            x = rect.x + text_at[0]
+            for piece in (f"{self.goal_label}  ", *f"{goal.count:,}", f" / {goal.target:,}"):
+                sprite = self.text.render(piece, px, (255, 255, 255), "bold")
+                blend_sprite(frame, sprite, x - 1, rect.y + text_at[1])  # 1 px pad
+                x += self._advance(piece, px)
         fill = round(bar.w * min(max(self._goal_tween.value(t, self.ease_s), 0.0), 1.0))
         self.last_goal_bar = bar.moved(rect.x, rect.y)
         if fill > 0:
             _fill(frame, self.last_goal_bar, fill,
                   WINNER if reached else HEART_COLOURS[0], 1.0)
 
-    def goal_card(self, goal: LikeGoalView, reached: bool, u: float) -> tuple[np.ndarray, Rect]:
-        """The cached goal card and its bar's track (card coordinates)."""
-        key = ("goal", goal.count, goal.target, goal.message, reached, round(u, 3))
+    def _advance(self, piece: str, px: int) -> int:
+        key = (piece, px)
+        adv = self._advances.get(key)
+        if adv is None:
+            if len(self._advances) > 512:
+                self._advances.clear()
+            adv = self._advances[key] = self.text.measure(piece, px, "bold")
+        return adv
+
+    def goal_card(self, goal: LikeGoalView, reached: bool, u: float
+                  ) -> tuple[np.ndarray, Rect, tuple[int, int], int]:
+        """The cached goal card, its bar's track, where the count line goes, its size.
+
+        Before the goal is reached the card holds no count (drawn per frame); after, it
+        holds the goal's message.
+        """
+        key = (goal.target, goal.message if reached else None, reached, round(u, 3))
         return self._cards.get(key, lambda: self._render_goal(goal, reached, u))
 
-    def _render_goal(self, goal: LikeGoalView, reached: bool, u: float) -> tuple[np.ndarray,
-                                                                                   Rect]:
+    def _render_goal(self, goal: LikeGoalView, reached: bool, u: float
+                     ) -> tuple[np.ndarray, Rect, tuple[int, int], int]:
         pad = max(5, round(10 * u))
         icon = max(12, round(22 * u))
         px = max(13, round(17 * u))
         width = round(300 * u)
         inner = width - 2 * pad - icon - pad // 2
-        line = (goal.message if reached and goal.message
-                else f"{self.goal_label}  {goal.count:,} / {goal.target:,}")
-        colour = (120, 230, 255) if reached else (255, 255, 255)
-        text = self.text.render(line, px, colour, "bold", max_width=inner, max_lines=2)
+        text = None
+        if reached:
+            text = self.text.render(goal.message or f"{goal.target:,}!", px, (120, 230, 255),
+                                    "bold", max_width=inner, max_lines=2)
+        text_h = text.shape[0] if text is not None else sum(self.text.metrics(px, "bold"))
         bar_h = max(5, round(9 * u))
-        height = pad + max(text.shape[0], icon) + pad // 2 + bar_h + pad
+        height = pad + max(text_h, icon) + pad // 2 + bar_h + pad
         card = rounded_rect(height, width, 12 * u, (40, 24, 30), 0.78,
                             border=max(1.0, 2 * u),
                             border_bgr=WINNER if reached else HEART_COLOURS[0])
         over(card, heart_sprite(icon, HEART_COLOURS[0]), pad,
-             pad + (max(text.shape[0], icon) - icon) // 2)
-        over(card, text, pad + icon + pad // 2, pad)
+             pad + (max(text_h, icon) - icon) // 2)
+        text_at = (pad + icon + pad // 2, pad)
+        if text is not None:
+            over(card, text, *text_at)
         bar = Rect(pad, height - pad - bar_h, width - 2 * pad, bar_h)
         over(card, rounded_rect(bar.h, bar.w, bar.h / 2, (255, 255, 255), 0.18), bar.x, bar.y)
-        return card, bar
+        return card, bar, text_at, px

@@ -59,6 +59,8 @@ class StickerLayout:
     height: int
     bars: tuple[Rect, ...]  # the full-length track of each option's bar
     rows: tuple[Rect, ...]  # each option's row (label + bar)
+    info: tuple[int, int]  # top-left of the status line (countdown, total votes)
+    info_px: int  # its font size
 
 
 class _Tween:
@@ -113,6 +115,7 @@ class VoteSticker(Effect):
         self._poll_id: str | None = None
         self._tweens: list[_Tween] = []
         self._closed_seen: float | None = None
+        self._advances: dict[tuple[str, int], int] = {}
         self.last_rect: Rect | None = None  # where the card was drawn last (frame pixels)
         self.last_layout: StickerLayout | None = None  # its inside (card pixels)
 
@@ -141,8 +144,8 @@ class VoteSticker(Effect):
             self._closed_seen = now
         elif not closed:
             self._closed_seen = None
-        alpha = self.opacity * ease_out((now - poll.opened_at) / self.fade_s
-                                        if self.fade_s > 0 else 1.0)
+        # Fading only; the card's own see-through opacity is baked into its sprite.
+        alpha = ease_out((now - poll.opened_at) / self.fade_s if self.fade_s > 0 else 1.0)
         if self._closed_seen is not None and self.hide_after_close_s >= 0:
             left = self._closed_seen + self.hide_after_close_s - now
             if left <= 0:
@@ -158,14 +161,27 @@ class VoteSticker(Effect):
         shares = [o.votes / total if total else 0.0 for o in poll.options]
         for tw, s in zip(self._tweens, shares, strict=True):
             tw.set(s, t, self.ease_s)
-        remaining = "" if closed else countdown_text(poll.closes_at - now)
         winner = self._winner(poll) if closed else None
-        sprite, lay = self.card(poll, u, remaining, closed, winner)
+        sprite, lay = self.card(poll, u, closed, winner)
+        # The status line changes every second: it is drawn per frame from cached pieces
+        # (prefix, each digit, suffix), so neither the card nor any text is re-rendered
+        # as the countdown runs.
+        if closed:
+            pieces = [self.labels["closed"]]
+        else:
+            pieces = [self.labels["ends_in"] + " ",
+                      *countdown_text(poll.closes_at - now)]
+        pieces.append(f"  ·  {total} {self.labels['votes']}")
 
         rect = self.placer.place(lay.width, lay.height, frame.shape[1], h, obstacles(scene))
         self.last_rect, self.last_layout = rect, lay
         reserve(scene, rect)
         blend_sprite(frame, sprite, rect.x, rect.y, alpha)
+        x = rect.x + lay.info[0]
+        for piece in pieces:
+            sprite = self.text.render(piece, lay.info_px, (200, 200, 200))
+            blend_sprite(frame, sprite, x - 1, rect.y + lay.info[1], alpha)  # 1 px pad
+            x += self._advance(piece, lay.info_px)
         for i, (bar, tw) in enumerate(zip(lay.bars, self._tweens, strict=True)):
             length = round(bar.w * min(max(tw.value(t, self.ease_s), 0.0), 1.0))
             if length <= 0:
@@ -173,6 +189,15 @@ class VoteSticker(Effect):
             colour = self._bar_colour(poll, i, winner)
             _fill(frame, bar.moved(rect.x, rect.y), length, colour, alpha)
         return frame
+
+    def _advance(self, piece: str, px: int) -> int:
+        key = (piece, px)
+        adv = self._advances.get(key)
+        if adv is None:
+            if len(self._advances) > 512:  # vote totals keep changing: stay bounded
+                self._advances.clear()
+            adv = self._advances[key] = self.text.measure(piece, px)
+        return adv
 
     @staticmethod
     def _winner(poll: PollView) -> int | None:
@@ -196,17 +221,16 @@ class VoteSticker(Effect):
         return self.accent
 
     # -- the card -----------------------------------------------------------------------
-    def card(self, poll: PollView, u: float, remaining: str, closed: bool,
+    def card(self, poll: PollView, u: float, closed: bool,
              winner: int | None) -> tuple[np.ndarray, StickerLayout]:
-        """The cached card sprite and its layout for these texts."""
+        """The cached card sprite (all but the status line) and its layout."""
         total = poll.total_votes
         key = (poll.question, tuple((o.label, o.swatch_hex, o.votes) for o in poll.options),
-               round(u, 3), remaining, closed, winner)
-        return self._cache.get(key, lambda: self._render_card(poll, u, remaining, closed,
-                                                              winner, total))
+               round(u, 3), closed, winner)
+        return self._cache.get(key, lambda: self._render_card(poll, u, closed, winner, total))
 
-    def _render_card(self, poll: PollView, u: float, remaining: str, closed: bool,
-                     winner: int | None, total: int) -> tuple[np.ndarray, StickerLayout]:
+    def _render_card(self, poll: PollView, u: float, closed: bool, winner: int | None,
+                     total: int) -> tuple[np.ndarray, StickerLayout]:
         tr = self.text
         title_px = max(14, round(24 * u))
         body_px = max(13, round(20 * u))
@@ -224,12 +248,8 @@ class VoteSticker(Effect):
                       max_lines=2)
         parts.append((q, pad, y))
         y += q.shape[0] + gap
-        status = (self.labels["closed"] if closed
-                  else f"{self.labels['ends_in']} {remaining}")
-        info = tr.render(f"{status}  ·  {total} {self.labels['votes']}", small_px,
-                         (200, 200, 200))
-        parts.append((info, pad, y))
-        y += info.shape[0] + gap
+        info_at = (pad, y)
+        y += sum(tr.metrics(small_px)) + gap  # the status line goes here, drawn per frame
 
         bars: list[Rect] = []
         rows: list[Rect] = []
@@ -284,7 +304,9 @@ class VoteSticker(Effect):
                  bar.x, bar.y)
         for sprite, px, py in parts:
             over(card, sprite, px, py)
-        return card, StickerLayout(w, height, tuple(bars), tuple(rows))
+        if self.opacity < 1.0:
+            card = np.rint(card * self.opacity).astype(np.uint8)
+        return card, StickerLayout(w, height, tuple(bars), tuple(rows), info_at, small_px)
 
 
 def _swatch(d: int, bgr: BGR) -> np.ndarray:

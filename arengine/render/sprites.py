@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 import cv2
@@ -136,7 +137,18 @@ def over(dst: np.ndarray, src: np.ndarray, x: int, y: int) -> np.ndarray:
 def rounded_rect(h: int, w: int, radius: float, bgr: tuple[int, int, int],
                  alpha: float = 1.0, border: float = 0.0,
                  border_bgr: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
-    """An anti-aliased rounded rectangle sprite (optionally with a border)."""
+    """An anti-aliased rounded rectangle sprite (optionally with a border).
+
+    Panels are redrawn whenever their text changes, and most of that cost was this
+    shape: it is cached, and a fresh copy is returned for the caller to draw on.
+    """
+    return _rounded_rect(int(h), int(w), round(float(radius), 2), tuple(bgr), float(alpha),
+                         round(float(border), 2), tuple(border_bgr)).copy()
+
+
+@lru_cache(maxsize=128)
+def _rounded_rect(h: int, w: int, radius: float, bgr: tuple[int, int, int], alpha: float,
+                  border: float, border_bgr: tuple[int, int, int]) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
     r = max(0.0, min(radius, h / 2, w / 2))
     # Signed distance to a rounded box: negative inside.
@@ -154,6 +166,11 @@ def rounded_rect(h: int, w: int, radius: float, bgr: tuple[int, int, int],
 
 def circle_mask(size: int) -> np.ndarray:
     """Anti-aliased disc coverage (float32 0..1) of diameter ``size``."""
+    return _circle_mask(int(size)).copy()
+
+
+@lru_cache(maxsize=64)
+def _circle_mask(size: int) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     d = np.hypot(xx - size / 2, yy - size / 2)
     return np.clip(size / 2 - d + 0.5, 0, 1)
