@@ -10,6 +10,7 @@ to a write is sent only after the event is committed to the store.
 
 import asyncio
 import contextlib
+import hmac
 import json
 import math
 import re
@@ -30,10 +31,12 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from arengine.interaction.avatar import MAX_UPLOAD_BYTES, to_avatar_png
 from arengine.interaction.errors import (
+    ForbiddenError,
     InteractionError,
     InvalidInputError,
     PayloadTooLargeError,
     RateLimitedError,
+    UnauthorizedError,
 )
 from arengine.interaction.events import Event
 from arengine.interaction.hub import RoomHub
@@ -285,8 +288,12 @@ def _token(creds: HTTPAuthorizationCredentials | None) -> str | None:
     return creds.credentials if creds is not None else None
 
 
-def build_router(hub: RoomHub) -> APIRouter:
-    """All room routes for ``hub``; mount with ``app.include_router(build_router(hub))``."""
+def build_router(hub: RoomHub, admin_token: str | None = None) -> APIRouter:
+    """All room routes for ``hub``; mount with ``app.include_router(build_router(hub))``.
+
+    With ``admin_token`` set, creating a room needs ``Authorization: Bearer <admin_token>``
+    (anyone may create rooms otherwise, which suits demos and local use only).
+    """
     r = APIRouter(route_class=_Route)
     api = "/api/rooms/{room_id}"
 
@@ -307,8 +314,15 @@ def build_router(hub: RoomHub) -> APIRouter:
     ViewerDep = Annotated[tuple[Room, str], Depends(viewer_of)]
 
     @r.post("/api/rooms", status_code=201, tags=["rooms"])
-    async def create_room(body: CreateRoom) -> dict[str, Any]:
+    async def create_room(body: CreateRoom, creds: Credentials) -> dict[str, Any]:
         """Create a room; the host token is returned once and never shown again."""
+        if admin_token is not None:
+            given = _token(creds)
+            if not given:
+                raise UnauthorizedError("creating a room needs the admin token "
+                                        "(Authorization: Bearer)")
+            if not hmac.compare_digest(given.encode(), admin_token.encode()):
+                raise ForbiddenError("wrong admin token")
         room, token = await hub.create_room(body.title, body.room_id)
         return {"room_id": room.id, "host_token": token, "state": state_to_json(room.snapshot())}
 
@@ -657,7 +671,8 @@ async def _dispatch(room: Room, vid: str, msg: dict[str, Any]) -> Event:
 
 
 def create_app(db_path: str | Path, *, synchronous: Synchronous = "FULL",
-               hub: RoomHub | None = None, fast_actions: bool = True) -> FastAPI:
+               hub: RoomHub | None = None, fast_actions: bool = True,
+               admin_token: str | None = None) -> FastAPI:
     """A standalone FastAPI app serving one hub (opened on ``db_path``).
 
     ``fast_actions`` puts :class:`FastActions` in front of the routes (same answers,
@@ -674,18 +689,23 @@ def create_app(db_path: str | Path, *, synchronous: Synchronous = "FULL",
     app = FastAPI(title="arengine rooms", version="0.1.0", lifespan=lifespan,
                   description=__doc__)
     app.state.hub = the_hub
-    app.include_router(build_router(the_hub))
+    app.include_router(build_router(the_hub, admin_token=admin_token))
     if fast_actions:
         app.add_middleware(FastActions, hub=the_hub)
     return app
 
 
 def app_from_env() -> FastAPI:
-    """``uvicorn --factory arengine.interaction.api:app_from_env`` (db in $ARENGINE_DB)."""
+    """``uvicorn --factory arengine.interaction.api:app_from_env``.
+
+    Environment: ``ARENGINE_DB`` (database file), ``ARENGINE_DB_SYNC`` (FULL or NORMAL),
+    ``ARENGINE_ADMIN_TOKEN`` (if set, needed to create rooms).
+    """
     import os
 
     path = os.environ.get("ARENGINE_DB", "arengine-rooms.db")
     sync = os.environ.get("ARENGINE_DB_SYNC", "FULL").upper()
     if sync not in ("FULL", "NORMAL"):
         raise ValueError("ARENGINE_DB_SYNC must be FULL or NORMAL")
-    return create_app(path, synchronous=sync)  # type: ignore[arg-type]
+    return create_app(path, synchronous=sync,  # type: ignore[arg-type]
+                      admin_token=os.environ.get("ARENGINE_ADMIN_TOKEN") or None)

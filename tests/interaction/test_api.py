@@ -274,3 +274,11 @@ def test_oversized_action_bodies_are_refused(client: TestClient, room: dict[str,
                     content=b'{"text": "' + b"a" * 5000 + b'"}')
     assert r.status_code in (413, 422)  # 413 before parsing (fast path) or a length error
     assert r.json()["detail"]
+
+
+def test_admin_token_guards_room_creation(db_path: Path) -> None:
+    with TestClient(create_app(db_path, admin_token="s3cret")) as c:
+        assert c.post("/api/rooms", json={}).status_code == 401
+        r = c.post("/api/rooms", json={}, headers=bearer("wrong"))
+        assert r.status_code == 403 and r.json()["detail"] == "wrong admin token"
+        assert c.post("/api/rooms", json={}, headers=bearer("s3cret")).status_code == 201
