@@ -12,7 +12,7 @@ Two room scenarios:
 * ``live``: votes change every 0.5 s, a viewer comments every second and likes stream in
   at 5/s, so cards and rows are re-rendered as they would be on air.
 
-    python bench/bench_layers.py --frames 400 --out bench/results
+    python bench/bench_layers.py --frames 400 --out bench/out/layers
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip-frames", type=int, default=50,
                     help="distinct clip frames to cycle through (tracked once)")
     ap.add_argument("--target-ms", type=float, default=4.0)
-    ap.add_argument("--out", type=Path, default=Path("bench/results"))
+    ap.add_argument("--out", type=Path, default=Path("bench/out/layers"))
     args = ap.parse_args(argv)
     if args.frames < 10 or args.clip_frames < 1:
         print("error: --frames must be >= 10 and --clip-frames >= 1", file=sys.stderr)

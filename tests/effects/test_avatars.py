@@ -10,6 +10,7 @@ from arengine.effects import create_effect
 from arengine.effects.avatars import Avatars, avatar_colour, decode_avatar, initials
 from arengine.effects.layout import Rect
 from arengine.interaction.state import RoomState, ViewerView
+from arengine.render.sprites import blend_sprite
 from arengine.tracking import FaceTracker
 from arengine.types import HandLandmarks, Scene
 
@@ -97,7 +98,6 @@ def test_bubble_shows_the_latest_comment() -> None:
     no_comment = layer.row(ViewerView("v1", "Lucy"), 1.0)
     assert no_comment.shape[0] < layer.row(b, 1.0).shape[0]  # no bubble, shorter row
     expected = np.full_like(f2, 60)
-    from arengine.render.sprites import blend_sprite
     blend_sprite(expected, layer.row(b, 1.0), r2.x, r2.y)
     np.testing.assert_array_equal(f2, expected)
 
@@ -182,3 +182,13 @@ def test_readable_at_480p() -> None:
     crop = frame[r.y:r.y2, r.x:r.x2]
     dark_text_rows = ((crop.max(axis=2) < 80) & (crop.min(axis=2) < 70)).any(axis=1)
     assert r.h >= 30 and dark_text_rows.sum() >= 8
+
+
+def test_quiet_viewers_leave_after_linger() -> None:
+    layer = Avatars(linger_s=60.0)
+    vs = (ViewerView("old", "Quiet", None, None, 900.0, 900.0),
+          ViewerView("new", "Chatty", None, "hi", 990.0, 900.0))
+    layer.set_state(RoomState("r", taken_at=1000.0, viewers=vs))
+    draw(layer, 1.0)
+    assert set(layer.last_rects) == {"new"}
+    assert {v.id for v in Avatars().visible(RoomState("r", viewers=vs), 1000.0)} == {"old", "new"}
