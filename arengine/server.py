@@ -400,11 +400,13 @@ class ServerOptions:
 
 
 def create_server(options: ServerOptions,
-                  on_ready: Callable[[str, str | None], None] | None = None) -> FastAPI:
+                  on_ready: Callable[[str | None, str | None], None] | None = None
+                  ) -> FastAPI:
     """The whole app: interaction API under /api, media, pages, stats and metrics.
 
     The demo room is created at start-up (when missing); ``on_ready(room, host_token)`` is
-    told its host token, or None when the room already existed in the database.
+    told its host token, or None when the room already existed in the database (``room``
+    is None when there is no demo room).
     """
     from arengine.interaction.api import build_router
     from arengine.interaction.hub import RoomHub
@@ -425,7 +427,7 @@ def create_server(options: ServerOptions,
                 _room, token = await hub.create_room("arengine demo", options.demo_room)
             await media.pipeline(options.demo_room)
         await media.start()
-        if on_ready is not None and options.demo_room is not None:
+        if on_ready is not None:
             on_ready(options.demo_room, token)
         try:
             yield

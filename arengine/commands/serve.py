@@ -102,8 +102,11 @@ def run(args: argparse.Namespace) -> int:
                         demo_size=size, fps=args.fps, bitrate=args.bitrate * 1000),
         public_url=base)
 
-    def ready(room: str, token: str | None) -> None:
+    def ready(room: str | None, token: str | None) -> None:
         print(f"arengine serving on {base}", flush=True)
+        if room is None:
+            print(f"  rooms:  {base}/  (create one there or with POST /api/rooms)", flush=True)
+            return
         if token is not None:
             print(f"  host:   {base}/host/{room}?token={token}", flush=True)
             print(f"  WHIP:   {base}/whip/{room}  (Bearer token {token})", flush=True)

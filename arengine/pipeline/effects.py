@@ -43,6 +43,7 @@ class EffectChain:
         self.enabled: dict[str, bool] = dict.fromkeys(self.effects, True)
         self._state: RoomState | None = None
         self._shade: str | None = None
+        self._shade_set = False
         self._error_logged: dict[str, float] = {}
 
     @property
@@ -63,15 +64,19 @@ class EffectChain:
                     set_state(state)
                 except Exception:
                     logger.exception("effect %r rejected the room state", name)
+        # A room that never picked a shade keeps the effect's default (lipstick shows at
+        # once); a shade picked and then cleared turns lipstick off.
         lipstick = self.effects.get("lipstick")
-        if state.shade_id and state.shade_id != self._shade and lipstick is not None:
+        shade = state.shade_id
+        if lipstick is not None and shade != self._shade and (shade or self._shade_set):
             set_shade = getattr(lipstick, "set_shade", None)
             if callable(set_shade):
                 try:
-                    set_shade(state.shade_id)
-                    self._shade = state.shade_id
+                    set_shade(shade)
+                    self._shade = shade
+                    self._shade_set = True
                 except Exception as e:
-                    logger.warning("cannot set shade %r: %s", state.shade_id, e)
+                    logger.warning("cannot set shade %r: %s", shade, e)
 
     def apply(self, image: np.ndarray, scene: Scene,
               on_timing: Callable[[StageTiming], None],

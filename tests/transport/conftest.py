@@ -73,11 +73,12 @@ def server() -> Callable[..., contextlib.AbstractAsyncContextManager[
 
 
 @pytest.fixture
-def lip_distance() -> Callable[[np.ndarray, str], float]:
-    """Distance in CIELAB (a, b) between the lips of an image and a shade colour."""
+def lip_distance() -> Callable[[np.ndarray, str], tuple[float, float]]:
+    """CIELAB distances between the lips of an image and a shade: (hue plane a-b, full)."""
 
-    def distance(image: np.ndarray, shade_hex: str) -> float:
-        return float(np.linalg.norm(lip_lab(image)[1:] - hex_lab(shade_hex)[1:]))
+    def distance(image: np.ndarray, shade_hex: str) -> tuple[float, float]:
+        d = lip_lab(image) - hex_lab(shade_hex)
+        return float(np.linalg.norm(d[1:])), float(np.linalg.norm(d))
 
     return distance
 

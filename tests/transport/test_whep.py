@@ -1,0 +1,97 @@
+"""WHEP egress over real aiortc peers: protocol, errors, events on the data channel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+
+import pytest
+
+from arengine.interaction.state import ProductView
+from arengine.pipeline import RoomConfig
+from arengine.transport.client import WhepClient, WhipError
+from arengine.transport.whep import choose_codec
+
+FAST = RoomConfig(demo_size=(320, 180), fps=15, track_faces=False, track_hands=False,
+                  effects=("product",))
+URL = "http://arengine.test"
+
+
+def _recv_offer(direction: str = "recvonly") -> str:
+    async def make() -> str:
+        from aiortc import RTCPeerConnection
+
+        pc = RTCPeerConnection()
+        pc.addTransceiver("video", direction=direction)
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = str(pc.localDescription.sdp)
+        await pc.close()
+        return sdp
+
+    return asyncio.run(make())
+
+
+def test_choose_codec() -> None:
+    assert choose_codec(("VP8", "H264"), "h264") == "h264"
+    assert choose_codec(("H264",), "vp8") == "h264"
+    with pytest.raises(ValueError):
+        choose_codec((), "vp8")
+
+
+def test_whep_errors(hub, server) -> None:
+    offer = _recv_offer()
+    sendonly = offer.replace("a=recvonly", "a=sendonly")
+
+    async def main() -> None:
+        async with server(hub, FAST) as (http, media):
+            sdp = {"Content-Type": "application/sdp"}
+            assert (await http.post("/whep/demo", content=offer,
+                                    headers={"Content-Type": "text/plain"})).status_code == 415
+            assert (await http.post("/whep/nope", content=offer, headers=sdp)).status_code == 404
+            assert (await http.post("/whep/demo", content="garbage",
+                                    headers=sdp)).status_code == 400
+            r = await http.post("/whep/demo", content=sendonly, headers=sdp)
+            assert r.status_code == 422, r.text
+            r = await http.options("/whep/demo")
+            assert r.status_code == 204 and r.headers["accept-post"] == "application/sdp"
+            assert (await http.delete("/whep/demo/unknown")).status_code == 404
+            assert not media.sessions
+
+    asyncio.run(main())
+
+
+@pytest.mark.slow
+def test_viewer_gets_frames_and_product_regions(hub, server) -> None:
+    hub.states["demo"] = replace(hub.states["demo"], product=ProductView(
+        "lip-01", "Velvet Plum Lipstick", "$19.90", "https://shop.example/lip-01"))
+
+    async def main() -> None:
+        async with server(hub, FAST) as (http, media):
+            viewer = WhepClient(http, f"{URL}/whep/demo")
+            await viewer.play("h264")
+            assert viewer.location and viewer.etag
+            frame = await viewer.wait_frames(10)
+            assert (frame.width, frame.height) == (320, 180)
+            for _ in range(40):
+                if any(json.loads(e).get("regions") for e in viewer.events):
+                    break
+                await asyncio.sleep(0.1)
+            events = [json.loads(e) for e in viewer.events]
+            assert events and events[-1]["type"] == "media"
+            assert events[-1]["status"] == "demo"
+            region = next(e for e in events if e["regions"])["regions"][0]
+            assert region["id"] == "lip-01"
+            assert 0 <= region["x"] < 1 and 0 < region["w"] <= 1
+            r = (await http.get("/api/rooms/demo/regions")).json()
+            assert r["size"] == [320, 180] and r["regions"][0]["id"] == "lip-01"
+            r = await http.patch(viewer.location, content="x")
+            assert r.status_code == 405
+            await viewer.close()
+            await asyncio.sleep(0.1)
+            assert not media.sessions and not media.pipelines["demo"].encoders
+            with pytest.raises(WhipError):
+                bad = WhepClient(http, f"{URL}/whep/none")
+                await bad.play()
+
+    asyncio.run(main())
