@@ -48,6 +48,7 @@ from arengine.interaction.store import Synchronous
 
 _M = TypeVar("_M", bound=BaseModel)
 MAX_ACTION_BODY = 4096
+MAX_REQUEST_BODY = 300 * 1024  # an avatar (256 KB) plus headroom; larger bodies get 413
 WS_MAX_IN_FLIGHT = 256  # un-acknowledged actions per actions socket before we stop reading
 WS_MAX_MESSAGE = 4096
 
@@ -245,13 +246,20 @@ class FastActions:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         m = None
-        if scope["type"] == "http" and scope["method"] == "POST":
-            m = _FAST_PATH.match(scope["path"])
+        if scope["type"] == "http":
+            for k, v in scope["headers"]:
+                if k == b"content-length" and v.isdigit() and int(v) > MAX_REQUEST_BODY:
+                    await _send_error(send, PayloadTooLargeError(
+                        f"request body over {MAX_REQUEST_BODY // 1024} KB"))
+                    return
+            if scope["method"] == "POST":
+                m = _FAST_PATH.match(scope["path"])
         if m is None:
             await self.app(scope, receive, send)
             return
         room_id, poll_id, vote, other = m.groups()
         headers: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
+        status = 201
         try:
             auth = None
             for k, v in scope["headers"]:
@@ -269,15 +277,33 @@ class FastActions:
                     raise PayloadTooLargeError(f"body over {MAX_ACTION_BODY} bytes")
             kind = "vote" if vote else other
             event = await viewer_action(self.hub, room_id, kind, poll_id, auth, raw)
-            status, body = 201, _ack_bytes(event)
+            body = _ack_bytes(event)
         except InteractionError as e:
-            status = e.status
-            body = json.dumps({"detail": e.message}, ensure_ascii=False).encode()
-            if isinstance(e, RateLimitedError):
-                headers.append((b"retry-after", str(max(1, math.ceil(e.retry_after))).encode()))
+            await _send_error(send, e)
+            return
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, e: InteractionError) -> None:
+    body = json.dumps({"detail": e.message}, ensure_ascii=False).encode()
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    if isinstance(e, RateLimitedError):
+        headers.append((b"retry-after", str(max(1, math.ceil(e.retry_after))).encode()))
+    await send({"type": "http.response.start", "status": e.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_limited(request: Request, limit: int = 4096) -> bytes:
+    """The request body, refusing more than ``limit`` bytes without reading it all."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise PayloadTooLargeError(f"body over {limit} bytes")
+    return bytes(data)
 
 
 _bearer = HTTPBearer(auto_error=False, description="host token or viewer token")
@@ -366,14 +392,16 @@ def build_router(hub: RoomHub, admin_token: str | None = None) -> APIRouter:
             response_model=None, openapi_extra=_lean(CommentIn))
     async def comment(request: Request, room_id: str) -> Response:
         event = await viewer_action(hub, room_id, "comments", None,
-                                    request.headers.get("authorization"), await request.body())
+                                    request.headers.get("authorization"),
+                                    await _read_limited(request, MAX_ACTION_BODY))
         return Response(_ack_bytes(event), 201, media_type="application/json")
 
     @r.post(api + "/likes", status_code=201, tags=["viewers"],
             response_model=None, openapi_extra=_lean(LikeIn, required=False))
     async def like(request: Request, room_id: str) -> Response:
         event = await viewer_action(hub, room_id, "likes", None,
-                                    request.headers.get("authorization"), await request.body())
+                                    request.headers.get("authorization"),
+                                    await _read_limited(request, MAX_ACTION_BODY))
         return Response(_ack_bytes(event), 201, media_type="application/json")
 
     @r.post(api + "/shares", status_code=201, tags=["viewers"])
@@ -396,7 +424,8 @@ def build_router(hub: RoomHub, admin_token: str | None = None) -> APIRouter:
     async def vote(request: Request, room_id: str, poll_id: str) -> Response:
         """Vote, or move your vote; each viewer has one ballot per poll."""
         event = await viewer_action(hub, room_id, "vote", poll_id,
-                                    request.headers.get("authorization"), await request.body())
+                                    request.headers.get("authorization"),
+                                    await _read_limited(request, MAX_ACTION_BODY))
         return Response(_ack_bytes(event), 201, media_type="application/json")
 
     @r.put(api + "/viewers/me/avatar", tags=["viewers"],
