@@ -29,8 +29,10 @@ from arengine.effects.layout import Rect, StateClock, free_side, obstacles, rese
 from arengine.effects.vote_sticker import _Tween, ease_out
 from arengine.interaction.state import RoomState, ViewerView
 from arengine.render.sprites import (
+    Canvas,
+    SpriteBackend,
     SpriteCache,
-    blend_sprite,
+    SpriteVersions,
     circle_crop,
     circle_mask,
     from_mask,
@@ -96,7 +98,8 @@ class Avatars(Effect):
     def __init__(self, max_visible: int = 12, scale: float = 1.0, side: Side = "auto",
                  entry_s: float = 0.3, linger_s: float | None = None,
                  bubble_width: float = 0.36, show_comments: bool = True, columns: int = 2,
-                 text: TextRenderer | None = None) -> None:
+                 text: TextRenderer | None = None,
+                 backend: SpriteBackend | None = None) -> None:
         if max_visible < 1:
             raise ValueError(f"max_visible must be at least 1, got {max_visible}")
         if side not in ("auto", "left", "right"):
@@ -114,6 +117,8 @@ class Avatars(Effect):
         self.bubble_width = bubble_width
         self.show_comments = show_comments
         self.text = text or default_renderer()
+        self.backend = backend  # a render backend to draw through (GPU), or None: in place
+        self._keys = SpriteVersions("avatars")
         self._clock = StateClock()
         self._rows: SpriteCache[np.ndarray] = SpriteCache(4 * max_visible + 16)
         self._pictures: SpriteCache[np.ndarray] = SpriteCache(4 * max_visible + 16)
@@ -187,6 +192,12 @@ class Avatars(Effect):
             column_w = max(column_w, sw)
             y = y_top - round(4 * u)
 
+        with Canvas(frame, self.backend) as canvas:
+            self._draw(canvas, scene, now, t, side, glide)
+        return canvas.frame
+
+    def _draw(self, canvas: Canvas, scene: Scene, now: float, t: float, side: str,
+              glide: float) -> None:
         for vid, shown in self._shown.items():
             if shown.rect is None:
                 continue
@@ -203,11 +214,11 @@ class Avatars(Effect):
             if alpha <= 0:
                 continue
             x = shown.rect.x + dx
-            blend_sprite(frame, shown.sprite, x, yy, min(alpha, 1.0))
+            canvas.sprite(shown.sprite, x, yy, min(alpha, 1.0),
+                          *self._keys.key(vid, shown.sprite))
             drawn = Rect(x, yy, shown.rect.w, shown.rect.h)
             self.last_rects[vid] = drawn
             reserve(scene, drawn)
-        return frame
 
     def _choose_side(self, width: int, faces: Sequence[Rect]) -> str:
         if self.side != "auto":

@@ -22,9 +22,17 @@ import numpy as np
 
 from arengine.effects.base import Effect, register_effect
 from arengine.effects.layout import Placer, Rect, StateClock, obstacles, reserve, ui_scale
-from arengine.effects.vote_sticker import WINNER, _fill, _Tween, ease_out
+from arengine.effects.vote_sticker import WINNER, _Tween, ease_out
 from arengine.interaction.state import LikeGoalView, RoomState
-from arengine.render.sprites import SpriteCache, blend_sprite, from_mask, over, rounded_rect
+from arengine.render.sprites import (
+    Canvas,
+    SpriteBackend,
+    SpriteCache,
+    SpriteVersions,
+    from_mask,
+    over,
+    rounded_rect,
+)
 from arengine.render.text import TextRenderer, default_renderer
 from arengine.types import Scene
 
@@ -67,7 +75,8 @@ class Likes(Effect):
                  lane_anchors: Sequence[str] = ("bottom-right", "bottom-left"),
                  goal_anchors: Sequence[str] = ("top-left", "top-right", "top",
                                                 "bottom-left", "bottom-right"),
-                 goal_label: str = "Like goal", text: TextRenderer | None = None) -> None:
+                 goal_label: str = "Like goal", text: TextRenderer | None = None,
+                 backend: SpriteBackend | None = None) -> None:
         if life_s <= 0:
             raise ValueError(f"life_s must be positive, got {life_s}")
         if max_hearts < 0:
@@ -84,6 +93,8 @@ class Likes(Effect):
         self.ease_s = ease_s
         self.goal_label = goal_label
         self.text = text or default_renderer()
+        self.backend = backend  # a render backend to draw through (GPU), or None: in place
+        self._keys = SpriteVersions("likes")
         self.lane = Placer(lane_anchors, slide_steps=0)
         self.goal_placer = Placer(goal_anchors)
         self._clock = StateClock()
@@ -108,11 +119,12 @@ class Likes(Effect):
         if state is None:
             return frame
         u = ui_scale(frame.shape[1], frame.shape[0], self.scale)
-        if self.show_goal and state.like_goal is not None:
-            self._draw_goal(frame, scene, state.like_goal, u)
-        if self.hearts and state.recent_likes:
-            self._draw_hearts(frame, scene, state.recent_likes, now, u)
-        return frame
+        with Canvas(frame, self.backend) as canvas:
+            if self.show_goal and state.like_goal is not None:
+                self._draw_goal(canvas, scene, state.like_goal, u)
+            if self.hearts and state.recent_likes:
+                self._draw_hearts(canvas, scene, state.recent_likes, now, u)
+        return canvas.frame
 
     # -- hearts -------------------------------------------------------------------------
     def heart_params(self, like_time: float, nth: int) -> tuple[float, float, float, float,
@@ -127,9 +139,9 @@ class Likes(Effect):
         return self._sprites.get((size, colour),
                                  lambda: heart_sprite(size, HEART_COLOURS[colour]))
 
-    def _draw_hearts(self, frame: np.ndarray, scene: Scene, likes: Sequence[float],
+    def _draw_hearts(self, canvas: Canvas, scene: Scene, likes: Sequence[float],
                      now: float, u: float) -> None:
-        h, w = frame.shape[:2]
+        h, w = canvas.frame.shape[:2]
         lane_w = max(20, round(self.lane_width * h))
         lane_h = round(self.rise * h)
         # Hearts are fleeting and see-through: they may cross other panels, not faces.
@@ -152,15 +164,15 @@ class Likes(Effect):
             cy = lane.y2 - size / 2 - ease_out(k) * (lane_h - size)
             alpha = 1.0 if k < 0.6 else max(0.0, 1.0 - (k - 0.6) / 0.4)
             x, y = round(cx - size / 2), round(cy - size / 2)
-            blend_sprite(frame, sprite, x, y, alpha)
+            canvas.sprite(sprite, x, y, alpha, key=("heart", size, colour))
             self.last_hearts.append((t_like, x, y))
 
     # -- goal bar -----------------------------------------------------------------------
-    def _draw_goal(self, frame: np.ndarray, scene: Scene, goal: LikeGoalView,
+    def _draw_goal(self, canvas: Canvas, scene: Scene, goal: LikeGoalView,
                    u: float) -> None:
         if goal.target <= 0:
             return
-        h, w = frame.shape[:2]
+        h, w = canvas.frame.shape[:2]
         reached = goal.reached or goal.count >= goal.target
         share = 1.0 if reached else min(max(goal.count / goal.target, 0.0), 1.0)
         t = scene.timestamp
@@ -173,20 +185,20 @@ class Likes(Effect):
         rect = self.goal_placer.place(card.shape[1], card.shape[0], w, h, obstacles(scene))
         self.last_goal_rect = rect
         reserve(scene, rect)
-        blend_sprite(frame, card, rect.x, rect.y)
+        canvas.sprite(card, rect.x, rect.y, 1.0, *self._keys.key("goal", card))
         if not reached:
             # The count changes with every like: drawn from cached pieces (label, each
             # digit, target) instead of re-rendering the card.
             x = rect.x + text_at[0]
             for piece in (f"{self.goal_label}  ", *f"{goal.count:,}", f" / {goal.target:,}"):
                 sprite = self.text.render(piece, px, (255, 255, 255), "bold")
-                blend_sprite(frame, sprite, x - 1, rect.y + text_at[1])  # 1 px pad
+                canvas.sprite(sprite, x - 1, rect.y + text_at[1],  # 1 px pad
+                              key=("text-bold", piece, px))
                 x += self._advance(piece, px)
         fill = round(bar.w * min(max(self._goal_tween.value(t, self.ease_s), 0.0), 1.0))
         self.last_goal_bar = bar.moved(rect.x, rect.y)
-        if fill > 0:
-            _fill(frame, self.last_goal_bar, fill,
-                  WINNER if reached else HEART_COLOURS[0], 1.0)
+        b = self.last_goal_bar
+        canvas.rect(b.x, b.y, fill, b.h, WINNER if reached else HEART_COLOURS[0])
 
     def _advance(self, piece: str, px: int) -> int:
         key = (piece, px)

@@ -18,7 +18,15 @@ from arengine.effects.base import Effect, register_effect
 from arengine.effects.layout import Placer, Rect, StateClock, obstacles, reserve, ui_scale
 from arengine.effects.vote_sticker import ease_out
 from arengine.interaction.state import ProductView, RoomState
-from arengine.render.sprites import SpriteCache, blend_sprite, hex_to_bgr, over, rounded_rect
+from arengine.render.sprites import (
+    Canvas,
+    SpriteBackend,
+    SpriteCache,
+    SpriteVersions,
+    hex_to_bgr,
+    over,
+    rounded_rect,
+)
 from arengine.render.text import TextRenderer, default_renderer
 from arengine.types import Scene
 
@@ -50,7 +58,8 @@ class ProductSticker(Effect):
                  anchors: Sequence[str] = ("bottom-left", "bottom-right", "top-left",
                                            "top-right"),
                  call_to_action: str | None = "Tap to buy", accent: str = "#FF4D8D",
-                 fade_s: float = 0.3, text: TextRenderer | None = None) -> None:
+                 fade_s: float = 0.3, text: TextRenderer | None = None,
+                 backend: SpriteBackend | None = None) -> None:
         if scale <= 0:
             raise ValueError(f"scale must be positive, got {scale}")
         if not 0.1 <= width <= 1.0:
@@ -62,6 +71,8 @@ class ProductSticker(Effect):
         self.accent = hex_to_bgr(accent)
         self.fade_s = fade_s
         self.text = text or default_renderer()
+        self.backend = backend  # a render backend to draw through (GPU), or None: in place
+        self._keys = SpriteVersions("product")
         self.placer = Placer(anchors)
         self._clock = StateClock()
         self._cards: SpriteCache[np.ndarray] = SpriteCache(8)
@@ -90,10 +101,12 @@ class ProductSticker(Effect):
         reserve(scene, rect)
         k = (scene.timestamp - self._shown[1]) / self.fade_s if self.fade_s > 0 else 1.0
         p = ease_out(k)
-        blend_sprite(frame, card, rect.x, rect.y + round((1 - p) * 0.3 * rect.h), p)
+        with Canvas(frame, self.backend) as canvas:
+            canvas.sprite(card, rect.x, rect.y + round((1 - p) * 0.3 * rect.h), p,
+                          *self._keys.key("card", card))
         with self._lock:
             self._last = (product, rect, w, h)
-        return frame
+        return canvas.frame
 
     def click_regions(self, width: int | None = None,
                       height: int | None = None) -> list[ClickRegion]:

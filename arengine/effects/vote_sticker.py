@@ -21,8 +21,10 @@ from arengine.effects.base import Effect, register_effect
 from arengine.effects.layout import Placer, Rect, StateClock, obstacles, reserve, ui_scale
 from arengine.interaction.state import PollView, RoomState
 from arengine.render.sprites import (
+    Canvas,
+    SpriteBackend,
     SpriteCache,
-    blend_sprite,
+    SpriteVersions,
     circle_mask,
     from_mask,
     hex_to_bgr,
@@ -94,7 +96,8 @@ class VoteSticker(Effect):
                  ease_s: float = 0.3, fade_s: float = 0.3, hide_after_close_s: float = 15.0,
                  accent: str | None = None, opacity: float = 0.92,
                  labels: dict[str, str] | None = None,
-                 text: TextRenderer | None = None) -> None:
+                 text: TextRenderer | None = None,
+                 backend: SpriteBackend | None = None) -> None:
         if scale <= 0:
             raise ValueError(f"scale must be positive, got {scale}")
         if not 0.1 <= width <= 1.0:
@@ -109,6 +112,8 @@ class VoteSticker(Effect):
         self.opacity = opacity
         self.labels = {**DEFAULT_LABELS, **(labels or {})}
         self.text = text or default_renderer()
+        self.backend = backend  # a render backend to draw through (GPU), or None: in place
+        self._keys = SpriteVersions("vote_sticker")
         self.placer = Placer(anchors)
         self._clock = StateClock()
         self._cache: SpriteCache[tuple[np.ndarray, StickerLayout]] = SpriteCache(8)
@@ -176,19 +181,20 @@ class VoteSticker(Effect):
         rect = self.placer.place(lay.width, lay.height, frame.shape[1], h, obstacles(scene))
         self.last_rect, self.last_layout = rect, lay
         reserve(scene, rect)
-        blend_sprite(frame, sprite, rect.x, rect.y, alpha)
-        x = rect.x + lay.info[0]
-        for piece in pieces:
-            sprite = self.text.render(piece, lay.info_px, (200, 200, 200))
-            blend_sprite(frame, sprite, x - 1, rect.y + lay.info[1], alpha)  # 1 px pad
-            x += self._advance(piece, lay.info_px)
-        for i, (bar, tw) in enumerate(zip(lay.bars, self._tweens, strict=True)):
-            length = round(bar.w * min(max(tw.value(t, self.ease_s), 0.0), 1.0))
-            if length <= 0:
-                continue
-            colour = self._bar_colour(poll, i, winner)
-            _fill(frame, bar.moved(rect.x, rect.y), length, colour, alpha)
-        return frame
+        grey = (200, 200, 200)
+        with Canvas(frame, self.backend) as canvas:
+            canvas.sprite(sprite, rect.x, rect.y, alpha, *self._keys.key("card", sprite))
+            x = rect.x + lay.info[0]
+            for piece in pieces:
+                text = self.text.render(piece, lay.info_px, grey)
+                canvas.sprite(text, x - 1, rect.y + lay.info[1], alpha,  # 1 px pad
+                              key=("text", piece, lay.info_px, grey))
+                x += self._advance(piece, lay.info_px)
+            for i, (bar, tw) in enumerate(zip(lay.bars, self._tweens, strict=True)):
+                length = round(bar.w * min(max(tw.value(t, self.ease_s), 0.0), 1.0))
+                canvas.rect(rect.x + bar.x, rect.y + bar.y, length, bar.h,
+                            self._bar_colour(poll, i, winner), alpha)
+        return canvas.frame
 
     def _advance(self, piece: str, px: int) -> int:
         key = (piece, px)
@@ -313,17 +319,3 @@ def _swatch(d: int, bgr: BGR) -> np.ndarray:
     disc = from_mask(circle_mask(d), bgr)
     ring = np.clip(circle_mask(d) - np.pad(circle_mask(d - 2), 1), 0, 1)
     return over(disc, from_mask(ring, (255, 255, 255), 0.9), 0, 0)
-
-
-def _fill(frame: np.ndarray, bar: Rect, length: int, bgr: BGR, alpha: float) -> None:
-    """A bar: ``length`` pixels of ``bar`` filled with ``bgr`` (blended by ``alpha``)."""
-    fh, fw = frame.shape[:2]
-    x1, y1 = max(bar.x, 0), max(bar.y, 0)
-    x2, y2 = min(bar.x + length, fw), min(bar.y2, fh)
-    if x1 >= x2 or y1 >= y2:
-        return
-    roi = frame[y1:y2, x1:x2]
-    if alpha >= 0.999:
-        roi[...] = bgr
-    else:
-        roi[...] = np.rint(roi * (1.0 - alpha) + np.array(bgr, np.float32) * alpha)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from functools import lru_cache
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -236,3 +236,102 @@ class SpriteCache(Generic[V]):
 
     def clear(self) -> None:
         self._items.clear()
+
+
+class SpriteBackend(Protocol):
+    """The part of :class:`arengine.render.backend.RenderBackend` a layer draws through."""
+
+    def begin_frame(self, frame: np.ndarray, inplace: bool = False) -> None: ...
+
+    def blend_sprite(self, sprite: np.ndarray, x: int, y: int, key: Hashable | None = None,
+                     version: int = 0, opacity: float = 1.0) -> None: ...
+
+    def end_frame(self) -> np.ndarray: ...
+
+    def abort_frame(self) -> None: ...
+
+
+@lru_cache(maxsize=256)
+def _solid_cached(h: int, w: int, bgr: tuple[int, int, int]) -> np.ndarray:
+    s = solid(h, w, bgr)
+    s.flags.writeable = False
+    return s
+
+
+class Canvas:
+    """Where a layer draws one frame: onto the pixels directly, or through a render backend.
+
+    Without a backend every call is :func:`blend_sprite` on the frame. With one, the frame
+    is opened on it, sprites go to :meth:`RenderBackend.blend_sprite` (a GPU keeps keyed
+    sprites as textures until their version changes) and :meth:`finish` reads the result
+    back. Use it as a context manager so a failing layer never leaves a frame open.
+    """
+
+    def __init__(self, frame: np.ndarray, backend: SpriteBackend | None = None) -> None:
+        self.frame = frame
+        self.backend = backend
+        if backend is not None:
+            backend.begin_frame(frame, inplace=bool(frame.flags.c_contiguous
+                                                    and frame.flags.writeable))
+        self._open = True
+
+    def sprite(self, sprite: np.ndarray, x: int, y: int, opacity: float = 1.0,
+               key: Hashable | None = None, version: int = 0) -> None:
+        if self.backend is None:
+            blend_sprite(self.frame, sprite, x, y, opacity)
+        else:
+            self.backend.blend_sprite(sprite, int(x), int(y), key, version, opacity)
+
+    def rect(self, x: int, y: int, w: int, h: int, bgr: tuple[int, int, int],
+             opacity: float = 1.0) -> None:
+        """A filled rectangle (bars): a solid sprite, so both paths draw it the same way."""
+        if w <= 0 or h <= 0:
+            return
+        bgr = (int(bgr[0]), int(bgr[1]), int(bgr[2]))
+        self.sprite(_solid_cached(int(h), int(w), bgr), x, y, opacity,
+                    key=("solid", int(h), int(w), bgr))
+
+    def finish(self) -> np.ndarray:
+        """The composited frame (the same array when drawn in place)."""
+        self._open = False
+        if self.backend is None:
+            return self.frame
+        return self.backend.end_frame()
+
+    def __enter__(self) -> Canvas:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if self._open and self.backend is not None:
+            if exc_type is not None:
+                self.backend.abort_frame()
+            else:
+                self.frame = self.backend.end_frame()
+        self._open = False
+
+
+class SpriteVersions:
+    """Stable texture keys for a layer's changing sprites.
+
+    A slot (say, one viewer's row) keeps its key; its version changes whenever the slot is
+    given a different sprite object, so a GPU re-uploads exactly when a picture changed.
+    Versions are never reused, so a forgotten slot cannot bring back a stale texture.
+    """
+
+    def __init__(self, owner: str, max_slots: int = 256) -> None:
+        self.owner = f"{owner}@{id(self):x}"
+        self.max_slots = max_slots
+        self._last: OrderedDict[Hashable, tuple[np.ndarray, int]] = OrderedDict()
+        self._next = 0
+
+    def key(self, slot: Hashable, sprite: np.ndarray) -> tuple[tuple[str, Hashable], int]:
+        last = self._last.get(slot)
+        if last is not None and last[0] is sprite:
+            self._last.move_to_end(slot)
+            return (self.owner, slot), last[1]
+        self._next += 1
+        self._last[slot] = (sprite, self._next)
+        self._last.move_to_end(slot)
+        if len(self._last) > self.max_slots:
+            self._last.popitem(last=False)
+        return (self.owner, slot), self._next

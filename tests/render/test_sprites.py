@@ -5,8 +5,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from arengine.effects.avatars import Avatars
+from arengine.effects.base import Effect
+from arengine.effects.likes import Likes
+from arengine.effects.product import ProductSticker
+from arengine.effects.vote_sticker import VoteSticker
+from arengine.interaction.state import (
+    LikeGoalView,
+    PollOptionView,
+    PollView,
+    ProductView,
+    RoomState,
+    ViewerView,
+)
+from arengine.render.cpu import CPUBackend
 from arengine.render.sprites import (
+    Canvas,
     SpriteCache,
+    SpriteVersions,
     blend_sprite,
     blend_sprite_reference,
     circle_crop,
@@ -17,6 +33,7 @@ from arengine.render.sprites import (
     rounded_rect,
     solid,
 )
+from arengine.types import Scene
 
 
 def _random_sprite(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -126,3 +143,78 @@ def test_sprite_cache_is_lru() -> None:
     cache.get("c", lambda: make("c"))  # evicts "b"
     assert "a" in cache and "b" not in cache and len(cache) == 2
     assert calls == ["a", "b", "c"] and cache.hits == 1
+
+
+# -- drawing through a render backend ------------------------------------------------------
+
+def _busy_room() -> RoomState:
+    viewers = tuple(ViewerView(f"v{i}", name, None, comment, 990.0 + i, 980.0)
+                    for i, (name, comment) in enumerate([
+                        ("Mai Anh", "Màu này đẹp quá"), ("王小明", "多少钱？"),
+                        ("สมชาย", "สวยมากค่ะ"), ("Budi", None), ("Lucy", "love it")]))
+    poll = PollView("p", "Which shade? 哪个颜色?", (
+        PollOptionView("Velvet Ruby", 12, None, "#9B111E"),
+        PollOptionView("Nude Rose", 30, None, "#C08081")), 990.0, 1060.0)
+    return RoomState("r", taken_at=1000.0, viewers=viewers, poll=poll,
+                     recent_likes=(999.0, 999.4, 999.8), like_goal=LikeGoalView(500, 321, "!"),
+                     product=ProductView("sku", "Velvet Ruby Lipstick 丝绒口红", "¥129"))
+
+
+def _layers(backend: object | None) -> list[Effect]:
+    out: list[Effect] = []
+    for cls in (VoteSticker, Likes, Avatars, ProductSticker):
+        layer = cls(backend=backend)  # type: ignore[arg-type]
+        layer.set_state(_busy_room())  # type: ignore[attr-defined]
+        out.append(layer)
+    return out
+
+
+def _run(layers: list[Effect], image: np.ndarray, frames: int = 12) -> list[np.ndarray]:
+    out = []
+    for i in range(frames):
+        scene = Scene.empty(image.shape[1], image.shape[0], 2.0 + i * 0.04, i)
+        frame = image.copy()
+        for layer in layers:
+            frame = layer.apply(frame, scene)
+        out.append(frame)
+    return out
+
+
+def test_layers_through_the_cpu_backend_are_identical(load_image) -> None:
+    image = load_image("faces/obama-720p.jpg")
+    direct = _run(_layers(None), image)
+    backend = CPUBackend()
+    via = _run(_layers(backend), image)
+    assert backend.frames == 12 * 4  # one frame per layer per picture
+    for a, b in zip(direct, via, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(direct[-1], image)
+
+
+def test_layers_through_gl_match_within_3_levels(load_image, gl) -> None:
+    image = load_image("faces/obama-720p.jpg")
+    direct = _run(_layers(None), image)
+    via = _run(_layers(gl), image)
+    for a, b in zip(direct, via, strict=True):
+        assert np.abs(a.astype(int) - b).max() <= 3
+    assert gl.status["sprite_hits"] > 0  # cards and rows stayed on the GPU between frames
+
+
+def test_canvas_aborts_the_frame_on_error() -> None:
+    backend = CPUBackend()
+    frame = np.zeros((20, 20, 3), np.uint8)
+    with pytest.raises(RuntimeError, match="boom"), Canvas(frame, backend) as canvas:
+        canvas.rect(0, 0, 5, 5, (1, 2, 3))
+        raise RuntimeError("boom")
+    backend.begin_frame(frame)  # not left open
+    backend.end_frame()
+
+
+def test_sprite_versions_change_with_the_picture() -> None:
+    keys = SpriteVersions("t")
+    a, b = solid(2, 2, (1, 1, 1)), solid(2, 2, (2, 2, 2))
+    k1, v1 = keys.key("row", a)
+    assert keys.key("row", a) == (k1, v1)
+    k2, v2 = keys.key("row", b)
+    assert k2 == k1 and v2 != v1
+    assert keys.key("other", a)[0] != k1
