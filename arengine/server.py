@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from arengine.interaction.errors import NotFoundError
 from arengine.interaction.state import RoomState
 from arengine.pipeline import RoomConfig, RoomPipeline, StatsObserver
+from arengine.tracking.gestures import GestureEvent
 from arengine.transport.encoder import CODECS, Codec
 from arengine.transport.sdp import OfferError, inspect_offer
 from arengine.transport.session import PeerSession
@@ -91,10 +92,28 @@ class MediaServer:
         p = self.pipelines.get(room)
         if p is None:
             config = self.room_configs.get(room, self.config)
-            p = RoomPipeline(room, config, self.observer, lambda: self._state(room))
+
+            async def on_gesture(event: GestureEvent) -> None:
+                await self.gesture_action(room, event)
+
+            p = RoomPipeline(room, config, self.observer, lambda: self._state(room),
+                             on_gesture=on_gesture)
             self.pipelines[room] = p
             await p.start()
         return p
+
+    async def gesture_action(self, room: str, event: GestureEvent) -> None:
+        """Carry out a host gesture's action on the room (likes, vote, close the poll)."""
+        r = self.hub.get(room)
+        action = event.action
+        if action == "like_burst" and hasattr(r, "like_burst"):
+            await r.like_burst(10)
+        elif action == "close_poll" and hasattr(r, "close_poll"):
+            await r.close_poll()
+        elif action.startswith("pick_option_") and hasattr(r, "host_vote"):
+            await r.host_vote(int(action.rsplit("_", 1)[1]) - 1)
+        else:
+            logger.info("room %s: no handler for gesture action %r", room, action)
 
     def viewers(self, room: str) -> list[WhepSession]:
         return [s for s in self.sessions.values()

@@ -17,9 +17,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -35,6 +35,7 @@ from arengine.pipeline.effects import DEFAULT_EFFECTS, EffectChain
 from arengine.pipeline.observer import ENCODERS, PUBLISHING, VIEWERS, Observer, StatsObserver
 from arengine.pipeline.slot import LatestSlot
 from arengine.pipeline.tracking import TrackingWorker, face_worker, hand_worker
+from arengine.tracking.gestures import GestureEvent, GestureRecognizer
 from arengine.transport.encoder import (
     VIDEO_TIME_BASE,
     Codec,
@@ -67,6 +68,7 @@ class OutputFrame:
     pts: int  # 90 kHz, rising across input switches
     index: int
     arrived: float
+    gestures: list[GestureEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -77,6 +79,7 @@ class RoomConfig:
     track_faces: bool = True
     track_hands: bool = True
     hand_interval: float = 1 / 15
+    gestures: bool = True  # host hand gestures drive room actions (thumbs up: likes...)
     demo: bool = True
     demo_size: tuple[int, int] = (1280, 720)
     fps: int = 30
@@ -175,7 +178,8 @@ class RoomPipeline:
     def __init__(self, room: str, config: RoomConfig | None = None,
                  observer: StatsObserver | None = None,
                  state: Callable[[], RoomState | None] | None = None,
-                 effects: EffectChain | None = None) -> None:
+                 effects: EffectChain | None = None,
+                 on_gesture: Callable[[GestureEvent], Awaitable[None]] | None = None) -> None:
         self.room = room
         self.config = config or RoomConfig()
         self.observer = observer or StatsObserver()
@@ -205,6 +209,10 @@ class RoomPipeline:
         self._state_at = 0.0
         self._viewers: set[EncodedTrack] = set()
         self._closed = False
+        self._on_gesture = on_gesture
+        self._gestures = GestureRecognizer() \
+            if self.config.gestures and self.config.track_hands and on_gesture else None
+        self._gesture_tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -401,6 +409,26 @@ class RoomPipeline:
                 continue
             for enc in list(self.encoders.values()):
                 enc.submit(out)
+            for event in out.gestures:
+                self._dispatch_gesture(event)
+
+    def _dispatch_gesture(self, event: GestureEvent) -> None:
+        """Run the room action of a confirmed host gesture without holding frames back."""
+        if self._on_gesture is None:
+            return
+        logger.info("room %s: host gesture %s -> %s", self.room, event.gesture, event.action)
+        self.observer.on_count(self.room, f"gesture:{event.gesture}")
+
+        async def run(callback: Callable[[GestureEvent], Awaitable[None]]) -> None:
+            try:
+                await callback(event)
+            except Exception as e:
+                logger.warning("room %s: gesture action %s failed: %s", self.room,
+                               event.action, e)
+
+        task = asyncio.create_task(run(self._on_gesture))
+        self._gesture_tasks.add(task)
+        task.add_done_callback(self._gesture_tasks.discard)
 
     def _timing(self, index: int, stage: str, start: float) -> None:
         self.observer.on_timing(self.room, StageTiming(index, stage, start, time.perf_counter()))
@@ -419,10 +447,13 @@ class RoomPipeline:
             assert sf.image is not None
             image = sf.image
         h, w = image.shape[:2]
+        gestures: list[GestureEvent] = []
         if self._size != (w, h):
             if self._size is not None:
                 logger.info("room %s: frame size %sx%s -> %sx%s", self.room, *self._size, w, h)
             self._size = (w, h)
+            if self._gestures is not None:
+                self._gestures.reset()
         seconds = float(sf.pts * sf.time_base) if sf.pts is not None and sf.time_base else None
         # The output clock keeps the source's spacing and keeps rising across input
         # switches, so animations driven by scene.timestamp never jump back.
@@ -439,13 +470,21 @@ class RoomPipeline:
             if hands is not None:
                 scene = scene.with_hands(hands)
             scene = scene.at(pts / VIDEO_TIME_BASE.denominator, sf.index)
+            if self._gestures is not None and sf.source == "host":
+                start = time.perf_counter()
+                try:
+                    gestures = self._gestures.update(scene)
+                except Exception:
+                    logger.exception("room %s: gesture recognition failed", self.room)
+                    self._error("gestures")
+                self._timing(sf.index, "gestures", start)
             self.effects.set_state(state)
             image = self.effects.apply(
                 image, scene, lambda t: self.observer.on_timing(self.room, t), self._error)
             self._last_output = image
         self._timing(sf.index, "process", sf.arrived)
         self.observer.on_count(self.room, "processed")
-        return OutputFrame(image, pts, sf.index, sf.arrived)
+        return OutputFrame(image, pts, sf.index, sf.arrived, gestures)
 
     # -- output --------------------------------------------------------------------
 
