@@ -6,7 +6,7 @@ from typing import Literal
 
 import numpy as np
 
-from arengine.tracking.face import _resize_for_model
+from arengine.tracking.face import _resize_for_model, landmarks_to_array
 from arengine.types import HAND_POINTS, HandLandmarks, Scene
 
 
@@ -58,7 +58,7 @@ class HandTracker:
             return HandLandmarks.empty()
         pts = np.empty((len(hands), HAND_POINTS, 3), np.float32)
         for i, hand in enumerate(hands):
-            pts[i] = [(p.x, p.y, p.z) for p in hand.landmark]
+            pts[i] = landmarks_to_array(hand)
         pts[:, :, 0] *= w
         pts[:, :, 1] *= h
         pts[:, :, 2] *= w

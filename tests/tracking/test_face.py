@@ -149,3 +149,21 @@ def test_video_mode_finds_a_newcomer_and_lets_a_face_go(load_image) -> None:
         host_ids.add(int(r.track_id[left]))
     assert len(host_ids) == 1
     assert not searching_at_end  # back on the cheap graph once the count held again
+
+
+def test_landmark_list_reads_the_same_fast_or_slow() -> None:
+    from mediapipe.framework.formats import landmark_pb2
+
+    from arengine.tracking.face import landmarks_to_array
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(0, 1, size=(478, 3)).astype(np.float32)
+    plain = landmark_pb2.NormalizedLandmarkList()
+    for x, y, z in values:
+        plain.landmark.add(x=x, y=y, z=z)
+    np.testing.assert_array_equal(landmarks_to_array(plain), values)
+    # With visibility set the records change shape: the attribute path must be used.
+    rich = landmark_pb2.NormalizedLandmarkList()
+    for x, y, z in values[:21]:
+        rich.landmark.add(x=x, y=y, z=z, visibility=0.5)
+    np.testing.assert_array_equal(landmarks_to_array(rich), values[:21])
