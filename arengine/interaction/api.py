@@ -724,8 +724,11 @@ def create_app(db_path: str | Path, *, synchronous: Synchronous = "FULL",
     return app
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> ASGIApp:
     """``uvicorn --factory arengine.interaction.api:app_from_env``.
+
+    :class:`FastActions` wraps the whole FastAPI app here, so the busiest requests
+    skip FastAPI's own per-request work too.
 
     Environment: ``ARENGINE_DB`` (database file), ``ARENGINE_DB_SYNC`` (FULL or NORMAL),
     ``ARENGINE_ADMIN_TOKEN`` (if set, needed to create rooms).
@@ -736,5 +739,7 @@ def app_from_env() -> FastAPI:
     sync = os.environ.get("ARENGINE_DB_SYNC", "FULL").upper()
     if sync not in ("FULL", "NORMAL"):
         raise ValueError("ARENGINE_DB_SYNC must be FULL or NORMAL")
-    return create_app(path, synchronous=sync,  # type: ignore[arg-type]
-                      admin_token=os.environ.get("ARENGINE_ADMIN_TOKEN") or None)
+    app = create_app(path, synchronous=sync,  # type: ignore[arg-type]
+                     admin_token=os.environ.get("ARENGINE_ADMIN_TOKEN") or None,
+                     fast_actions=False)
+    return FastActions(app, app.state.hub)

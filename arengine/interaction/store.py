@@ -112,6 +112,7 @@ class StoreFailedError(RuntimeError):
 
 
 _Pending = tuple[list[Event], "asyncio.Future[None]"]
+_Item = list[_Pending]
 
 
 class GroupCommitter:
@@ -125,7 +126,8 @@ class GroupCommitter:
     def __init__(self, store: Store, max_batch: int = 4096) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._gathering: _Item = []
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
         self.batches = 0
@@ -145,9 +147,17 @@ class GroupCommitter:
         if self._failure is not None:
             raise StoreFailedError(f"event store failed: {self._failure}")
         self.start()
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put((events, fut))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        if not self._gathering:
+            loop.call_soon(self._hand_over)
+        self._gathering.append((events, fut))
         await fut
+
+    def _hand_over(self) -> None:
+        item, self._gathering = self._gathering, []
+        if item:
+            self._queue.put(item)
 
     def stop(self) -> None:
         """Commit what is queued, then end the writer thread."""
@@ -162,8 +172,8 @@ class GroupCommitter:
             first = self._queue.get()
             if first is None:
                 break
-            batch = [first]
-            n = len(first[0])
+            batch = list(first)
+            n = sum(len(events) for events, _ in first)
             while n < self.max_batch:
                 try:
                     item = self._queue.get_nowait()
@@ -172,8 +182,8 @@ class GroupCommitter:
                 if item is None:
                     stopping = True
                     break
-                batch.append(item)
-                n += len(item[0])
+                batch.extend(item)
+                n += sum(len(events) for events, _ in item)
             error: BaseException | None = None
             try:
                 self.store.write([e for events, _ in batch for e in events])
