@@ -63,6 +63,8 @@ class StickerLayout:
     rows: tuple[Rect, ...]  # each option's row (label + bar)
     info: tuple[int, int]  # top-left of the status line (countdown, total votes)
     info_px: int  # its font size
+    values: tuple[tuple[int, int], ...]  # per option: right edge and top of "45%  (12)"
+    value_px: int
 
 
 class _Tween:
@@ -190,6 +192,13 @@ class VoteSticker(Effect):
                 canvas.sprite(text, x - 1, rect.y + lay.info[1], alpha,  # 1 px pad
                               key=("text", piece, lay.info_px, grey))
                 x += self._advance(piece, lay.info_px)
+            white = (255, 255, 255)
+            for opt, (right, top) in zip(poll.options, lay.values, strict=True):
+                pct = round(100 * opt.votes / total) if total else 0
+                value = f"{pct}%  ({opt.votes})"
+                text = self.text.render(value, lay.value_px, white, "bold")
+                canvas.sprite(text, rect.x + right - text.shape[1] + 1, rect.y + top, alpha,
+                              key=("text-bold", value, lay.value_px))
             for i, (bar, tw) in enumerate(zip(lay.bars, self._tweens, strict=True)):
                 length = round(bar.w * min(max(tw.value(t, self.ease_s), 0.0), 1.0))
                 canvas.rect(rect.x + bar.x, rect.y + bar.y, length, bar.h,
@@ -229,14 +238,16 @@ class VoteSticker(Effect):
     # -- the card -----------------------------------------------------------------------
     def card(self, poll: PollView, u: float, closed: bool,
              winner: int | None) -> tuple[np.ndarray, StickerLayout]:
-        """The cached card sprite (all but the status line) and its layout."""
-        total = poll.total_votes
-        key = (poll.question, tuple((o.label, o.swatch_hex, o.votes) for o in poll.options),
-               round(u, 3), closed, winner)
-        return self._cache.get(key, lambda: self._render_card(poll, u, closed, winner, total))
+        """The cached card sprite (all but the texts that change with votes and time) and
+        its layout: it is redrawn only when the poll itself changes or closes."""
+        digits = len(str(max(o.votes for o in poll.options)))  # widens at 10, 100...
+        key = (poll.question, tuple((o.label, o.swatch_hex) for o in poll.options),
+               round(u, 3), closed, winner, digits)
+        return self._cache.get(key, lambda: self._render_card(poll, u, closed, winner,
+                                                              digits))
 
     def _render_card(self, poll: PollView, u: float, closed: bool, winner: int | None,
-                     total: int) -> tuple[np.ndarray, StickerLayout]:
+                     digits: int) -> tuple[np.ndarray, StickerLayout]:
         tr = self.text
         title_px = max(14, round(24 * u))
         body_px = max(13, round(20 * u))
@@ -257,6 +268,11 @@ class VoteSticker(Effect):
         info_at = (pad, y)
         y += sum(tr.metrics(small_px)) + gap  # the status line goes here, drawn per frame
 
+        # Percentages and counts change with every vote: drawn per frame (one cached text
+        # each), right-aligned in a column wide enough for "100%  (" + the count's digits.
+        value_w = tr.measure(f"100%  ({'8' * digits})", body_px, "bold") + 2
+        value_h = sum(tr.metrics(body_px, "bold"))
+        values: list[tuple[int, int]] = []
         bars: list[Rect] = []
         rows: list[Rect] = []
         highlight: Rect | None = None
@@ -269,16 +285,14 @@ class VoteSticker(Effect):
                     swatch = hex_to_bgr(opt.swatch_hex)
                 except ValueError:
                     swatch = None
-            pct = round(100 * opt.votes / total) if total else 0
-            right = tr.render(f"{pct}%  ({opt.votes})", body_px, (255, 255, 255), "bold")
             is_win = winner is not None and i == winner
             badge = (tr.render(self.labels["winner"], small_px, (0, 0, 0), "bold")
                      if is_win else None)
-            label_w = inner - right.shape[1] - gap - (sw_d + gap if swatch else 0) \
+            label_w = inner - value_w - gap - (sw_d + gap if swatch else 0) \
                 - (badge.shape[1] + 2 * gap if badge is not None else 0)
             label = tr.render(opt.label, body_px, (255, 255, 255), "bold" if is_win else
                               "regular", max_width=max(label_w, body_px))
-            line_h = max(label.shape[0], right.shape[0])
+            line_h = max(label.shape[0], value_h)
             if swatch is not None:
                 parts.append((_swatch(sw_d, swatch), x, y + (line_h - sw_d) // 2))
                 x += sw_d + gap
@@ -289,7 +303,7 @@ class VoteSticker(Effect):
                                     badge.shape[0] / 2, WINNER)
                 over(pill, badge, gap, 0)
                 parts.append((pill, bx, y + (line_h - badge.shape[0]) // 2))
-            parts.append((right, w - pad - right.shape[1], y + (line_h - right.shape[0]) // 2))
+            values.append((w - pad, y + (line_h - value_h) // 2))
             y += line_h
             bar = Rect(pad, y, inner, bar_h)
             bars.append(bar)
@@ -312,7 +326,8 @@ class VoteSticker(Effect):
             over(card, sprite, px, py)
         if self.opacity < 1.0:
             card = np.rint(card * self.opacity).astype(np.uint8)
-        return card, StickerLayout(w, height, tuple(bars), tuple(rows), info_at, small_px)
+        return card, StickerLayout(w, height, tuple(bars), tuple(rows), info_at, small_px,
+                                   tuple(values), body_px)
 
 
 def _swatch(d: int, bgr: BGR) -> np.ndarray:

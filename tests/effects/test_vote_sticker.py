@@ -222,3 +222,23 @@ def test_card_fades_in_when_the_poll_opens() -> None:
     d_half = np.abs(half[r.y:r.y2, r.x:r.x2].astype(int) - 90).mean()
     d_full = np.abs(full[r.y:r.y2, r.x:r.x2].astype(int) - 90).mean()
     assert 0 < d_half < d_full
+
+
+def test_votes_redraw_only_the_numbers() -> None:
+    s = VoteSticker(opacity=1.0)
+    a, _ = s.card(make_poll((10, 30, 0)), 1.0, False, None)
+    b, _ = s.card(make_poll((12, 31, 5)), 1.0, False, None)
+    assert a is b  # same card: percentages and counts are drawn per frame
+    c, _ = s.card(make_poll((10, 300, 0)), 1.0, False, None)
+    assert c is not a  # a wider count column
+    s.set_state(state(make_poll((10, 30, 0))))
+    draw(s, 1.0)
+    f1 = draw(s, 1.5)
+    s.set_state(state(make_poll((10, 31, 0)), taken_at=1000.5))
+    draw(s, 1.6)
+    f2 = draw(s, 2.0)
+    assert s.last_rect is not None and s.last_layout is not None
+    r = s.last_rect
+    right, top = s.last_layout.values[1]
+    value = (slice(r.y + top, r.y + top + 20), slice(r.x + right - 90, r.x + right))
+    assert not np.array_equal(f1[value], f2[value])  # "75%  (30)" -> "76%  (31)"
