@@ -54,35 +54,39 @@ def summarize_paths(samples: dict[str, list[float]]) -> dict[str, Any]:
 
 
 def run_glass(seconds: float, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The browser harness when it is there, else the aiortc loopback."""
-    if not HARNESS.is_file():
+    """The browser harness when it is there and works, else the aiortc loopback."""
+    harness_error = None
+    if HARNESS.is_file():
         if progress is not None:
-            progress(f"glass to glass: aiortc loopback, {seconds:g} s, effects and "
-                     "pass-through side by side")
+            progress(f"glass to glass: {seconds:g} s per path through the browser loopback")
         try:
-            return loopback(seconds)
+            measure = getattr(_load_harness(), "measure", None)
+            if not callable(measure):
+                raise RuntimeError("bench/bench_e2e.py has no measure(seconds) function")
+            out = summarize_paths(measure(seconds))
+            out.update({"method": BROWSER_METHOD, "seconds": seconds})
+            return out
         except Exception as e:
-            return {"status": "not measured", "reason": f"the aiortc loopback failed: {e}"}
+            harness_error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            if progress is not None:
+                progress(f"glass to glass: the browser harness failed ({harness_error}); "
+                         "using the aiortc loopback")
+    elif progress is not None:
+        progress(f"glass to glass: aiortc loopback, {seconds:g} s per path")
     try:
-        harness = _load_harness()
+        out = loopback(seconds)
     except Exception as e:
-        return {"status": "not measured", "reason": f"the harness failed to load: {e}"}
-    measure = getattr(harness, "measure", None)
-    if not callable(measure):
-        return {"status": "not measured",
-                "reason": "bench/bench_e2e.py has no measure(seconds) -> samples function"}
-    if progress is not None:
-        progress(f"glass to glass: {seconds:g} s per path through the browser loopback")
-    try:
-        samples = measure(seconds)
-    except Exception as e:
-        return {"status": "not measured", "reason": f"the harness failed: {e}"}
-    out = summarize_paths(samples)
-    out.update({"method": "browser loopback (Chromium via bench/bench_e2e.py): canvas camera "
-                          "with burned frame ids at 854x480, 30 fps -> WHIP -> engine -> WHEP "
-                          "-> <video>, id read per displayed frame; paths one after the other",
-                "seconds": seconds})
+        out = {"status": "not measured", "reason": f"the aiortc loopback failed: {e}"
+               + (f"; the browser harness failed too: {harness_error}" if harness_error
+                  else "")}
+    if harness_error:
+        out["browser_harness_error"] = harness_error
     return out
+
+
+BROWSER_METHOD = ("browser loopback (Chromium via bench/bench_e2e.py): canvas camera with "
+                  "burned frame ids at 854x480, 30 fps -> WHIP -> engine -> WHEP -> <video>, "
+                  "id read per displayed frame; paths one after the other")
 
 
 # -- the aiortc loopback ----------------------------------------------------------------------

@@ -11,7 +11,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import time
 from fractions import Fraction
 from importlib import metadata
@@ -137,7 +136,6 @@ def machine_info() -> dict[str, Any]:
         "clock": {"function": "time.perf_counter_ns", "implementation": clock.implementation,
                   "nominal_resolution_s": clock.resolution,
                   "measured_step_ns": clock_resolution_ns(), "monotonic": clock.monotonic},
-        "argv": sys.argv[1:],
     }
 
 

@@ -43,6 +43,19 @@ def test_input_that_is_not_a_video(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "not a readable video" in err and len(err.splitlines()) == 1
 
 
+def test_out_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "taken"
+    f.write_text("x")
+    assert main(["bench", "--out", str(f), "--no-load"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_compare_rejects_a_negative_threshold(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "compare", "a.json", "b.json", "--threshold", "-0.5"]) == 2
+    assert "--threshold" in capsys.readouterr().err
+
+
 def test_compare_rejects_a_json_that_is_not_a_report(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     a = tmp_path / "a.json"
