@@ -24,7 +24,9 @@ from arengine.pipeline import RoomConfig
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PLUM = "#5B2140"
-CONFIG = RoomConfig(demo_size=(480, 270), fps=15, hand_interval=0.2,
+# The camera video's host makes hand gestures (fist, fingers) that would close or vote in
+# the poll; these tests are about what viewers do, so gestures are off.
+CONFIG = RoomConfig(demo_size=(480, 270), fps=15, hand_interval=0.2, gestures=False,
                     effects=("lipstick", "vote_sticker"))
 
 
@@ -192,3 +194,56 @@ def test_vote_in_viewer_page_changes_the_sticker(browser, live_server) -> None:
         "document.querySelector('#poll-meta').textContent.startsWith('1 votes')", timeout=10000)
     host.close()
     viewer.close()
+
+
+@pytest.mark.room_config(RoomConfig(demo_size=(480, 270), fps=15, gestures=False,
+                                    track_hands=False,
+                                    effects=("lipstick", "vote_sticker", "product")))
+def test_host_console_controls_and_product_click(browser, live_server) -> None:
+    auth = {"Authorization": f"Bearer {live_server.token}"}
+    http = httpx.Client(base_url=live_server.url)
+
+    def state() -> dict:
+        return http.get("/api/rooms/demo").json()
+
+    host = go_live(browser, live_server)
+    host.wait_for_selector('#shade option[value="velvet-plum"]', state="attached")
+    host.select_option("#shade", "velvet-plum")
+    host.click("#shade-set")
+    wait_for(lambda: state()["shade_id"] == "velvet-plum", 10, "the shade from the console")
+
+    host.select_option("#poll-shades", ["velvet-plum", "dew-berry"])
+    host.fill("#poll-q", "Plum or berry?")
+    host.click("#poll-start")
+    poll = wait_for(lambda: state()["poll"], 10, "the poll from the console")
+    assert [o["shade_id"] for o in poll["options"]] == ["velvet-plum", "dew-berry"]
+
+    r = http.put("/api/rooms/demo/product", headers=auth, json={
+        "id": "lip-07", "name": "Velvet Plum", "price": "$19.90",
+        "url": "https://shop.example/lip-07"})
+    assert r.status_code == 200, r.text
+
+    host.wait_for_function("document.querySelectorAll('#stages tbody tr').length >= 5",
+                           timeout=20000)
+    stages = host.text_content("#stages")
+    assert "effect:lipstick" in stages and "encode:vp8" in stages
+    assert "live" in host.text_content("#summary")
+
+    viewer = watch(browser, live_server)
+    viewer.wait_for_selector("#poll-q >> text=Plum or berry?", timeout=10000)
+    viewer.wait_for_selector("#regions div", timeout=20000)
+    viewer.click("#regions div")
+    viewer.wait_for_selector("#product[open]", timeout=5000)
+    assert viewer.text_content("#product-name") == "Velvet Plum"
+    assert viewer.get_attribute("#product-link", "href") == "https://shop.example/lip-07"
+    wait_for(lambda: http.get("/api/rooms/demo/metrics").status_code == 200, 5, "metrics")
+
+    host.uncheck("#fx-lipstick")
+    wait_for(lambda: state()["effects"].get("lipstick", {}).get("enabled") is False, 10,
+             "the lipstick toggle")
+    pipeline = live_server.media.pipelines["demo"]
+    wait_for(lambda: pipeline.effects.enabled["lipstick"] is False, 10,
+             "the pipeline to drop the lipstick")
+    host.close()
+    viewer.close()
+    http.close()
