@@ -198,21 +198,34 @@ def plots(report: dict[str, Any], out: Path) -> list[str]:
         plt.close(fig)
         names.append("stage_breakdown.png")
 
-    series = []
-    for p in stages:
-        series.append((f"{p['resolution']} (back to back)", None, p["samples_ms"]["total"]))
     soak = report.get("soak")
-    if soak:
-        series.append((f"soak {soak['resolution']}", soak["samples_t_s"], soak["samples_ms"]))
-    if series:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        for label, xs, ys in series:
-            ax.plot(xs if xs is not None else range(len(ys)), ys, lw=0.7, label=label)
-        ax.set_xlabel("frame (or seconds for the soak)")
-        ax.set_ylabel("ms")
-        ax.set_yscale("log")
-        ax.set_title("Latency over time")
-        ax.legend(fontsize=8)
+    if stages or soak:
+        rows = int(bool(stages)) + int(bool(soak))
+        fig, axes = plt.subplots(rows, 1, figsize=(8, 4.0 * rows), squeeze=False)
+        k = 0
+        if stages:
+            ax = axes[k][0]
+            k += 1
+            for p in stages:
+                ax.plot(p["samples_ms"]["total"], lw=0.7, label=p["resolution"])
+            ax.set_xlabel("timed frame")
+            ax.set_ylabel("ms per frame (log)")
+            ax.set_yscale("log")
+            ax.set_title("Stage pipeline, frame by frame (back to back)")
+            ax.legend(fontsize=8)
+        if soak:
+            ax = axes[k][0]
+            ax.plot(soak["samples_t_s"], soak["samples_ms"], lw=0.5, color="tab:blue",
+                    label="latency")
+            ax.set_xlabel("seconds")
+            ax.set_ylabel("server latency, ms", color="tab:blue")
+            ax.set_title(f"Soak: {soak['drift_ms_per_min']:+.2f} ms/min, RSS "
+                         f"{soak['rss_growth_mb_per_min']:+.2f} MiB/min")
+            if soak.get("rss_samples"):
+                ax2 = ax.twinx()
+                ax2.plot([t for t, _ in soak["rss_samples"]],
+                         [v for _, v in soak["rss_samples"]], color="tab:red", lw=1.0)
+                ax2.set_ylabel("RSS, MiB", color="tab:red")
         fig.tight_layout()
         fig.savefig(out / "latency_over_time.png", dpi=110)
         plt.close(fig)
