@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, WebSocket
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -51,6 +53,18 @@ MAX_ACTION_BODY = 4096
 MAX_REQUEST_BODY = 300 * 1024  # an avatar (256 KB) plus headroom; larger bodies get 413
 WS_MAX_IN_FLIGHT = 256  # un-acknowledged actions per actions socket before we stop reading
 WS_MAX_MESSAGE = 4096
+
+
+async def validation_error_response(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, with a one-line ``detail`` first and the full list kept in ``errors``.
+
+    Install with ``app.add_exception_handler(RequestValidationError, ...)``.
+    """
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    lines = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg', '')}"
+             for e in errors]
+    return JSONResponse({"detail": "; ".join(lines) or "invalid request",
+                         "errors": jsonable_encoder(errors)}, status_code=422)
 
 
 def error_response(e: InteractionError) -> JSONResponse:
@@ -719,6 +733,7 @@ def create_app(db_path: str | Path, *, synchronous: Synchronous = "FULL",
                   description=__doc__)
     app.state.hub = the_hub
     app.include_router(build_router(the_hub, admin_token=admin_token))
+    app.add_exception_handler(RequestValidationError, validation_error_response)
     if fast_actions:
         app.add_middleware(FastActions, hub=the_hub)
     return app

@@ -104,10 +104,14 @@ class RoomHub:
         self._load()
 
     @classmethod
-    def open(cls, db_path: str | Path, synchronous: Synchronous = "FULL",
-             **kwargs: object) -> RoomHub:
+    def open(cls, db_path: str | Path, synchronous: Synchronous = "FULL", *,
+             clock: Clock = time.time, limits: RateLimits | None = None,
+             shade_hex: Callable[[str], str] = _catalog_hex,
+             effect_names: Callable[[], list[str]] = _effect_names,
+             tick_s: float = 0.25) -> RoomHub:
         """A hub on an SQLite file (created if missing), with every room replayed."""
-        return cls(SQLiteStore(db_path, synchronous=synchronous), **kwargs)  # type: ignore[arg-type]
+        return cls(SQLiteStore(db_path, synchronous=synchronous), clock=clock, limits=limits,
+                   shade_hex=shade_hex, effect_names=effect_names, tick_s=tick_s)
 
     # ------------------------------------------------------------------ rooms
 

@@ -288,3 +288,16 @@ def test_huge_bodies_are_refused_before_reading(db_path: Path) -> None:
     with TestClient(create_app(db_path)) as c:  # the size guard lives in FastActions
         r = c.put("/api/rooms/x/product", content=b"x" * (400 * 1024))
         assert r.status_code == 413 and "over 300 KB" in r.json()["detail"]
+
+
+def test_body_validation_errors_read_as_one_line(client: TestClient,
+                                                  room: dict[str, Any]) -> None:
+    r = client.post(f"/api/rooms/{room['id']}/join", json={"nam": "typo"})
+    assert r.status_code == 422
+    body = r.json()
+    assert "body.name: Field required" in body["detail"]
+    assert "body.nam: Extra inputs are not permitted" in body["detail"]
+    assert isinstance(body["errors"], list) and len(body["errors"]) == 2
+    r = client.post(f"/api/rooms/{room['id']}/polls", headers=room["host"], json={
+        "question": "Q?", "options": [{"label": "A"}, {"label": "B"}], "duration_s": "soon"})
+    assert r.status_code == 422 and "body.duration_s" in r.json()["detail"]
