@@ -21,12 +21,15 @@ re-encoded to 96x96 PNG without metadata.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -43,6 +46,8 @@ from arengine.interaction.store import GroupCommitter, SQLiteStore, Store, Synch
 from arengine.interaction.text import check_text
 
 Clock = Callable[[], float]
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _catalog_hex(shade_id: str) -> str:
@@ -230,8 +235,22 @@ class RoomHub:
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(self.tick_s)
-            with contextlib.suppress(UnavailableError):
+            try:
                 await self.tick()
+            except UnavailableError:
+                pass  # reported to every writer already
+            except Exception:  # keep closing polls whatever one room did
+                log.exception("closing polls at their deadline failed")
+
+    def run_threadsafe(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run a room action from another thread (e.g. a gesture seen by the video
+        pipeline): ``hub.run_threadsafe(room.like_burst(20))``. Never blocks the caller;
+        wait on the returned future only if the result matters."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            coro.close()
+            raise UnavailableError("the room hub is not running; call hub.start() in its loop")
+        return asyncio.run_coroutine_threadsafe(coro, loop)
 
     async def close(self) -> None:
         """Stop the ticker, commit what is queued, close the store."""

@@ -609,7 +609,10 @@ class Room:
                                             d["closes_at"], e.seq, d.get("apply_shade", False))
             self.poll_order.append(d["poll_id"])
         elif e.kind == "poll_closed":
-            self.polls[d["poll_id"]].close(e.ts, d["reason"])
+            poll = self.polls[d["poll_id"]]
+            # A deadline close found late (e.g. after a restart) still ends at the deadline.
+            at = min(e.ts, poll.closes_at) if d["reason"] == "deadline" else e.ts
+            poll.close(at, d["reason"])
         elif e.kind == "shade_set":
             self.shade_id = d["shade_id"]
             self.shade_hex = d.get("hex")

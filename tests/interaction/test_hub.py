@@ -115,3 +115,46 @@ def test_store_failure_makes_the_hub_refuse_writes(make_hub: Callable[..., RoomH
         hub.committer.stop()
 
     asyncio.run(main())
+
+
+def test_actions_from_another_thread_run_on_the_hub_loop(
+        make_hub: Callable[..., RoomHub], tmp_path: Path) -> None:
+    import threading
+
+    async def main() -> None:
+        hub = make_hub()
+        room, _ = await hub.create_room()
+        idle = RoomHub.open(tmp_path / "idle.db")  # never started: no loop to run on
+        with pytest.raises(UnavailableError, match="not running"):
+            idle.run_threadsafe(room.like_burst(1))
+        idle.store.close()
+        results: list[object] = []
+
+        def pipeline_thread() -> None:  # e.g. a heart gesture recognised on a frame
+            results.append(hub.run_threadsafe(room.like_burst(20)).result(timeout=10))
+
+        t = threading.Thread(target=pipeline_thread)
+        t.start()
+        while t.is_alive():
+            await asyncio.sleep(0.01)
+        assert room.likes == 20 and len(results) == 1
+        await hub.close()
+
+    asyncio.run(main())
+
+
+def test_a_deadline_close_found_late_ends_at_the_deadline(
+        make_hub: Callable[..., RoomHub], clock) -> None:
+    async def main() -> None:
+        hub = make_hub()
+        room, _ = await hub.create_room(room_id="late")
+        poll = await room.open_poll("Q", [("A", None), ("B", None)], 30)
+        await hub.close()
+        clock.advance(3600)  # the server was down through the deadline
+        hub = make_hub()
+        assert await hub.tick() == 1
+        poll = hub.get("late").polls[poll.id]
+        assert poll.closed and poll.closed_at == poll.closes_at
+        await hub.close()
+
+    asyncio.run(main())
