@@ -68,6 +68,16 @@ _CANDIDATES: dict[str, list[tuple[str, int, Weight, str]]] = {
         ("wqy-microhei.ttc", 0, "regular", "fonts-wqy-microhei"),
     ],
 }
+# Optional fonts tried after the required ones, for symbols and emoji that chat is full of
+# (hearts, stars, thumbs): monochrome outlines, drawn in the text colour.
+_EXTRAS: list[tuple[str, int, Weight]] = [
+    ("NotoSansSymbols2-Regular.ttf", 0, "regular"),
+    ("NotoSansSymbols-Regular.ttf", 0, "regular"),
+    ("NotoSansSymbols-Bold.ttf", 0, "bold"),
+    ("DejaVuSans.ttf", 0, "regular"),
+    ("DejaVuSans-Bold.ttf", 0, "bold"),
+    ("NotoSansMath-Regular.ttf", 0, "regular"),
+]
 # One character that proves a role's font works, and what to tell the user otherwise.
 _PROBES = {"latin": "Aệ", "thai": "ก", "cjk": "中"}
 _PACKAGES = {"latin": "fonts-noto-core", "thai": "fonts-thai-tlwg (or fonts-noto-core)",
@@ -123,7 +133,8 @@ def _cmap(path: str, index: int) -> frozenset[int]:
 
 
 def find_fonts(weight: Weight = "regular") -> list[FontSpec]:
-    """The fallback chain (latin, thai, cjk) for ``weight``; :class:`FontError` if incomplete."""
+    """The fallback chain for ``weight``: latin, thai and cjk (required; :class:`FontError`
+    if one is missing), then whatever symbol fonts are installed."""
     files = _font_files()
     chain: list[FontSpec] = []
     for role, candidates in _CANDIDATES.items():
@@ -145,6 +156,12 @@ def find_fonts(weight: Weight = "regular") -> list[FontSpec]:
             raise FontError(f"no font for {role} text found; install the Debian package "
                             f"{_PACKAGES[role]} (apt-get install {_PACKAGES[role].split()[0]})")
         chain.append(spec)
+    have = {(c.path, c.index) for c in chain}
+    for want in (weight, "regular"):
+        for name, index, w in _EXTRAS:
+            if w == want and name in files and (files[name], index) not in have:
+                chain.append(FontSpec("symbols", files[name], index))
+                have.add((files[name], index))
     return chain
 
 
@@ -198,17 +215,25 @@ class TextRenderer:
             and self.font_for(c, weight) is None))
 
     def runs(self, text: str, weight: Weight = "regular") -> list[tuple[FontSpec, str]]:
-        """``text`` cut into (font, substring) runs, each drawable by one font."""
+        """``text`` cut into (font, substring) runs, each drawable by one font.
+
+        Characters no installed font has (a colour emoji without an emoji font) are left
+        out rather than drawn as boxes; :meth:`missing` lists them.
+        """
         chain = self.fonts[weight]
         out: list[tuple[FontSpec, str]] = []
         for ch in text:
             cp = ord(ch)
             current = out[-1][0] if out else None
             if current is not None and (_is_mark(ch) or _is_neutral(ch)) \
-                    and (cp in _cmap(current.path, current.index) or _is_mark(ch)):
+                    and (cp in _cmap(current.path, current.index) or _is_mark(ch)
+                         or unicodedata.category(ch) == "Cf"):
                 spec = current
             else:
-                spec = self.font_for(ch, weight) or chain[0]
+                found = self.font_for(ch, weight)
+                if found is None and not ch.isspace():
+                    continue
+                spec = found or chain[0]
             if out and out[-1][0] == spec:
                 out[-1] = (spec, out[-1][1] + ch)
             else:
@@ -220,6 +245,8 @@ class TextRenderer:
         """(ascent, descent) in pixels shared by every string of this size."""
         asc = des = 0
         for spec in self.fonts[weight]:
+            if spec.role == "symbols":  # math and symbol fonts have outsized extents
+                continue
             a, d = self._face(spec, size).getmetrics()
             asc, des = max(asc, a), max(des, d)
         return asc, des

@@ -114,3 +114,14 @@ def test_missing_fonts_name_the_debian_package(monkeypatch: pytest.MonkeyPatch) 
 def test_bad_size(tr: TextRenderer) -> None:
     with pytest.raises(ValueError, match="at least 1 px"):
         tr.render("x", 0)
+
+
+def test_chat_symbols_render_and_unknown_ones_are_dropped(tr: TextRenderer) -> None:
+    with_symbols = tr.render("love it ❤👍★", 24)
+    plain = tr.render("love it", 24)
+    assert with_symbols.shape[1] > plain.shape[1] + 30  # the symbols take room: drawn
+    assert tr.missing("❤👍★") == ""
+    # A character no installed font has is left out, not drawn as a box.
+    unknown = "\U0010fffd"
+    assert tr.missing(f"ok{unknown}") == unknown
+    np.testing.assert_array_equal(tr.render(f"ok{unknown}", 24), tr.render("ok", 24))
