@@ -170,6 +170,10 @@ class VoteSticker(Effect):
             tw.set(s, t, self.ease_s)
         winner = self._winner(poll) if closed else None
         sprite, lay = self.card(poll, u, closed, winner)
+        room_h, room_w = 0.9 * h, 0.95 * frame.shape[1]
+        if lay.height > room_h or lay.width > room_w:  # many options on a small frame
+            u *= min(room_h / lay.height, room_w / lay.width)
+            sprite, lay = self.card(poll, u, closed, winner)
         # The status line changes every second: it is drawn per frame from cached pieces
         # (prefix, each digit, suffix), so neither the card nor any text is re-rendered
         # as the countdown runs.

@@ -78,6 +78,15 @@ class GestureEvent:
     held_s: float = 0.0
 
 
+def option_index(action: str) -> int | None:
+    """The poll option (0-based) a ``pick_option_N`` action picks; None for other actions."""
+    prefix = "pick_option_"
+    if action.startswith(prefix) and action[len(prefix):].isdigit():
+        n = int(action[len(prefix):])
+        return n - 1 if n >= 1 else None
+    return None
+
+
 def _angle(a: np.ndarray, b: np.ndarray) -> float:
     na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     if na < 1e-9 or nb < 1e-9:

@@ -242,3 +242,12 @@ def test_votes_redraw_only_the_numbers() -> None:
     right, top = s.last_layout.values[1]
     value = (slice(r.y + top, r.y + top + 20), slice(r.x + right - 90, r.x + right))
     assert not np.array_equal(f1[value], f2[value])  # "75%  (30)" -> "76%  (31)"
+
+
+def test_many_options_shrink_to_fit_a_small_frame() -> None:
+    options = tuple(PollOptionView(f"Shade number {i}", i) for i in range(8))
+    s = VoteSticker()
+    s.set_state(state(PollView("p8", "Pick one", options, 990.0, 1060.0)))
+    draw(s, 1.0, 640, 360)
+    assert s.last_rect is not None
+    assert s.last_rect.y >= 0 and s.last_rect.y2 <= 360 and s.last_rect.h <= 0.9 * 360 + 1

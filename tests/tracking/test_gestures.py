@@ -251,3 +251,13 @@ def _rotate(points: np.ndarray, angle: float) -> np.ndarray:
     out = points.astype(np.float64).copy()
     out[:, :2] = (points[:, :2] - c) @ rot.T + c
     return out
+
+
+def test_option_index() -> None:
+    from arengine.tracking.gestures import option_index
+
+    assert option_index("pick_option_1") == 0
+    assert option_index("pick_option_5") == 4
+    assert option_index("pick_option_0") is None
+    assert option_index("like_burst") is None
+    assert option_index("pick_option_x") is None
