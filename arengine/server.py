@@ -26,6 +26,7 @@ from arengine.interaction.errors import NotFoundError
 from arengine.interaction.state import RoomState
 from arengine.pipeline import RoomConfig, RoomPipeline, StatsObserver
 from arengine.tracking.gestures import GestureEvent
+from arengine.transport.audio import RoomAudio
 from arengine.transport.encoder import CODECS, Codec
 from arengine.transport.sdp import OfferError, inspect_offer
 from arengine.transport.session import PeerSession
@@ -67,6 +68,7 @@ class MediaServer:
         self.observer = observer or StatsObserver()
         self.pipelines: dict[str, RoomPipeline] = {}
         self.room_configs: dict[str, RoomConfig] = {}  # per-room overrides of ``config``
+        self.audio: dict[str, RoomAudio] = {}
         self.publishers: dict[str, WhipSession] = {}
         self.sessions: dict[str, PeerSession] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -115,6 +117,12 @@ class MediaServer:
         else:
             logger.info("room %s: no handler for gesture action %r", room, action)
 
+    def room_audio(self, room: str) -> RoomAudio:
+        a = self.audio.get(room)
+        if a is None:
+            a = self.audio[room] = RoomAudio(room)
+        return a
+
     def viewers(self, room: str) -> list[WhepSession]:
         return [s for s in self.sessions.values()
                 if isinstance(s, WhepSession) and s.room == room and not s.closed]
@@ -132,6 +140,9 @@ class MediaServer:
         for p in list(self.pipelines.values()):
             await p.close()
         self.pipelines.clear()
+        for a in list(self.audio.values()):
+            await a.close()
+        self.audio.clear()
 
     async def _send_events(self) -> None:
         """Tells each viewer's data channel the room status and the clickable regions."""
@@ -196,12 +207,18 @@ class MediaServer:
                 return _problem(422, "the offer has no video track")
             track = session.video.result()
             pipeline.attach_host(track)
+            audio = self.room_audio(room)
+            host_audio = session.audio
+            if host_audio is not None:
+                audio.attach(host_audio)
 
             async def on_closed(s: PeerSession) -> None:
                 self.sessions.pop(s.id, None)
                 if self.publishers.get(room) is s:
                     del self.publishers[room]
                 await pipeline.detach_host(track)
+                if host_audio is not None:
+                    audio.detach(host_audio)
 
             session.on_closed(on_closed)
             self.publishers[room] = session
@@ -228,11 +245,14 @@ class MediaServer:
             return _problem(e.status, str(e))
         pipeline = await self.pipeline(room)
         track = pipeline.subscribe(codec)
-        session = WhepSession(room, track, codec)
+        audio = self.room_audio(room).subscribe() if info.has_audio else None
+        session = WhepSession(room, track, codec, audio=audio)
 
         async def on_closed(s: PeerSession) -> None:
             self.sessions.pop(s.id, None)
             await pipeline.unsubscribe(track)
+            if audio is not None:
+                self.room_audio(room).unsubscribe(audio)
 
         session.on_closed(on_closed)
         try:

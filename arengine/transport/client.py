@@ -13,6 +13,7 @@ from urllib.parse import urljoin
 
 import av
 import httpx
+import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
@@ -82,19 +83,28 @@ class WhepClient(_Client):
         self.latest: av.VideoFrame | None = None
         self.events: list[str] = []
         self._reader: asyncio.Task[None] | None = None
+        self._audio_reader: asyncio.Task[None] | None = None
+        self.audio_frames = 0
+        self.audio_peak = 0  # loudest sample seen, to tell sound from silence
         self._first = asyncio.Event()
 
     async def play(self, codec: str | None = None, data_channel: bool = True,
-                   on_frame: Callable[[av.VideoFrame], None] | None = None) -> None:
+                   on_frame: Callable[[av.VideoFrame], None] | None = None,
+                   audio: bool = False) -> None:
         self.pc.addTransceiver("video", direction="recvonly")
         _prefer(self.pc, codec)
+        if audio:
+            self.pc.addTransceiver("audio", direction="recvonly")
         if data_channel:
             ch = self.pc.createDataChannel("events")
             ch.on("message", self.events.append)
 
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            self._reader = asyncio.create_task(self._read(track, on_frame))
+            if track.kind == "audio":
+                self._audio_reader = asyncio.create_task(self._read_audio(track))
+            else:
+                self._reader = asyncio.create_task(self._read(track, on_frame))
 
         await self._exchange({})
 
@@ -110,6 +120,15 @@ class WhepClient(_Client):
                     if on_frame is not None:
                         on_frame(frame)
 
+    async def _read_audio(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, av.AudioFrame):
+                    self.audio_frames += 1
+                    self.audio_peak = max(self.audio_peak,
+                                          int(np.abs(frame.to_ndarray()).max(initial=0)))
+
     async def wait_frames(self, n: int, timeout: float = 20.0) -> av.VideoFrame:
         """Wait until ``n`` more frames arrived; the latest one."""
         target = self.frames + n
@@ -123,6 +142,7 @@ class WhepClient(_Client):
         return self.latest
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
+        for task in (self._reader, self._audio_reader):
+            if task is not None:
+                task.cancel()
         await super().close()

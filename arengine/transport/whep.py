@@ -1,7 +1,8 @@
 """WHEP egress: a viewer plays a room's processed video with one HTTP POST.
 
 Each viewer gets an :class:`~arengine.transport.encoder.EncodedTrack` of the room's
-shared encoder for the negotiated codec, so a hundred viewers cost one encode. A viewer's
+shared encoder for the negotiated codec, so a hundred viewers cost one encode. When the
+offer asks for audio, the viewer gets the room's relayed host audio (or silence). A viewer's
 PLI/FIR is routed to that shared encoder (rate-limited there) instead of aiortc's per-sender
 encoder, which does not exist for pre-encoded packets. When the viewer's offer has a data
 channel, the server sends room events over it (the product sticker's click rectangles).
@@ -13,7 +14,7 @@ import json
 import logging
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCDataChannel, RTCRtpSender
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCRtpSender
 
 from arengine.transport.encoder import MIME_TYPES, Codec, EncodedTrack
 from arengine.transport.session import PeerSession
@@ -38,9 +39,11 @@ class WhepSession(PeerSession):
     kind = "whep"
 
     def __init__(self, room: str, track: EncodedTrack, codec: Codec,
-                 config: RTCConfiguration | None = None) -> None:
+                 config: RTCConfiguration | None = None,
+                 audio: MediaStreamTrack | None = None) -> None:
         super().__init__(room, config)
         self.track = track
+        self.audio = audio
         self.codec = codec
         self.channel: RTCDataChannel | None = None
 
@@ -49,6 +52,8 @@ class WhepSession(PeerSession):
             self.channel = channel
 
     def prepare(self) -> None:
+        if self.audio is not None and any(t.kind == "audio" for t in self.pc.getTransceivers()):
+            self.pc.addTrack(self.audio)
         for t in self.pc.getTransceivers():
             if t.kind != "video":
                 continue

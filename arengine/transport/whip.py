@@ -1,7 +1,7 @@
 """WHIP ingest (RFC 9725): a host publishes video into a room with one HTTP POST.
 
-The offer's video becomes the room's input. Audio, when offered, is accepted and drained
-(the room does not re-emit it yet), so an OBS or browser offer with audio still works.
+The offer's video becomes the room's input; its audio, when offered, is relayed to the
+viewers as is (see :mod:`arengine.transport.audio`).
 Decoding happens in aiortc's receiver thread; the hook below stamps each decoded frame
 with its decode time so the room's observer can report a "decode" stage.
 """
@@ -67,12 +67,15 @@ class WhipSession(PeerSession):
         super().__init__(room, config)
         self.video: asyncio.Future[MediaStreamTrack] = \
             asyncio.get_running_loop().create_future()
+        self.audio: MediaStreamTrack | None = None
         self._drains: list[asyncio.Task[None]] = []
 
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "video" and not self.video.done():
                 self.video.set_result(track)
+            elif track.kind == "audio" and self.audio is None:
+                self.audio = track  # relayed to viewers by the room's RoomAudio
             else:
                 self._drains.append(asyncio.create_task(_drain(track)))
 

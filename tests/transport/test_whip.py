@@ -142,26 +142,61 @@ def test_publish_play_lipstick_then_second_publisher_409(hub, server, codec,
     asyncio.run(main())
 
 
+class ToneTrack:
+    """A 440 Hz tone as an aiortc audio track (a host talking, as far as the relay cares)."""
+
+    def __new__(cls) -> object:
+        from fractions import Fraction
+
+        import av
+        from aiortc.mediastreams import AudioStreamTrack
+
+        class _Tone(AudioStreamTrack):
+            async def recv(self) -> av.AudioFrame:
+                silence = await super().recv()  # paces at 20 ms
+                n = silence.samples
+                t = (silence.pts + np.arange(n)) / silence.sample_rate
+                pcm = (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)[None, :]
+                frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+                frame.sample_rate = silence.sample_rate
+                frame.pts = silence.pts
+                frame.time_base = Fraction(1, silence.sample_rate)
+                return frame
+
+        return _Tone()
+
+
 @pytest.mark.slow
-def test_obs_like_offer_with_audio_and_h264_only(hub, server) -> None:
-    """OBS sends H.264 video plus Opus audio; audio is accepted and drained."""
-    from aiortc.mediastreams import AudioStreamTrack
+def test_obs_like_offer_h264_with_audio_relayed(hub, server) -> None:
+    """OBS sends H.264 video plus Opus audio: video is processed, audio relayed to viewers."""
 
     async def main() -> None:
         async with server(hub, SMALL) as (http, media):
+            viewer = WhepClient(http, "http://arengine.test/whep/demo")
+            await viewer.play("vp8", audio=True)
+            await viewer.wait_frames(3)
+            await asyncio.sleep(0.5)
+            assert viewer.audio_frames > 0 and viewer.audio_peak < 50  # silence, no host
+
             host = WhipClient(http, "http://arengine.test/whip/demo")
-            host.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+            host.pc.addTransceiver(ToneTrack(), direction="sendonly")
             await host.publish(DemoTrack(DemoSource(320, 180, fps=15)), "host-secret", "h264")
             assert "m=audio" in host.pc.remoteDescription.sdp
-            viewer = WhepClient(http, "http://arengine.test/whep/demo")
-            await viewer.play("vp8")
             for _ in range(100):
                 await viewer.wait_frames(1)
-                if viewer.latest.width == 320:
+                if viewer.latest.width == 320 and viewer.audio_peak > 2000:
                     break
             assert viewer.latest.width == 320
+            assert viewer.audio_peak > 2000  # the tone came through
             assert media.publishers["demo"].codec == "video/H264"
-            await viewer.close()
+            assert media.audio["demo"].live
+
             await host.close()
+            await asyncio.sleep(0.3)
+            assert not media.audio["demo"].live
+            before = viewer.audio_frames
+            await asyncio.sleep(0.5)
+            assert viewer.audio_frames > before  # the viewer's audio goes on (silence)
+            await viewer.close()
 
     asyncio.run(main())

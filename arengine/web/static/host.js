@@ -46,7 +46,9 @@ async function goLive() {
   if (deviceId) video.deviceId = {exact: deviceId};
   document.getElementById("live").disabled = true;
   try {
-    stream = await navigator.mediaDevices.getUserMedia({video, audio: false});
+    const audio = document.getElementById("mic").checked
+      ? {echoCancellation: true, noiseSuppression: true} : false;
+    stream = await navigator.mediaDevices.getUserMedia({video, audio});
     document.getElementById("local").srcObject = stream;
     publisher = await whipPublish(`/whip/${encodeURIComponent(ROOM)}`, stream, token());
     publisher.pc.addEventListener("connectionstatechange", () => {

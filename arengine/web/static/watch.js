@@ -152,6 +152,13 @@ document.getElementById("suggest-send").onclick = () => {
   if (shade) act("POST", "/comments", {text: `💄 Try ${shade.name} (${shade.id})!`}).catch(() => {});
 };
 
+// Browsers only autoplay muted video: sound starts on a click.
+document.getElementById("sound").onclick = (ev) => {
+  video.muted = !video.muted;
+  if (!video.muted) video.play().catch(() => {});
+  ev.currentTarget.textContent = video.muted ? "🔇 Sound off" : "🔊 Sound on";
+};
+
 nameField.addEventListener("change", () => localStorage.setItem("viewer-name", nameField.value.trim()));
 
 loadShades().then((list) => {

@@ -52,21 +52,25 @@ class Session {
 // Publish the video track of `stream` to a WHIP endpoint.
 async function whipPublish(url, stream, token) {
   const pc = new RTCPeerConnection();
-  for (const track of stream.getVideoTracks()) {
+  for (const track of stream.getTracks()) {  // video, and the microphone when given
     pc.addTransceiver(track, {direction: "sendonly", streams: [stream]});
   }
   const location = await exchange(pc, url, token ? {"Authorization": `Bearer ${token}`} : {});
   return new Session(pc, location);
 }
 
-// Play a WHEP endpoint into `video`; `onEvent` gets the data channel's JSON events.
+// Play a WHEP endpoint (video and the host's audio) into `video`; `onEvent` gets the data
+// channel's JSON events.
 async function whepPlay(url, video, onEvent) {
   const pc = new RTCPeerConnection();
   pc.addTransceiver("video", {direction: "recvonly"});
+  pc.addTransceiver("audio", {direction: "recvonly"});
   const channel = pc.createDataChannel("events");
   channel.onmessage = (m) => { try { onEvent && onEvent(JSON.parse(m.data)); } catch (e) {} };
+  const media = new MediaStream();
   pc.ontrack = (ev) => {
-    video.srcObject = ev.streams[0] || new MediaStream([ev.track]);
+    media.addTrack(ev.track);
+    if (video.srcObject !== media) video.srcObject = media;
     video.play().catch(() => {});
   };
   const location = await exchange(pc, url, {});
