@@ -162,6 +162,7 @@ class _Track:
     fired: bool = False
     fired_gesture: str | None = None  # the gesture that fired last, and when it was
     fired_seen: float = -1e9  # last seen: it re-arms only after being gone for rearm_s
+    index: int = -1  # the hand's index in the latest frame that had it
 
 
 class GestureRecognizer:
@@ -216,6 +217,7 @@ class GestureRecognizer:
             pts = hands.points[i]
             pose = classify_hand(pts)
             track = self._match(pts, t, used)
+            track.index = i
             gesture = self.resolve(pose)
             prev_seen = track.fired_seen
             if gesture is not None and gesture == track.fired_gesture:
@@ -244,6 +246,22 @@ class GestureRecognizer:
         keep = max(self.grace_s, self.rearm_s, 0.05)
         self._tracks = [tr for tr in self._tracks if t - tr.seen <= keep]
         return events
+
+    def pending(self) -> list[tuple[int, str, float]]:
+        """Holds in progress on the latest frame: (hand index, gesture, progress 0..1).
+
+        For on-screen feedback (a ring filling up) so the host sees a gesture is being
+        taken before it fires.
+        """
+        if not self._tracks:
+            return []
+        latest = max(tr.seen for tr in self._tracks)
+        out = []
+        for tr in self._tracks:
+            if tr.seen == latest and tr.candidate is not None and not tr.fired:
+                k = 1.0 if self.hold_s <= 0 else (tr.last_match - tr.since) / self.hold_s
+                out.append((tr.index, tr.candidate, min(max(k, 0.0), 1.0)))
+        return sorted(out)
 
     def _match(self, pts: np.ndarray, t: float, used: set[int]) -> _Track:
         """The track of the hand at ``pts`` (nearest wrist within two palms) or a new one."""

@@ -261,3 +261,13 @@ def test_option_index() -> None:
     assert option_index("pick_option_0") is None
     assert option_index("like_burst") is None
     assert option_index("pick_option_x") is None
+
+
+def test_pending_reports_hold_progress() -> None:
+    rec = GestureRecognizer(hold_s=0.5)
+    assert rec.pending() == []
+    feed(rec, frames(0.0, 0.28, THUMBS))  # last frame at 0.24 s
+    ((hand, gesture, progress),) = rec.pending()
+    assert (hand, gesture) == (0, "thumbs_up") and progress == pytest.approx(0.48)
+    feed(rec, frames(0.28, 0.6, THUMBS))  # fired: no longer pending
+    assert rec.pending() == []
