@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
-ASSETS_DIR = Path(os.environ.get("ARENGINE_ASSETS", REPO_DIR / "assets"))
-SHADERS_DIR = Path(os.environ.get("ARENGINE_SHADERS", REPO_DIR / "shaders"))
+
+
+def _data_folder(name: str, env: str) -> Path:
+    """``assets/`` or ``shaders/``: beside the package in a checkout (editable install), else
+    where a regular install puts them (``<prefix>/share/arengine/<name>``)."""
+    if env in os.environ:
+        return Path(os.environ[env])
+    in_checkout = REPO_DIR / name
+    if in_checkout.is_dir():
+        return in_checkout
+    return Path(sys.prefix) / "share" / "arengine" / name
+
+
+ASSETS_DIR = _data_folder("assets", "ARENGINE_ASSETS")
+SHADERS_DIR = _data_folder("shaders", "ARENGINE_SHADERS")
 
 
 def shared_data_dir() -> Path:
