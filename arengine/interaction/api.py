@@ -423,6 +423,14 @@ def build_router(hub: RoomHub, admin_token: str | None = None) -> APIRouter:
         room, vid = viewer
         return _ack(await room.share(vid, body.channel if body else None))
 
+    @r.post(api + "/heartbeat", tags=["viewers"])
+    async def heartbeat(viewer: ViewerDep) -> dict[str, Any]:
+        """Still watching: viewers silent for ``idle_s`` seconds (no request, no heartbeat,
+        no event stream opened with their token) are marked as left."""
+        room, vid = viewer
+        room.touch(vid)
+        return {"ok": True, "idle_s": hub.idle_s}
+
     @r.post(api + "/follows", status_code=201, tags=["viewers"])
     async def follow(viewer: ViewerDep) -> dict[str, Any]:
         room, vid = viewer
@@ -536,14 +544,15 @@ def build_router(hub: RoomHub, admin_token: str | None = None) -> APIRouter:
     # websockets
 
     @r.websocket(api + "/events")
-    async def events(ws: WebSocket, room_id: str) -> None:
+    async def events(ws: WebSocket, room_id: str, token: str = "") -> None:
         """Room events as JSON, after a first ``{"type": "snapshot"}`` message.
 
         Events whose ``seq`` is at most the snapshot's ``seq`` are already in it. A client
         that falls behind gets ``{"type": "dropped", "count": n}`` instead of the oldest
-        events it missed (fetch ``GET /api/rooms/{room_id}`` to resynchronise).
+        events it missed (fetch ``GET /api/rooms/{room_id}`` to resynchronise). With
+        ``?token=<viewer_token>`` the viewer counts as present while the stream is open.
         """
-        await stream_events(hub, ws, room_id)
+        await stream_events(hub, ws, room_id, token=token or None)
 
     @r.websocket(api + "/actions")
     async def actions(ws: WebSocket, room_id: str, token: str = "") -> None:
@@ -560,13 +569,16 @@ async def _reject(ws: WebSocket, e: InteractionError) -> None:
 
 
 async def stream_events(hub: RoomHub, ws: WebSocket, room_id: str,
-                        maxsize: int = 256) -> None:
+                        maxsize: int = 256, token: str | None = None) -> None:
     try:
         room = hub.get(room_id)
+        vid = room.viewer_for_token(token) if token else None
     except InteractionError as e:
         await _reject(ws, e)
         return
     await ws.accept()
+    if vid is not None:
+        room.connect(vid)
     sub = room.subscribe(maxsize)
     reader = asyncio.create_task(_drain(ws))
     try:
@@ -588,6 +600,8 @@ async def stream_events(hub: RoomHub, ws: WebSocket, room_id: str,
     finally:
         sub.close()
         reader.cancel()
+        if vid is not None:
+            room.disconnect(vid)
         if ws.application_state != WebSocketState.DISCONNECTED:
             with contextlib.suppress(RuntimeError):
                 await ws.close()

@@ -48,6 +48,7 @@ from arengine.interaction.text import check_text
 Clock = Callable[[], float]
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+IDLE_SCAN_S = 5.0
 
 
 def _catalog_hex(shade_id: str) -> str:
@@ -66,15 +67,19 @@ class RoomHub:
     """Rooms by id, their store, and the shared services rooms use (clock, limits, metrics).
 
     ``clock``, ``shade_hex`` and ``effect_names`` can be injected, so tests drive poll
-    deadlines and rate limits without sleeping.
+    deadlines and rate limits without sleeping. Viewers not seen for ``idle_s`` seconds
+    (no request, no heartbeat, no open event stream) are marked as left; None keeps
+    everyone until they leave.
     """
 
     def __init__(self, store: Store, *, clock: Clock = time.time,
                  limits: RateLimits | None = None,
                  shade_hex: Callable[[str], str] = _catalog_hex,
                  effect_names: Callable[[], list[str]] = _effect_names,
-                 tick_s: float = 0.25) -> None:
+                 tick_s: float = 0.25, idle_s: float | None = 300.0) -> None:
         self.store = store
+        self.idle_s = idle_s
+        self._idle_scan_at = 0.0
         self.clock = clock
         self.limiter = RateLimiter(limits or RateLimits(), clock)
         self._shade_hex = shade_hex
@@ -113,10 +118,11 @@ class RoomHub:
              clock: Clock = time.time, limits: RateLimits | None = None,
              shade_hex: Callable[[str], str] = _catalog_hex,
              effect_names: Callable[[], list[str]] = _effect_names,
-             tick_s: float = 0.25) -> RoomHub:
+             tick_s: float = 0.25, idle_s: float | None = 300.0) -> RoomHub:
         """A hub on an SQLite file (created if missing), with every room replayed."""
         return cls(SQLiteStore(db_path, synchronous=synchronous), clock=clock, limits=limits,
-                   shade_hex=shade_hex, effect_names=effect_names, tick_s=tick_s)
+                   shade_hex=shade_hex, effect_names=effect_names, tick_s=tick_s,
+                   idle_s=idle_s)
 
     # ------------------------------------------------------------------ rooms
 
@@ -223,13 +229,21 @@ class RoomHub:
         return True
 
     async def tick(self) -> int:
-        """Close every poll whose deadline has passed; returns how many were closed."""
+        """Close every poll whose deadline has passed; returns how many were closed.
+
+        Every ``IDLE_SCAN_S`` it also marks idle viewers as left (see ``idle_s``).
+        """
         closed = 0
         for room in list(self.rooms.values()):
             poll = room.active_poll
             if poll is not None and self.clock() >= poll.closes_at:
                 await room._close_if_due(poll)
                 closed += 1
+        now = self.clock()
+        if self.idle_s is not None and now - self._idle_scan_at >= IDLE_SCAN_S:
+            self._idle_scan_at = now
+            for room in list(self.rooms.values()):
+                await room.leave_idle(self.idle_s)
         return closed
 
     async def _tick_forever(self) -> None:
@@ -264,9 +278,12 @@ class RoomHub:
         self.store.close()
 
     def _load(self) -> None:
+        now = self.clock()
         for room_id in self.store.room_ids():
             room = Room(room_id, self)
             self._replay(room, self.store.events(room_id))
+            for v in room.viewers.values():  # a grace period to come back after a restart
+                v.last_seen = max(v.last_seen, now)
             self.rooms[room_id] = room
             self._viewers.labels(room_id).set(room.present)
             self._peak.labels(room_id).set(room.peak_viewers)

@@ -93,6 +93,8 @@ class Viewer:
     avatar: bytes | None = None
     last_comment: str | None = None
     following: bool = False
+    last_seen: float = 0.0  # any request or live connection; in memory only
+    connections: int = 0  # open event streams that identified as this viewer
 
     def view(self) -> ViewerView:
         return ViewerView(self.id, self.name, self.avatar, self.last_comment,
@@ -310,6 +312,34 @@ class Room:
         self._present(viewer_id)
         await self._commit([self._event("leave", viewer_id)])
 
+    def touch(self, viewer_id: str) -> None:
+        """Note that a viewer is still watching (a heartbeat); no event is stored."""
+        self._present(viewer_id).last_seen = self.hub.clock()
+
+    def connect(self, viewer_id: str) -> None:
+        """A live connection of this viewer opened: they count as present while it lasts."""
+        v = self.viewer(viewer_id)
+        v.connections += 1
+        v.last_seen = self.hub.clock()
+
+    def disconnect(self, viewer_id: str) -> None:
+        v = self.viewer(viewer_id)
+        v.connections = max(0, v.connections - 1)
+        v.last_seen = self.hub.clock()
+
+    async def leave_idle(self, idle_s: float) -> int:
+        """Mark viewers unseen for ``idle_s`` seconds as gone; returns how many left.
+
+        Viewers rarely say goodbye (a closed tab sends nothing), so without this the
+        viewer count and peak would only ever grow.
+        """
+        cutoff = self.hub.clock() - idle_s
+        idle = [v.id for v in self.viewers.values()
+                if v.present and not v.connections and v.last_seen < cutoff]
+        if idle:
+            await self._commit([self._event("leave", vid, {"reason": "idle"}) for vid in idle])
+        return len(idle)
+
     async def comment(self, viewer_id: str, text: str) -> Event:
         self._present(viewer_id)
         check_comment(text)
@@ -491,6 +521,7 @@ class Room:
         v = self.viewer(viewer_id)
         if not v.present:
             raise ConflictError(f"viewer {viewer_id!r} has left the room; join again")
+        v.last_seen = self.hub.clock()
         return v
 
     def _event(self, kind: str, viewer_id: str | None,
@@ -555,6 +586,8 @@ class Room:
         minute.counts[e.kind] = minute.counts.get(e.kind, 0) + 1
         d = e.data
         vid = e.viewer_id
+        if vid is not None and vid in self.viewers:
+            self.viewers[vid].last_seen = max(self.viewers[vid].last_seen, e.ts)
         if e.kind == "room_created":
             self.title = d.get("title", "")
             self.created_at = e.ts
@@ -563,12 +596,13 @@ class Room:
             assert vid is not None
             v = self.viewers.get(vid)
             if v is None:
-                v = self.viewers[vid] = Viewer(vid, d["name"], d["_token_sha256"], e.ts, e.ts)
+                v = self.viewers[vid] = Viewer(vid, d["name"], d["_token_sha256"], e.ts, e.ts,
+                                               last_seen=e.ts)
                 self._by_token[v.token_hash] = vid
             else:
                 v.name = d["name"]
             v.present = True
-            v.last_active = e.ts
+            v.last_active = v.last_seen = e.ts
             self.present += 1
             self.peak_viewers = max(self.peak_viewers, self.present)
         elif e.kind == "leave":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -301,3 +302,25 @@ def test_body_validation_errors_read_as_one_line(client: TestClient,
     r = client.post(f"/api/rooms/{room['id']}/polls", headers=room["host"], json={
         "question": "Q?", "options": [{"label": "A"}, {"label": "B"}], "duration_s": "soon"})
     assert r.status_code == 422 and "body.duration_s" in r.json()["detail"]
+
+
+def test_heartbeat_and_identified_event_streams(client: TestClient,
+                                                room: dict[str, Any]) -> None:
+    rid = room["id"]
+    r = client.post(f"/api/rooms/{rid}/heartbeat", headers=room["viewers"][0])
+    assert r.status_code == 200 and r.json() == {"ok": True, "idle_s": 300.0}
+    assert client.post(f"/api/rooms/{rid}/heartbeat").status_code == 401
+    hub: RoomHub = client.app.state.hub  # type: ignore[attr-defined]
+    vid = room["viewer_ids"][1]
+    token = room["viewers"][1]["Authorization"].split()[1]
+    with client.websocket_connect(f"/api/rooms/{rid}/events?token={token}") as ws:
+        assert ws.receive_json()["type"] == "snapshot"
+        assert hub.get(rid).viewers[vid].connections == 1
+    for _ in range(100):  # the server notices the close a moment later
+        if hub.get(rid).viewers[vid].connections == 0:
+            break
+        time.sleep(0.01)
+    assert hub.get(rid).viewers[vid].connections == 0
+    with client.websocket_connect(f"/api/rooms/{rid}/events?token=forged") as ws:
+        msg = ws.receive_json()
+        assert msg["type"] == "error" and msg["status"] == 401

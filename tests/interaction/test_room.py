@@ -371,3 +371,30 @@ def test_snapshot_from_another_thread_never_blocks_and_catches_up(
         await hub.close()
 
     asyncio.run(main())
+
+
+def test_idle_viewers_are_marked_as_left(make_hub: Callable[..., RoomHub], clock) -> None:
+    async def main() -> None:
+        hub = make_hub(idle_s=60)
+        room, _, (quiet, chatty, streaming) = await room_with_viewers(hub, 3)
+        room.connect(streaming)  # an open event stream counts as presence
+        clock.advance(50)
+        await room.comment(chatty, "still here")
+        clock.advance(15)  # quiet: 65 s unseen; chatty: 15 s
+        await hub.tick()
+        assert not room.viewers[quiet].present and room.viewers[chatty].present
+        assert room.viewers[streaming].present
+        assert room.snapshot().viewer_count == 2 and room.peak_viewers == 3
+        room.disconnect(streaming)
+        clock.advance(30)
+        room.touch(chatty)  # heartbeat
+        clock.advance(35)
+        await hub.tick()
+        assert room.viewers[chatty].present and not room.viewers[streaming].present
+        with pytest.raises(ConflictError, match="has left the room; join again"):
+            await room.comment(quiet, "back?")
+        assert [e.data for e in hub.store.events(room.id) if e.kind == "leave"] \
+            == [{"reason": "idle"}, {"reason": "idle"}]
+        await hub.close()
+
+    asyncio.run(main())
