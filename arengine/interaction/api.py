@@ -226,6 +226,12 @@ def _bearer_value(value: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def _metrics_doc() -> str:
+    from arengine.interaction import metrics
+
+    return (metrics.__doc__ or "").split("\n", 2)[-1].strip()
+
+
 def _ack_bytes(event: Event) -> bytes:
     return b'{"ok":true,"seq":%d,"ts":%r}' % (event.seq, event.ts)
 
@@ -528,7 +534,7 @@ def build_router(hub: RoomHub, admin_token: str | None = None) -> APIRouter:
 
     # metrics
 
-    @r.get(api + "/metrics", tags=["metrics"])
+    @r.get(api + "/metrics", tags=["metrics"], description=_metrics_doc())
     async def metrics(room: RoomDep,
                       bucket_s: Annotated[float, Query(ge=1, le=3600)] = 60.0
                       ) -> dict[str, Any]:

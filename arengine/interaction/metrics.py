@@ -12,7 +12,8 @@ Definitions (also in the API description):
   minute's interactions / the viewers who had joined by the end of that minute, so the
   per-minute rates of a room add up to more than its overall rate only when the
   audience grew.
-* **peak concurrent viewers** = the most viewers present at once (joined, not left).
+* **peak concurrent viewers** = the most viewers present at once (joined and not left;
+  a viewer unseen for the hub's ``idle_s`` is recorded as leaving).
 * **votes over time**: for each poll, the tally of every option at the end of each
   ``bucket_s`` window since the poll opened (a moved ballot leaves one option and joins
   another, so tallies always sum to the number of voters).
