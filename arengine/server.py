@@ -433,6 +433,7 @@ class ServerOptions:
 
     db_path: str = "arengine.db"
     demo_room: str | None = "demo"
+    demo_shade: str | None = "velvet-ruby"
     codec: Codec = "vp8"
     room: RoomConfig = field(default_factory=RoomConfig)
     public_url: str = "http://127.0.0.1:8080"
@@ -463,7 +464,9 @@ def create_server(options: ServerOptions,
                 if callable(rotate):
                     token = await rotate(options.demo_room)
             else:
-                _room, token = await hub.create_room("arengine demo", options.demo_room)
+                demo, token = await hub.create_room("arengine demo", options.demo_room)
+                if options.demo_shade:  # lipstick on from the first frame
+                    await demo.set_shade(options.demo_shade)
             await media.pipeline(options.demo_room)
         await media.start()
         if on_ready is not None:

@@ -34,8 +34,10 @@ class EffectChain:
             self.effects.update(effects)
         else:
             for name in names:
+                # Lipstick starts bare: the room's shade (if any) fades in with the state.
+                settings = {"shade": None} if name == "lipstick" else {}
                 try:
-                    self.effects[name] = create_effect(name)
+                    self.effects[name] = create_effect(name, **settings)
                 except ValueError as e:
                     logger.warning("effect %r is not available, skipped: %s", name, e)
                 except Exception:
@@ -64,11 +66,11 @@ class EffectChain:
                     set_state(state)
                 except Exception:
                     logger.exception("effect %r rejected the room state", name)
-        # A room that never picked a shade keeps the effect's default (lipstick shows at
-        # once); a shade picked and then cleared turns lipstick off.
+        # The room's shade is the truth: none means no lipstick (the host console shows
+        # the same), a new one cross-fades in.
         lipstick = self.effects.get("lipstick")
         shade = state.shade_id
-        if lipstick is not None and shade != self._shade and (shade or self._shade_set):
+        if lipstick is not None and (shade != self._shade or not self._shade_set):
             set_shade = getattr(lipstick, "set_shade", None)
             if callable(set_shade):
                 try:
