@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -74,26 +75,55 @@ def _check_paths(src: Path, dst: Path) -> None:
 
 @contextmanager
 def _native_stderr_silenced() -> Iterator[None]:
-    """Hide what native libraries print straight to file descriptor 2 while starting up.
+    """Send what native code writes to file descriptor 2 to /dev/null, keep Python's stderr.
 
     MediaPipe's TFLite and absl logs (and libpng's colour-profile notes) are written by C++
-    code before any Python logging is set up; on a command line they bury the one-line
-    warnings and errors the user does need. Python-level errors still surface afterwards.
+    threads, at start-up and whenever a graph is created, straight to descriptor 2; on a
+    command line they bury the one-line warnings and errors the user does need. Python's
+    ``sys.stderr`` (warnings, the progress bar, errors) moves to a copy of the real
+    descriptor, so it still reaches the terminal. ``ARENGINE_NATIVE_LOGS=1`` keeps the
+    native logs, for debugging.
     """
+    if os.environ.get("ARENGINE_NATIVE_LOGS") == "1":
+        yield
+        return
     sys.stderr.flush()
     try:
         saved = os.dup(2)
     except OSError:  # no usable stderr: nothing to hide
         yield
         return
+    python_stderr = sys.stderr
+    sys.stderr = open(  # noqa: SIM115 - closed in the finally below
+        saved, "w", buffering=1, encoding=python_stderr.encoding or "utf-8",
+        errors="backslashreplace", closefd=False)
     try:
         with open(os.devnull, "wb") as null:
             os.dup2(null.fileno(), 2)
         yield
     finally:
         sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = python_stderr
         os.dup2(saved, 2)
         os.close(saved)
+
+
+@contextmanager
+def _media_warnings() -> Iterator[None]:
+    """Media warnings (audio left out, a broken container) in this command's own format."""
+    logger = logging.getLogger("arengine.media")
+    handler = logging.StreamHandler()  # writes to sys.stderr as it is at each call
+    handler.setFormatter(logging.Formatter("arengine tryon: warning: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def _warn(message: str) -> None:
@@ -154,9 +184,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.intensity <= 1.0:
         raise UserError(f"--intensity must be between 0 and 1, got {args.intensity}")
 
-    from arengine.effects.lipstick import DEFAULT_SHADE, LipstickEffect
+    from arengine.effects.lipstick import DEFAULT_SHADE
     from arengine.effects.shades import default_catalog
-    from arengine.media import VideoInput, open_input, open_output
 
     shade = default_catalog().get(args.shade or DEFAULT_SHADE)  # unknown: UserError
     src, dst = Path(args.input), Path(args.output)
@@ -167,8 +196,16 @@ def run(args: argparse.Namespace) -> int:
         if not rp.is_dir():
             raise UserError(f"report folder does not exist: {rp}")
 
-    with _native_stderr_silenced():
-        source = open_input(src)
+    with _native_stderr_silenced(), _media_warnings():
+        return _run(args, src, dst, shade, report_path)
+
+
+def _run(args: argparse.Namespace, src: Path, dst: Path, shade: Any,
+         report_path: Path | None) -> int:
+    from arengine.effects.lipstick import LipstickEffect
+    from arengine.media import VideoInput, open_input, open_output
+
+    source = open_input(src)
     try:
         sink = open_output(dst, source)
     except BaseException:
@@ -240,21 +277,16 @@ def _process(args: argparse.Namespace, source: Any, sink: Any, shade: Any,
     frames = with_face = 0
     bar = _progress(args, source.info.frames, is_video)
     t_start = time.perf_counter_ns()
-    with _native_stderr_silenced():
-        tracker = Tracker("video" if is_video else "image", hands=not args.no_hands)
+    tracker = Tracker("video" if is_video else "image", hands=not args.no_hands)
     with tracker, bar:
         for frame, t0, t1 in _timed_frames(source.frames()):
             ts = frame.time if frame.time is not None else frame.index / fps
             t2 = timer.now()
-            # The graphs log their start-up over the first frames, from their own threads.
-            quiet: AbstractContextManager[None] = (
-                _native_stderr_silenced() if frames < 3 else nullcontext())
-            with quiet:
-                scene = tracker.faces.track(frame.image, ts, frame.index)
-                t3 = timer.now()
-                if tracker.hands is not None:
-                    scene = scene.with_hands(tracker.hands.detect(frame.image))
-                t4 = timer.now()
+            scene = tracker.faces.track(frame.image, ts, frame.index)
+            t3 = timer.now()
+            if tracker.hands is not None:
+                scene = scene.with_hands(tracker.hands.detect(frame.image))
+            t4 = timer.now()
             image = effect.apply(frame.image, scene) if len(scene.faces) else frame.image
             t5 = timer.now()
             sink.write(frame.replace(image))

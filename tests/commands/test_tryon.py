@@ -156,7 +156,8 @@ def test_video(clip: Path, tmp_path: Path, ext: str, audio: str) -> None:
         assert info_out["audio"] in ("opus", "mp2") and info_out["audio_packets"]
     else:
         assert info_out["audio"] is None
-        assert "no audio" in r.stderr
+        assert r.stderr.strip().startswith("arengine tryon: warning:")
+        assert "holds no audio" in r.stderr
     assert_lips_moved_toward(frames_in[15], frames_out[15], "velvet-plum")
 
 
@@ -180,7 +181,8 @@ def test_video_report(clip: Path, tmp_path: Path) -> None:
     j = rep["jitter_px"]
     assert j["samples"] == 28
     assert 0 < j["smoothed"] < j["raw"]
-    assert "Traceback" not in r.stderr
+    # A clean run says nothing on stderr: no native MediaPipe/TFLite start-up logs either.
+    assert r.stderr.strip() == "", r.stderr
 
 
 def test_progress_bar_only_when_asked_or_on_a_terminal(clip: Path, tmp_path: Path) -> None:
