@@ -34,6 +34,13 @@ from pathlib import Path
 from typing import Any
 
 
+def _installed(module: str) -> bool:
+    """uvicorn picks httptools and uvloop when installed ('auto'); say which ran."""
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -288,7 +295,8 @@ def main() -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(), "note": "client and server share cores"},
         "server": {"http_parser": args.http_parser, "sqlite_synchronous": args.sync,
-                   "journal_mode": "WAL"},
+                   "journal_mode": "WAL", "httptools": _installed("httptools"),
+                   "uvloop": _installed("uvloop")},
         "viewers": args.viewers, "phases": phases,
         "server_votes_in_log": votes_logged, "server_acked_total": acked,
         "log_has_every_ack": votes_logged >= acked,
@@ -303,7 +311,8 @@ def main() -> int:
                     f"| {p['acked_votes_per_s']:.0f} | {p['latency_ms_p50']} "
                     f"| {p['latency_ms_p99']} | {p['load_avg_1m']} |")
     md = (f"# Acknowledged votes per second\n\n{os.cpu_count()} CPUs shared by client and "
-          f"server; SQLite WAL, synchronous={args.sync}; HTTP parser {args.http_parser}.\n"
+          f"server; SQLite WAL, synchronous={args.sync}; HTTP parser {args.http_parser} "
+          f"(httptools installed: {_installed('httptools')}, uvloop: {_installed('uvloop')}).\n"
           f"Every vote counted was committed before its answer was sent. `in-process` calls "
           f"RoomHub directly (no HTTP): the ceiling of the room logic and the store.\n"
           f"`load avg` is the machine's 1-minute load when the phase ended (other work "
