@@ -294,12 +294,17 @@ class Room:
     # ------------------------------------------------------------ viewer actions
 
     async def join(self, name: str, token: str | None = None) -> tuple[str, str]:
-        """Add a viewer (or bring back one who left, given their token): (viewer_id, token)."""
+        """Add a viewer (or bring back one who left, given their token): (viewer_id, token).
+
+        Joining again with the token of a viewer who is still present changes nothing, so
+        a client can always "join with my token" on (re)connect.
+        """
         check_name(name)
         if token:
             vid = self.viewer_for_token(token)
             if self.viewers[vid].present:
-                raise ConflictError(f"viewer {vid!r} is already in the room")
+                self.viewers[vid].last_seen = self.hub.clock()
+                return vid, token
             await self._commit([self._event("join", vid, {"name": name})])
             return vid, token
         vid = "v_" + secrets.token_urlsafe(9)
