@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from aiortc import RTCConfiguration, RTCIceServer
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -59,9 +60,15 @@ class MediaServer:
     """Media pipelines and WebRTC sessions of all rooms."""
 
     def __init__(self, hub: Hub, config: RoomConfig | None = None, codec: Codec = "vp8",
-                 observer: StatsObserver | None = None) -> None:
+                 observer: StatsObserver | None = None,
+                 ice_servers: list[str] | None = None) -> None:
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}")
+        # No ICE servers unless asked for: host candidates serve a LAN or a server with a
+        # public address, and the server contacts no third party (aiortc's default is a
+        # public STUN server).
+        self.rtc_config = RTCConfiguration(
+            iceServers=[RTCIceServer(u) for u in (ice_servers or [])])
         self.hub = hub
         self.config = config or RoomConfig()
         self.codec: Codec = codec
@@ -196,7 +203,7 @@ class MediaServer:
                                          "DELETE its session first")
                 logger.info("room %s: replacing a stalled publisher", room)
                 await old.close()
-            session = WhipSession(room)
+            session = WhipSession(room, self.rtc_config)
             try:
                 answer = await session.answer(offer)
             except Exception as e:
@@ -246,7 +253,7 @@ class MediaServer:
         pipeline = await self.pipeline(room)
         track = pipeline.subscribe(codec)
         audio = self.room_audio(room).subscribe() if info.has_audio else None
-        session = WhepSession(room, track, codec, audio=audio)
+        session = WhepSession(room, track, codec, self.rtc_config, audio=audio)
 
         async def on_closed(s: PeerSession) -> None:
             self.sessions.pop(s.id, None)
@@ -437,6 +444,7 @@ class ServerOptions:
     codec: Codec = "vp8"
     room: RoomConfig = field(default_factory=RoomConfig)
     public_url: str = "http://127.0.0.1:8080"
+    ice_servers: list[str] = field(default_factory=list)  # stun:/turn: URLs
 
 
 def create_server(options: ServerOptions,
@@ -452,7 +460,7 @@ def create_server(options: ServerOptions,
     from arengine.interaction.hub import RoomHub
 
     hub = RoomHub.open(options.db_path)
-    media = MediaServer(hub, options.room, options.codec)
+    media = MediaServer(hub, options.room, options.codec, ice_servers=options.ice_servers)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -19,6 +19,7 @@ from arengine.cli import main
     ["serve", "--fps", "0"],
     ["serve", "--bitrate", "5"],
     ["serve", "--effects", "lipstick,nope"],
+    ["serve", "--ice-server", "http://example.org"],
 ])
 def test_bad_arguments_exit_2_on_one_line(argv, capsys) -> None:
     with pytest.raises(SystemExit) as e:

@@ -35,7 +35,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--effects", default=None, metavar="A,B",
                    help="effects in drawing order (default: lipstick,avatars,vote_sticker,"
                         "likes,product)")
-    p.add_argument("--no-hands", action="store_true", help="do not run hand tracking")
+    p.add_argument("--no-hands", action="store_true",
+                   help="do not run hand tracking (no hand gestures, no hand occlusion)")
+    p.add_argument("--ice-server", action="append", default=[], metavar="URL",
+                   help="STUN/TURN server for NAT traversal, e.g. stun:stun.example.org:3478 "
+                        "(repeatable; default none: host candidates only)")
     p.add_argument("--log-level", default="info",
                    choices=("debug", "info", "warning", "error"))
     p.set_defaults(run=run)
@@ -89,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         unknown = [e for e in effects if e not in known]
         if unknown:
             raise UserError(f"unknown effect {unknown[0]!r}; known: {', '.join(known)}")
+    for url in args.ice_server:
+        if not url.startswith(("stun:", "turn:", "turns:")):
+            raise UserError(f"--ice-server must be a stun:, turn: or turns: URL, not {url!r}")
     _check_port(args.host, args.port)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -100,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         db_path=args.db, demo_room="demo" if args.demo else None, codec=args.codec,
         room=RoomConfig(effects=effects, track_hands=not args.no_hands, demo=args.demo,
                         demo_size=size, fps=args.fps, bitrate=args.bitrate * 1000),
-        public_url=base)
+        public_url=base, ice_servers=args.ice_server)
 
     def ready(room: str | None, token: str | None) -> None:
         print(f"arengine serving on {base}", flush=True)
