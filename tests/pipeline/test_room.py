@@ -163,3 +163,54 @@ def test_effect_exception_sends_frame_without_it(hub, server, caplog) -> None:
             await viewer.close()
 
     asyncio.run(main())
+
+
+class _SizeSwitchTrack:
+    """Demo frames at one size, then another, in one WHIP session (a camera renegotiating)."""
+
+    def __new__(cls, first: tuple[int, int], second: tuple[int, int], after: int) -> object:
+        from aiortc import MediaStreamTrack
+
+        sources = (DemoSource(*first, fps=15), DemoSource(*second, fps=15))
+
+        class _Track(MediaStreamTrack):
+            kind = "video"
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.index = 0
+
+            async def recv(self):
+                await asyncio.sleep(1 / 15)
+                src = sources[0] if self.index < after else sources[1]
+                frame = src.frame(self.index).to_av()
+                self.index += 1
+                return frame
+
+        return _Track()
+
+
+@pytest.mark.slow
+def test_resolution_change_mid_stream(hub, server) -> None:
+    config = RoomConfig(demo_size=(320, 180), fps=15, track_hands=False, effects=("lipstick",))
+
+    async def main() -> None:
+        async with server(hub, config) as (http, media):
+            viewer = WhepClient(http, f"{URL}/whep/demo")
+            sizes: set[tuple[int, int]] = set()
+            await viewer.play(on_frame=lambda f: sizes.add((f.width, f.height)))
+            host = WhipClient(http, f"{URL}/whip/demo")
+            await host.publish(_SizeSwitchTrack((640, 360), (480, 270), 30), "host-secret")
+            for _ in range(200):
+                if (480, 270) in sizes:
+                    break
+                await viewer.wait_frames(1, timeout=30)
+            assert {(640, 360), (480, 270)} <= sizes
+            await viewer.wait_frames(10)
+            pipeline = media.pipelines["demo"]
+            assert pipeline.status == "live" and pipeline.size == (480, 270)
+            assert len(media.viewers("demo")) == 1  # the same session throughout
+            await host.close()
+            await viewer.close()
+
+    asyncio.run(main())
