@@ -496,7 +496,8 @@ class VideoOutput:
             except av.error.FFmpegError:
                 continue  # a damaged audio packet: a short silence, not a failed run
             for f in frames:
-                f.pts = None  # the encoder's resampler counts samples from the start
+                # pts stay as decoded: the encoder's resampler carries them over, so audio
+                # that starts after the video still does after transcoding.
                 self._mux(self.audio_stream.encode(f))
 
     def close(self) -> None:

@@ -286,3 +286,41 @@ def test_video_output_without_a_source(tmp_path: Path) -> None:
     assert got["frames"] == 6 and got["fps"] == 30 and got["size"] == (64, 48)
     with pytest.raises(ValueError):
         VideoOutput(tmp_path / "x.mp4")
+
+
+def test_transcoded_audio_keeps_its_start_offset(tmp_path: Path) -> None:
+    """Audio that starts 0.5 s after the video still does after AAC -> Opus / MP2."""
+    src = tmp_path / "late.mkv"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width = v.height = 64
+        v.pix_fmt = "yuv420p"
+        a = out.add_stream("aac", rate=44100)
+        a.layout = "mono"
+        for i in range(50):
+            vf = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="bgr24")
+            vf.pts = i
+            out.mux(v.encode(vf))
+        out.mux(v.encode(None))
+        for k in range(0, 44100 * 3 // 2, 1024):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                            layout="mono")
+            af.sample_rate, af.pts, af.time_base = 44100, 22050 + k, Fraction(1, 44100)
+            out.mux(a.encode(af))
+        out.mux(a.encode(None))
+
+    def audio_start(path: Path) -> float:
+        starts = []
+        for kind in ("audio", "video"):
+            with av.open(str(path)) as c:
+                stream = c.streams.audio[0] if kind == "audio" else c.streams.video[0]
+                first = next(p for p in c.demux(stream) if p.pts is not None)
+                starts.append(float(first.pts * first.time_base))
+        return starts[0] - starts[1]
+
+    expected = audio_start(src)
+    assert expected == pytest.approx(0.5, abs=0.05)
+    for ext in (".webm", ".mpg"):
+        _, out = copy_through(src, tmp_path / f"o{ext}")
+        assert out.audio == "transcode"
+        assert audio_start(tmp_path / f"o{ext}") == pytest.approx(expected, abs=0.05), ext
