@@ -33,6 +33,9 @@ from arengine.types import Frame
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+# cv2.rotate code that turns a frame with this display rotation upright (as ffmpeg does).
+_ROTATE = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180,
+           270: cv2.ROTATE_90_CLOCKWISE}
 # Output container per extension: (FFmpeg muxer, video encoder, pixel format).
 VIDEO_FORMATS: dict[str, tuple[str, str, str]] = {
     ".mp4": ("mp4", "libx264", "yuv420p"),
@@ -74,6 +77,7 @@ class MediaInfo:
     duration: float | None = None  # seconds
     audio_codec: str | None = None
     audio_sample_rate: int | None = None
+    rotation: int = 0  # degrees the pictures were turned to stand upright (display matrix)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -275,12 +279,36 @@ class VideoInput:
         if frames is None and duration and fps:
             frames = round(duration * float(fps))
         a = self.container.streams.audio[0] if self.container.streams.audio else None
+        self.rotation = self._probe_rotation()
+        self._upright = _ROTATE.get(self.rotation)
+        width, height = (cc.height, cc.width) if self.rotation in (90, 270) else (
+            cc.width, cc.height)
         self.info = MediaInfo(
-            str(self.path), "video", cc.width, cc.height,
+            str(self.path), "video", width, height, rotation=self.rotation,
             container=self.container.format.name, video_codec=cc.name,
             fps=Fraction(fps) if fps else None, frames=frames, duration=duration,
             audio_codec=a.codec_context.name if a is not None else None,
             audio_sample_rate=a.codec_context.sample_rate if a is not None else None)
+
+    def _probe_rotation(self) -> int:
+        """The display rotation of the first frame, as 0, 90, 180 or 270 degrees.
+
+        Phone clips are stored sideways with a display matrix that players apply; the
+        trackers need upright faces, so frames are turned upright on decode (the output is
+        then upright pixels, no matrix). A second short-lived demuxer finds the angle
+        without disturbing this one's position.
+        """
+        import av
+
+        try:
+            with av.open(str(self.path), "r") as probe:
+                stream = probe.streams.video[0]
+                for frame in probe.decode(stream):
+                    angle = getattr(frame, "rotation", 0) or 0
+                    return round(float(angle) / 90.0) * 90 % 360
+        except (av.error.FFmpegError, StopIteration, ValueError):
+            pass
+        return 0
 
     @property
     def time_base(self) -> Fraction | None:
@@ -321,6 +349,8 @@ class VideoInput:
                     self.corrupt_frames += 1
                     continue
                 frame = Frame.from_av(f, self.frames_decoded)
+                if self._upright is not None:
+                    frame = frame.replace(cv2.rotate(frame.image, self._upright))
                 if frame.time_base is None:
                     frame.time_base = self.time_base
                 self.frames_decoded += 1

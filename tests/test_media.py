@@ -324,3 +324,35 @@ def test_transcoded_audio_keeps_its_start_offset(tmp_path: Path) -> None:
         _, out = copy_through(src, tmp_path / f"o{ext}")
         assert out.audio == "transcode"
         assert audio_start(tmp_path / f"o{ext}") == pytest.approx(expected, abs=0.05), ext
+
+
+@pytest.mark.parametrize("angle", [90, 180, 270])
+def test_rotated_phone_clip_is_turned_upright(tmp_path: Path, angle: int) -> None:
+    """A display-matrix rotation is applied on decode, the way ffmpeg's autorotate does."""
+    import subprocess
+
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:8, :16] = 255  # a marker in the stored top-left corner
+    src = tmp_path / "rot.mp4"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.set_display_rotation(angle)
+        for i in range(3):
+            vf = av.VideoFrame.from_ndarray(img, format="bgr24")
+            vf.pts = i
+            out.mux(v.encode(vf))
+        out.mux(v.encode(None))
+    ref = tmp_path / "ref.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-frames:v", "1", str(ref)],
+                   check=True)
+    upright = cv2.imread(str(ref))
+    with VideoInput(src) as inp:
+        assert inp.info.rotation == angle
+        assert (inp.info.width, inp.info.height) == (upright.shape[1], upright.shape[0])
+        first = next(inp.frames()).image
+    assert first.shape == upright.shape
+    assert np.abs(first.astype(int) - upright).mean() < 8
+    copy_through(src, tmp_path / "o.mp4")
+    got = probe(tmp_path / "o.mp4")
+    assert got["size"] == (upright.shape[1], upright.shape[0])
