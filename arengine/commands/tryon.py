@@ -214,7 +214,7 @@ def _run(args: argparse.Namespace, src: Path, dst: Path, shade: Any,
     try:
         result = _process(args, source, sink, shade, LipstickEffect)
     except BaseException:
-        sink_close_quietly(sink)
+        _close_quietly(sink)
         source.close()
         dst.unlink(missing_ok=True)  # never leave half a file behind
         raise
@@ -246,7 +246,7 @@ def _same_format(a: Path, b: Path) -> bool:
     return alias.get(ea, ea) == alias.get(eb, eb)
 
 
-def sink_close_quietly(sink: Any) -> None:
+def _close_quietly(sink: Any) -> None:
     with suppress(Exception):  # the original error is the one worth reporting
         sink.close()
 
