@@ -295,3 +295,11 @@ def test_picture_without_a_face(data_dir: Path, tmp_path: Path) -> None:
     r = tryon(src, "-o", png)
     assert r.returncode == 0
     np.testing.assert_array_equal(cv2.imread(str(png)), cv2.imread(str(src)))
+
+
+def test_bad_intensity_and_report_folder(data_dir: Path, tmp_path: Path) -> None:
+    src = data_dir / "faces" / "obama.jpg"
+    one_line_error(tryon(src, "-o", tmp_path / "o.png", "--intensity", "1.5"), "--intensity")
+    one_line_error(tryon(src, "-o", tmp_path / "o.png", "--report", tmp_path / "no" / "r.json"),
+                   "report folder does not exist")
+    assert not (tmp_path / "o.png").exists()
