@@ -56,6 +56,7 @@ def soak(minutes: float, progress: Callable[[str], None] | None = None) -> dict[
         windows.setdefault(int(t // 10), []).append(v)
     wx = [k * 10 + 5.0 for k in sorted(windows)]
     wy = [summarize(windows[k]).median for k in sorted(windows)]
+    late_rss = sum(1 for t in rss_t if t >= 60)
     return {
         "minutes": minutes, "resolution": "720p", "seconds": elapsed,
         "processed": len(lat), "dropped": max(0, due - len(lat) - 1),
@@ -65,10 +66,12 @@ def soak(minutes: float, progress: Callable[[str], None] | None = None) -> dict[
         "last_p50_ms": summarize(last).median if last else None,
         "rss_start_mb": rss_start, "rss_end_mb": rss_v[-1] if rss_v else rss_mb(),
         "rss_peak_mb": max(rss_v) if rss_v else rss_mb(),
-        # Growth after the first minute: model and encoder warm-up allocations are not leaks.
+        # Growth after the first minute (model and encoder warm-up allocations are not
+        # leaks) when the soak is long enough to have one, else over the whole run.
+        "rss_growth_from_s": 60 if late_rss > 1 else 0,
         "rss_growth_mb_per_min": slope([t for t in rss_t if t >= 60],
                                        [v for t, v in rss if t >= 60]) * 60
-        if sum(1 for t in rss_t if t >= 60) > 1 else slope(rss_t, rss_v) * 60,
+        if late_rss > 1 else slope(rss_t, rss_v) * 60,
         "errors": s.errors,
         "samples_t_s": [round(t, 3) for t in at], "samples_ms": [round(v, 3) for v in lat],
         "rss_samples": [[round(t, 1), round(v, 1)] for t, v in rss],

@@ -235,7 +235,9 @@ def _verdicts(report: dict[str, Any], problems: list[str]) -> list[rep.Verdict]:
     if soak:
         out.append(_verdict("soak latency drift", soak["drift_ms_per_min"],
                             t.get("soak_drift_ms_per_min"), "ms/min"))
-        out.append(_verdict("soak RSS growth after the first minute",
+        after = " after the first minute" if soak.get("rss_growth_from_s") else \
+            " (whole run: too short to skip the warm-up minute)"
+        out.append(_verdict(f"soak RSS growth{after}",
                             soak["rss_growth_mb_per_min"], t.get("soak_rss_mb_per_min"),
                             "MiB/min"))
     for p in report["stages"]:
