@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCRtpSender
+from aiortc.rtcpeerconnection import filter_preferred_codecs
 
 from arengine.transport.encoder import MIME_TYPES, Codec, EncodedTrack
 from arengine.transport.session import PeerSession
@@ -63,6 +64,12 @@ class WhepSession(PeerSession):
             prefs = [c for c in caps if c.mimeType.lower() == mime]
             prefs += [c for c in caps if c.mimeType.lower() == "video/rtx"]
             t.setCodecPreferences(prefs)
+            # aiortc applies preferences when it reads the offer, which for an answerer has
+            # already happened: narrow the negotiated list too, or the answer would list
+            # the viewer's first codec and the shared packets would be labelled with it.
+            t._codecs = filter_preferred_codecs(t._codecs, prefs)
+            if not t._codecs:
+                raise ValueError(f"the offer does not accept {self.codec.upper()}")
             # The shared encoder honours keyframe requests (PLI/FIR) for this viewer.
             sender._send_keyframe = self.track.fanout.request_keyframe  # type: ignore[method-assign]
             return

@@ -95,3 +95,27 @@ def test_viewer_gets_frames_and_product_regions(hub, server) -> None:
                 await bad.play()
 
     asyncio.run(main())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("room_codec", ["h264", "vp8"])
+def test_answer_names_only_the_shared_codec(hub, server, room_codec) -> None:
+    """A viewer offering both codecs gets an answer with just the room's codec.
+
+    Browsers list several codecs (Chrome VP8 first, Safari H.264 first); an answer that
+    kept the viewer's first one would label the shared packets with the wrong codec.
+    """
+
+    async def main() -> None:
+        async with server(hub, FAST, room_codec) as (http, _):
+            viewer = WhepClient(http, f"{URL}/whep/demo")
+            await viewer.play(codec=None, data_channel=False)  # offers VP8 and H.264
+            video = viewer.pc.remoteDescription.sdp.split("m=video", 1)[1].split("m=", 1)[0]
+            names = {line.split()[1].split("/")[0] for line in video.splitlines()
+                     if line.startswith("a=rtpmap:")}
+            assert names == {room_codec.upper(), "rtx"}, names
+            frame = await viewer.wait_frames(5)
+            assert frame.width == 320
+            await viewer.close()
+
+    asyncio.run(main())

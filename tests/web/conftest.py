@@ -44,8 +44,11 @@ def free_port() -> int:
 def live_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     marker = request.node.get_closest_marker("room_config")
     config = marker.args[0] if marker else RoomConfig(demo_size=(640, 360), fps=15)
-    tokens: dict[str, str | None] = {}
-    app = create_server(ServerOptions(db_path=str(tmp_path / "rooms.db"), room=config),
+    codec_marker = request.node.get_closest_marker("server_codec")
+    codec = codec_marker.args[0] if codec_marker else "vp8"
+    tokens: dict[str | None, str | None] = {}
+    app = create_server(ServerOptions(db_path=str(tmp_path / "rooms.db"), room=config,
+                                      codec=codec),
                         lambda room, token: tokens.update({room: token}))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
@@ -75,6 +78,7 @@ def chromium_or_fail() -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "room_config(config): RoomConfig for live_server")
+    config.addinivalue_line("markers", "server_codec(name): viewer codec of live_server")
 
 
 @pytest.fixture

@@ -247,3 +247,17 @@ def test_host_console_controls_and_product_click(browser, live_server) -> None:
     host.close()
     viewer.close()
     http.close()
+
+
+@pytest.mark.server_codec("h264")
+@pytest.mark.room_config(RoomConfig(demo_size=(480, 270), fps=15, track_hands=False,
+                                    effects=("lipstick",)))
+def test_viewer_plays_h264(browser, live_server) -> None:
+    """Chromium offers VP8 first; a room that sends H.264 must still play."""
+    viewer = browser.new_page()
+    viewer.goto(f"{live_server.url}/watch/demo")
+    wait_for(lambda: grab(viewer) is not None, 30, "the H.264 picture")
+    frame = grab(viewer)
+    assert frame.shape[:2] == (270, 480)
+    assert live_server.media.pipelines["demo"].encoders.keys() == {"h264"}
+    viewer.close()
