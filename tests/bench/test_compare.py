@@ -83,3 +83,14 @@ def test_table_lists_machines_rows_and_missing_series() -> None:
     assert "**REGRESSION**" in text
     assert "Only in one run: 720p effect:lipstick" in text
     assert "regression(s) beyond noise" in text
+
+
+def test_tails_are_judged_against_the_tail_spread() -> None:
+    # p99 +30 % but these runs' p99 sits 10 ms above the median: a 3 ms move is noise,
+    # while the same relative move of a tight median is flagged.
+    a = _report(decode=(10.0, 11.0, 20.0), encode=(10.0, 11.0, 12.0))
+    b = _report(decode=(13.0, 11.5, 23.0), encode=(10.0, 11.0, 12.0))
+    rows = compare(a, b)
+    assert _row(rows, "720p decode", "p99").flag == ""
+    assert _row(rows, "720p decode", "p99").noise == pytest.approx(10.0)
+    assert _row(rows, "720p decode", "median").flag == "regression"
