@@ -15,7 +15,7 @@ CPU per viewer: the server runs in its own process (``arengine serve``) on the 7
 with every effect; aiortc WHEP viewers are added in this process and the server's CPU
 time (from /proc) is sampled at each viewer count.
 
-    python bench/bench_e2e.py [--seconds 15] [--out bench/results]
+    python bench/bench_e2e.py [--seconds 15] [--out bench/out]
 
 writes ``e2e.json`` and ``e2e.md``. ``measure(seconds)`` is the entry point that
 ``arengine bench`` uses.
@@ -366,7 +366,7 @@ def markdown(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=15.0, help="measured seconds per path")
-    ap.add_argument("--out", type=Path, default=Path("bench/results"))
+    ap.add_argument("--out", type=Path, default=Path("bench/out"))
     ap.add_argument("--sizes", default="480p,720p", help="comma list of 480p,720p")
     ap.add_argument("--no-cpu", action="store_true", help="skip the CPU-per-viewer part")
     args = ap.parse_args(argv)
