@@ -25,8 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "report.md and PNG plots. Exit 0: targets met, 1: not met, 2: bad "
                     "arguments. 'arengine bench compare A.json B.json' compares two runs.")
     p.add_argument("--suite", choices=("quick", "full"), default="quick",
-                   help="quick: < 3 min, fewer frames; full: >= 300 frames per point, load "
-                        "sweep to 16 rooms, glass to glass (default: quick)")
+                   help="quick: < 3 min on 2 cores, fewer frames (said in the report); full: "
+                        ">= 300 frames per point, load sweep up to 16 rooms x 1/10/50 viewers, "
+                        "30 s glass to glass per path (default: quick)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: bench/out/<UTC time>)")
     p.add_argument("--input", type=Path, default=None,
@@ -44,7 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="timed frames per resolution, overriding the suite's counts")
     p.add_argument("--no-load", action="store_true", help="skip the rooms/viewers load sweep")
     p.add_argument("--glass", action=argparse.BooleanOptionalAction, default=None,
-                   help="run (or skip) glass-to-glass through a browser (default: full only)")
+                   help="run (or skip) glass to glass: the Chromium harness bench/bench_e2e.py, "
+                        "else an aiortc loopback (default: on)")
     p.set_defaults(run=run, compare_args=None)
     sub = p.add_subparsers(dest="bench_command", metavar="compare", parser_class=type(p))
     c = sub.add_parser("compare", help="compare two report.json files",
