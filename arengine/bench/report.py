@@ -59,7 +59,10 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# arengine bench ({report['suite']} suite)", "",
              f"Run {report['started_at']} on {m['cpu']} ({m['cores_usable']} cores"
              + (f", GPU: {', '.join(g['name'] for g in m['gpus'])}" if m["gpus"] else
-                ", no NVIDIA GPU") + f"); load average at start {m['load_average_at_start']}.",
+                ", no NVIDIA GPU") + f"); load average at start {m['load_average_at_start']}"
+             + (f", at end {report['load_average_at_end']}" if report.get("load_average_at_end")
+                else "") + (f"; took {report['wall_s']:.0f} s" if report.get("wall_s") else "")
+             + ".",
              f"Clock: {m['clock']['function']} ({m['clock']['implementation']}, measured step "
              f"{m['clock']['measured_step_ns']} ns). Percentiles: {report['percentile_method']}.",
              ""]

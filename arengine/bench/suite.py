@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from arengine.bench import report as rep
-from arengine.bench.machine import machine_info
+from arengine.bench.machine import load_average, machine_info
 from arengine.bench.stats import PERCENTILE_METHOD
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,9 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = print) -> di
     report["verdicts"] = [v.to_dict() for v in verdicts]
     report["met"] = all(v.status != "FAIL" for v in verdicts)
     report["wall_s"] = time.perf_counter() - t_start
+    report["load_average_at_end"] = load_average()
+    cpu = os.times()
+    report["process_cpu_s"] = cpu.user + cpu.system
     report["plots"] = rep.plots(report, opts.out)
     rep.write_json(report, opts.out / "report.json")
     (opts.out / "report.md").write_text(rep.markdown(report), encoding="utf-8")
