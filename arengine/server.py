@@ -166,8 +166,8 @@ class MediaServer:
                 changed = event != last.get(room)
                 last[room] = event
                 for v in viewers:
-                    if changed or not getattr(v, "_told", False):
-                        v._told = v.send_event(event)  # type: ignore[attr-defined]
+                    if changed or not v.told:
+                        v.told = v.send_event(event)
 
     # -- WHIP ----------------------------------------------------------------------------
 

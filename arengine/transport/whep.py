@@ -47,6 +47,7 @@ class WhepSession(PeerSession):
         self.audio = audio
         self.codec = codec
         self.channel: RTCDataChannel | None = None
+        self.told = False  # the latest media event reached this viewer
 
         @self.pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
