@@ -91,7 +91,9 @@ class RoomConfig:
 class Timeline:
     """Maps each input segment's own pts onto one rising 90 kHz output clock."""
 
-    def __init__(self, fps: int) -> None:
+    def __init__(self, fps: int, max_gap: float = 2.0) -> None:
+        self.max_gap = max_gap
+        self._last_seconds: float | None = None
         self._step = VIDEO_TIME_BASE.denominator // fps
         self._segment: int | None = None
         self._origin = 0.0
@@ -101,11 +103,16 @@ class Timeline:
 
     def map(self, segment: int, seconds: float | None) -> int:
         now = time.monotonic()
-        if segment != self._segment:
+        jumped = seconds is not None and self._last_seconds is not None and \
+            not 0.0 <= seconds - self._last_seconds <= self.max_gap
+        if segment != self._segment or jumped:
+            # A new input, or a source clock that went back or leapt ahead: continue from
+            # the last output time instead of following it.
             self._base = self._last + self._step
             self._origin = seconds if seconds is not None else 0.0
             self._wall_origin = now
             self._segment = segment
+        self._last_seconds = seconds
         t = (seconds - self._origin) if seconds is not None else now - self._wall_origin
         pts = self._base + round(t * VIDEO_TIME_BASE.denominator)
         if pts <= self._last:
@@ -270,6 +277,7 @@ class RoomPipeline:
         if self._host_task is not None:
             self._host_task.cancel()
         self._host = track
+        self._source = "none"  # its first frame starts a new segment of the output clock
         self._host_seen = True
         self._last_host_frame = time.monotonic()  # counts as live while it connects
         self._host_task = asyncio.create_task(self._read_host(track), name=f"host-{self.room}")

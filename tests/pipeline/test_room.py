@@ -41,6 +41,9 @@ def test_timeline_rises_across_switches() -> None:
     seq = a + b + c
     assert all(y > x for x, y in itertools.pairwise(seq))
     assert a[1] - a[0] == pytest.approx(0.033 * 90000, abs=2)
+    d = [tl.map(4, t) for t in (100.0, 100.05, 5000.0, 5000.05, 20.0, 20.05)]  # leaps
+    assert all(y > x for x, y in itertools.pairwise(d))
+    assert max(np.diff(d)) < 0.2 * 90000  # no leap reaches the output clock
 
 
 @pytest.mark.slow
