@@ -9,7 +9,9 @@ The work is split so that each part can be checked (and later ported to a shader
 4. :func:`composite_lips` - one pure per-pixel function that mixes the shade in.
 
 Everything runs on the lips' bounding box only: a full-frame colour conversion alone would
-cost more than the whole effect.
+cost more than the whole effect. Steps 1-3 always run here (:func:`prepare_lips`); step 4
+runs here too, or in a render backend (``LipstickEffect(backend=...)``: the CPU reference
+or the same formula as GLSL), so lipstick and the on-screen layers can share one frame.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -38,6 +40,9 @@ from arengine.types import (
     HandLandmarks,
     Scene,
 )
+
+if TYPE_CHECKING:
+    from arengine.render.backend import RenderBackend
 
 DEFAULT_SHADE = "velvet-ruby"
 Lab = tuple[float, float, float]
@@ -412,20 +417,43 @@ def composite_lips(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams,
     return tgt.astype(np.uint8)
 
 
-def render_lips(frame: np.ndarray, geom: LipGeometry, params: LipParams,
-                hands: HandLandmarks | None = None) -> None:
-    """Paint one face's lips into ``frame`` in place: mask, fields, composite."""
+@dataclass(frozen=True)
+class LipComposite:
+    """One face's lipstick, ready to composite: the arguments of :func:`composite_lips`
+    (or of ``RenderBackend.composite_lips``) for the lips' box of the frame."""
+
+    box: tuple[int, int, int, int]  # x1, y1, x2, y2 in frame pixels
+    mask: np.ndarray  # float32 0..1, box-sized
+    params: LipParams
+    fields: LipFields
+    roi_lab: np.ndarray  # CIELAB of the frame inside ``box``, reused by the CPU composite
+
+
+def prepare_lips(frame: np.ndarray, geom: LipGeometry, params: LipParams,
+                 hands: HandLandmarks | None = None) -> LipComposite | None:
+    """Everything one face's composite needs from ``frame`` (mask, fields); None when
+    nothing would be painted (no opacity, lips fully hidden)."""
     if params.opacity <= 0:
-        return
+        return None
     x1, y1, x2, y2 = geom.box
     mask8 = lip_roi_mask(geom, hands)
     if not mask8.any():
-        return
-    roi = frame[y1:y2, x1:x2]
-    lab = roi_to_lab(roi)
+        return None
+    lab = roi_to_lab(frame[y1:y2, x1:x2])
     fields_ = lip_fields(lab, mask8, geom, params)
     mask = mask8.astype(np.float32) * np.float32(1 / 255)
-    frame[y1:y2, x1:x2] = composite_lips(roi, mask, params, fields_, lab)
+    return LipComposite(geom.box, mask, params, fields_, lab)
+
+
+def render_lips(frame: np.ndarray, geom: LipGeometry, params: LipParams,
+                hands: HandLandmarks | None = None) -> None:
+    """Paint one face's lips into ``frame`` in place: mask, fields, composite."""
+    job = prepare_lips(frame, geom, params, hands)
+    if job is None:
+        return
+    x1, y1, x2, y2 = job.box
+    frame[y1:y2, x1:x2] = composite_lips(frame[y1:y2, x1:x2], job.mask, params, job.fields,
+                                         job.roi_lab)
 
 
 # --------------------------------------------------------------------------- the effect
@@ -486,11 +514,20 @@ class LipstickEffect(Effect):
     for no lipstick on that face. ``set_shade`` cross-fades over ``crossfade_ms`` on the
     scene clock instead of cutting, so a host switching products on stream looks smooth.
     ``intensity`` scales every shade's opacity.
+
+    With a ``backend`` (a :class:`~arengine.render.backend.RenderBackend`) the per-pixel
+    composite runs there, the way the on-screen layers draw through their ``Canvas``: the
+    effect opens the frame on the backend (in place when it can), composites each face and
+    returns ``end_frame()``. When the backend already has a frame open (``frame_open``:
+    whoever opened it reads it back), the faces are added to that frame and ``frame`` is
+    returned as it is, so a whole effect chain can share one upload and one readback.
+    Without a backend the effect paints ``frame`` in place with numpy/OpenCV.
     """
 
     def __init__(self, shade: Shade | str = DEFAULT_SHADE, crossfade_ms: float = 300,
                  per_face: Mapping[int, Shade | str | None] | None = None,
-                 catalog: ShadeCatalog | None = None, intensity: float = 1.0) -> None:
+                 catalog: ShadeCatalog | None = None, intensity: float = 1.0,
+                 backend: RenderBackend | None = None) -> None:
         if not 0.0 <= intensity <= 1.0:
             raise ValueError(f"intensity must be between 0 and 1, got {intensity}")
         if not crossfade_ms >= 0:
@@ -499,6 +536,7 @@ class LipstickEffect(Effect):
         self._lock = threading.Lock()  # set_shade may come from another thread than apply
         self.crossfade_ms = float(crossfade_ms)
         self.intensity = float(intensity)
+        self.backend = backend  # a render backend to composite through (GPU), or None: in place
         self._shade = self.resolve(shade)
         self._default = _Fade(self._params(self._shade))
         self._faces: dict[int, _Fade] = {}
@@ -566,6 +604,8 @@ class LipstickEffect(Effect):
             for fade in (self._default, *self._faces.values()):
                 fade.value(scene.timestamp)
             looks = [self.params_for(scene, i) for i in range(len(scene.faces))]
+        if self.backend is not None:
+            return self._composite_through(self.backend, frame, scene, looks, hands)
         for i, params in enumerate(looks):
             if params is None or params.opacity <= 0:
                 continue
@@ -573,3 +613,37 @@ class LipstickEffect(Effect):
             if geom is not None:
                 render_lips(frame, geom, params, hands)
         return frame
+
+    @staticmethod
+    def _composite_through(backend: RenderBackend, frame: np.ndarray, scene: Scene,
+                           looks: list[LipParams | None],
+                           hands: HandLandmarks | None) -> np.ndarray:
+        """Composite every face on ``backend``: in a frame of our own, or in the open one."""
+        h, w = frame.shape[:2]
+        joined = bool(getattr(backend, "frame_open", False))
+        opened = joined
+        try:
+            for i, params in enumerate(looks):
+                if params is None or params.opacity <= 0:
+                    continue
+                geom = lip_geometry(scene.faces.points[i], w, h)
+                if geom is None:
+                    continue
+                # Prepared face by face, as without a backend: a CPU backend drawing in
+                # place shows this face the faces composited before it.
+                job = prepare_lips(frame, geom, params, hands)
+                if job is None:
+                    continue
+                if not opened:  # the frame is opened only when there are lips to paint
+                    backend.begin_frame(frame, inplace=bool(frame.flags.c_contiguous
+                                                            and frame.flags.writeable))
+                    opened = True
+                backend.composite_lips(job.box, job.mask, job.params, fields=job.fields,
+                                       roi_lab=job.roi_lab)
+        except BaseException:
+            if opened and not joined:  # never leave our own frame open on the backend
+                backend.abort_frame()
+            raise
+        if joined or not opened:
+            return frame
+        return backend.end_frame()
