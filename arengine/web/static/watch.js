@@ -159,6 +159,20 @@ document.getElementById("sound").onclick = (ev) => {
   ev.currentTarget.textContent = video.muted ? "🔇 Sound off" : "🔊 Sound on";
 };
 
+// The avatar shows next to your name on the video (PNG/JPEG/WebP up to 256 KB).
+document.getElementById("avatar").addEventListener("change", async (ev) => {
+  const file = ev.target.files[0];
+  if (!file) return;
+  showError(null);
+  try {
+    const v = await ensureJoined();
+    const r = await fetch(`${API}/viewers/me/avatar`, {
+      method: "PUT", body: file,
+      headers: {"Content-Type": file.type, "Authorization": `Bearer ${v.token}`}});
+    if (!r.ok) throw new Error((await r.json()).detail || r.statusText);
+  } catch (e) { showError(e); }
+});
+
 nameField.addEventListener("change", () => localStorage.setItem("viewer-name", nameField.value.trim()));
 
 loadShades().then((list) => {
