@@ -173,7 +173,14 @@ document.getElementById("avatar").addEventListener("change", async (ev) => {
   } catch (e) { showError(e); }
 });
 
-nameField.addEventListener("change", () => localStorage.setItem("viewer-name", nameField.value.trim()));
+nameField.addEventListener("change", async () => {
+  const name = nameField.value.trim();
+  if (!name) return;
+  localStorage.setItem("viewer-name", name);
+  if (viewer) {  // rejoin with the same token under the new name
+    try { await api("POST", "/join", {name}, viewer.token); } catch (e) { showError(e); }
+  }
+});
 
 loadShades().then((list) => {
   shades = list;
