@@ -177,8 +177,11 @@ nameField.addEventListener("change", async () => {
   const name = nameField.value.trim();
   if (!name) return;
   localStorage.setItem("viewer-name", name);
-  if (viewer) {  // rejoin with the same token under the new name
-    try { await api("POST", "/join", {name}, viewer.token); } catch (e) { showError(e); }
+  if (viewer) {  // a new name is a new viewer: leave, then join again under it
+    try { await api("POST", "/leave", undefined, viewer.token); } catch (e) { /* already gone */ }
+    viewer = null;
+    localStorage.removeItem(`viewer:${ROOM}`);
+    ensureJoined().catch(showError);
   }
 });
 
