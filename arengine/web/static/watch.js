@@ -191,3 +191,10 @@ loadShades().then((list) => {
 }).catch(() => {});
 ensureJoined().catch(() => {});
 watchRoom(renderState);
+
+window.addEventListener("pagehide", () => {
+  if (viewer) {  // leave the room's viewer row at once; the token stays for a later visit
+    fetch(`${API}/leave`, {method: "POST", keepalive: true,
+                           headers: {"Authorization": `Bearer ${viewer.token}`}});
+  }
+});
