@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from arengine.errors import UserError
+from arengine.render.backend import add_render_argument, select_backend
 from arengine.types import LIPS_INNER, LIPS_OUTER, Frame
 
 STAGES = ("decode", "track", "effect", "encode")
@@ -47,6 +48,7 @@ def add_parser(subparsers: Any) -> None:
                    help="lipstick strength from 0 to 1 (default 1)")
     p.add_argument("--no-hands", action="store_true",
                    help="skip hand tracking (hands then do not cover the lipstick)")
+    add_render_argument(p)
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="progress bar on stderr: auto shows it when stderr is a terminal")
     p.set_defaults(run=run)
@@ -270,7 +272,9 @@ def _process(args: argparse.Namespace, source: Any, sink: Any, shade: Any,
     from arengine.tracking import JitterMeter, Tracker
 
     is_video = isinstance(source, VideoInput)
-    effect = effect_cls(shade=shade, intensity=args.intensity)
+    backend = select_backend(getattr(args, "render", "cpu"))
+    effect = effect_cls(shade=shade, intensity=args.intensity,
+                        backend=None if backend.name == "cpu" else backend)
     timer = _Timer()
     jitter = JitterMeter(LIP_POINTS)
     fps = float(source.info.fps) if source.info.fps else 25.0
@@ -317,6 +321,7 @@ def _process(args: argparse.Namespace, source: Any, sink: Any, shade: Any,
         "shade": shade.id,
         "mode": "video" if is_video else "image",
         "hands": not args.no_hands,
+        "render": dict(backend.status),
         "clock": {"name": "time.perf_counter_ns",
                   "resolution_ns": timer.clock_resolution_ns},
         "input": source.info.to_dict(),

@@ -303,3 +303,32 @@ def test_bad_intensity_and_report_folder(data_dir: Path, tmp_path: Path) -> None
     one_line_error(tryon(src, "-o", tmp_path / "o.png", "--report", tmp_path / "no" / "r.json"),
                    "report folder does not exist")
     assert not (tmp_path / "o.png").exists()
+
+
+def test_render_gl_matches_cpu(data_dir: Path, tmp_path: Path) -> None:
+    """``--render gl`` (Mesa's llvmpipe without a GPU) draws what ``--render cpu`` draws."""
+    import os
+
+    src = data_dir / "faces" / "obama-720p.jpg"
+    outs = {}
+    for name in ("cpu", "gl"):
+        out, rep = tmp_path / f"{name}.png", tmp_path / f"{name}.json"
+        r = tryon(src, "-o", out, "--render", name, "--report", rep)
+        assert r.returncode == 0, r.stderr
+        render = json.loads(rep.read_text())["render"]
+        if name == "gl" and render["backend"] != "gl":
+            msg = f"no GL context: {render.get('fallback_reason')}"
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(msg, pytrace=False)
+            pytest.skip(msg)
+        outs[name] = cv2.imread(str(out)).astype(np.int16)
+    diff = np.abs(outs["cpu"] - outs["gl"])
+    assert diff.max() <= 3
+    original = cv2.imread(str(src)).astype(np.int16)
+    assert np.abs(outs["gl"] - original).max() > 20  # lipstick really drawn
+
+
+def test_render_unknown_backend_is_a_usage_error(data_dir: Path, tmp_path: Path) -> None:
+    r = tryon(data_dir / "faces" / "obama-720p.jpg", "-o", tmp_path / "o.png",
+              "--render", "vulkan")
+    one_line_error(r, "--render")
