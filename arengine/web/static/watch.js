@@ -14,14 +14,27 @@ nameField.value = localStorage.getItem("viewer-name") || `viewer-${Math.random()
 
 function showError(e) { errorBox.textContent = e ? String(e.message || e) : ""; }
 
-async function ensureJoined() {
-  if (viewer) return viewer;
-  const name = nameField.value.trim() || "viewer";
-  localStorage.setItem("viewer-name", name);
-  const r = await api("POST", "/join", {name});
-  viewer = {id: r.viewer_id, token: r.viewer_token};
-  localStorage.setItem(`viewer:${ROOM}`, JSON.stringify(viewer));
-  return viewer;
+let joined = null;
+// Join once per page load (again with the stored token after a reload: same viewer).
+function ensureJoined() {
+  if (!joined) {
+    joined = (async () => {
+      const name = nameField.value.trim() || "viewer";
+      localStorage.setItem("viewer-name", name);
+      let r;
+      try {
+        r = await api("POST", "/join", {name}, viewer ? viewer.token : undefined);
+      } catch (e) {
+        if (!viewer) throw e;
+        r = await api("POST", "/join", {name});  // the stored token is from another database
+      }
+      viewer = {id: r.viewer_id, token: r.viewer_token};
+      localStorage.setItem(`viewer:${ROOM}`, JSON.stringify(viewer));
+      return viewer;
+    })();
+    joined.catch(() => { joined = null; });
+  }
+  return joined;
 }
 
 async function act(method, path, body) {
@@ -31,7 +44,7 @@ async function act(method, path, body) {
     return await api(method, path, body, v.token);
   } catch (e) {
     if (/viewer token/.test(String(e.message))) {  // database was reset: join again
-      viewer = null; localStorage.removeItem(`viewer:${ROOM}`);
+      viewer = null; joined = null; localStorage.removeItem(`viewer:${ROOM}`);
     }
     showError(e);
     throw e;
@@ -180,6 +193,7 @@ nameField.addEventListener("change", async () => {
   if (viewer) {  // a new name is a new viewer: leave, then join again under it
     try { await api("POST", "/leave", undefined, viewer.token); } catch (e) { /* already gone */ }
     viewer = null;
+    joined = null;
     localStorage.removeItem(`viewer:${ROOM}`);
     ensureJoined().catch(showError);
   }
