@@ -261,3 +261,25 @@ def test_viewer_plays_h264(browser, live_server) -> None:
     assert frame.shape[:2] == (270, 480)
     assert live_server.media.pipelines["demo"].encoders.keys() == {"h264"}
     viewer.close()
+
+
+@pytest.mark.room_config(RoomConfig(demo_size=(480, 270), fps=15, track_hands=False,
+                                    effects=("lipstick", "avatars", "likes")))
+def test_viewer_joins_comments_and_likes(browser, live_server) -> None:
+    http = httpx.Client(base_url=live_server.url)
+    viewer = browser.new_page()
+    viewer.goto(f"{live_server.url}/watch/demo")
+    viewer.fill("#name", "Mai")
+    viewer.dispatch_event("#name", "change")
+    wait_for(lambda: [v["name"] for v in http.get("/api/rooms/demo").json()["viewers"]
+                      if v.get("name") == "Mai"], 10, "the viewer to join as Mai")
+    viewer.fill("#comment", "love this shade!")
+    viewer.click("#comment-form button[type=submit]")
+    viewer.wait_for_selector("#comments >> text=love this shade!", timeout=10000)
+    for _ in range(3):
+        viewer.click("#like")
+    wait_for(lambda: http.get("/api/rooms/demo").json()["likes"] == 3, 10, "three likes")
+    viewer.wait_for_function("document.querySelector('#likes').textContent === '3'",
+                             timeout=10000)
+    viewer.close()
+    http.close()
