@@ -84,7 +84,7 @@ class RoomConfig:
     demo_size: tuple[int, int] = (1280, 720)
     fps: int = 30
     bitrate: int = 2_000_000
-    stale_after: float = 1.0  # seconds without host frames before the slate shows
+    stale_after: float = 2.0  # seconds without host frames before the slate shows
     reconnect_grace: float = 8.0  # slate time before the demo takes over again
 
 
