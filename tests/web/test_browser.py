@@ -200,7 +200,6 @@ def test_vote_in_viewer_page_changes_the_sticker(browser, live_server) -> None:
                                     track_hands=False,
                                     effects=("lipstick", "vote_sticker", "product")))
 def test_host_console_controls_and_product_click(browser, live_server) -> None:
-    auth = {"Authorization": f"Bearer {live_server.token}"}
     http = httpx.Client(base_url=live_server.url)
 
     def state() -> dict:
@@ -218,10 +217,19 @@ def test_host_console_controls_and_product_click(browser, live_server) -> None:
     poll = wait_for(lambda: state()["poll"], 10, "the poll from the console")
     assert [o["shade_id"] for o in poll["options"]] == ["velvet-plum", "dew-berry"]
 
-    r = http.put("/api/rooms/demo/product", headers=auth, json={
-        "id": "lip-07", "name": "Velvet Plum", "price": "$19.90",
-        "url": "https://shop.example/lip-07"})
-    assert r.status_code == 200, r.text
+    host.fill("#product-name", "Velvet Plum")
+    host.fill("#product-price", "$19.90")
+    host.fill("#product-url", "https://shop.example/lip-07")
+    host.click("#product-set")
+    wait_for(lambda: state()["product"], 10, "the product from the console")
+    host.fill("#goal-target", "500")
+    host.click("#goal-set")
+    wait_for(lambda: (state()["like_goal"] or {}).get("target") == 500, 10, "the like goal")
+    r = http.post("/api/rooms/demo/join", json={"name": "Linh"})
+    viewer_token = r.json()["viewer_token"]
+    http.post("/api/rooms/demo/comments", json={"text": "plum please"},
+              headers={"Authorization": f"Bearer {viewer_token}"})
+    host.wait_for_selector("#comments >> text=plum please", timeout=10000)
 
     host.wait_for_function("document.querySelectorAll('#stages tbody tr').length >= 5",
                            timeout=20000)

@@ -123,6 +123,20 @@ document.getElementById("poll-close").onclick = () => {
   if (state && state.poll && !state.poll.closed) hostCall("POST", `/polls/${state.poll.id}/close`);
 };
 
+document.getElementById("product-set").onclick = () => {
+  const url = document.getElementById("product-url").value.trim();
+  hostCall("PUT", "/product", {
+    name: document.getElementById("product-name").value.trim(),
+    price: document.getElementById("product-price").value.trim(),
+    url: url || null,
+  });
+};
+document.getElementById("product-clear").onclick = () => hostCall("DELETE", "/product");
+document.getElementById("goal-set").onclick = () => hostCall("PUT", "/like-goal", {
+  target: Number(document.getElementById("goal-target").value),
+  message: document.getElementById("goal-message").value,
+});
+
 function renderEffects(names) {
   const box = document.getElementById("effects");
   box.replaceChildren();
@@ -150,6 +164,16 @@ function renderState(s) {
   document.getElementById("room-info").textContent =
     `${s.viewer_count} viewers (peak ${s.peak_viewers}) · ${s.likes} likes · ${s.interaction_rate.toFixed(2)} interactions/min`;
   if (effectNames.length) renderEffects(effectNames);
+  const chat = document.getElementById("comments");
+  if (s.recent_comments.length) {
+    chat.replaceChildren(...s.recent_comments.map((c) => el("p", {}, el("b", {}, c.name), " ", c.text)));
+    chat.scrollTop = chat.scrollHeight;
+  }
+  if (s.product && document.activeElement.id.indexOf("product") !== 0) {
+    document.getElementById("product-name").value = s.product.name;
+    document.getElementById("product-price").value = s.product.price;
+    document.getElementById("product-url").value = s.product.url || "";
+  }
   const sel = document.getElementById("shade");
   if (document.activeElement !== sel && s.shade_id !== undefined) sel.value = s.shade_id || "";
 }
