@@ -84,15 +84,28 @@ window.runPath = async function (room, token, w, h, warmupMs, measureMs) {
   draw();
   const timer = setInterval(draw, 1000 / 30);
   const stream = cam.captureStream(30);
+  // Keep the published size: under CPU load Chrome would otherwise scale the camera down
+  // (to 180p on a busy 2-core machine), and the benchmark would measure a smaller video.
+  stream.getVideoTracks()[0].contentHint = "detail";
   const pub = await whipPublish(`/whip/${room}`, stream, token);
+  for (const sender of pub.pc.getSenders()) {
+    try {
+      const params = sender.getParameters();
+      params.degradationPreference = "maintain-resolution";
+      await sender.setParameters(params);
+    } catch (e) { /* older browsers: contentHint alone */ }
+  }
   const video = document.getElementById("v");
   const sub = await whepPlay(`/whep/${room}`, video, null);
   const rc = document.createElement("canvas");
   const rctx = rc.getContext("2d", {willReadFrequently: true});
   const seen = new Set();
   const samples = [];
-  let measuring = false, unread = 0, shown = 0;
+  let measuring = false, unread = 0, shown = 0, stale = 0, newest = -1;
+  const sizes = {};
   function onFrame(now, meta) {
+    const size = `${meta.width}x${meta.height}`;
+    if (measuring) sizes[size] = (sizes[size] || 0) + 1;
     if (rc.width !== meta.width || rc.height !== meta.height) {
       rc.width = meta.width; rc.height = meta.height;
     }
@@ -105,11 +118,13 @@ window.runPath = async function (room, token, w, h, warmupMs, measureMs) {
     if (measuring) {
       shown += 1;
       if (fid === null) unread += 1;
+      else if (fid < newest) stale += 1;  // an older id than one already shown
       else if (!seen.has(fid) && sent.has(fid)) {
         seen.add(fid);
         samples.push(meta.expectedDisplayTime - sent.get(fid));
       }
     }
+    if (fid !== null && fid > newest) newest = fid;
     video.requestVideoFrameCallback(onFrame);
   }
   video.requestVideoFrameCallback(onFrame);
@@ -123,7 +138,7 @@ window.runPath = async function (room, token, w, h, warmupMs, measureMs) {
   await sub.close();
   await pub.close();
   stream.getTracks().forEach((t) => t.stop());
-  return {samples, unread, shown, drawn, width: w, height: h};
+  return {samples, unread, stale, shown, drawn, width: w, height: h, sizes};
 };
 </script></body></html>"""
 
@@ -137,6 +152,13 @@ class _Hub:
         self.tokens = tokens
         self.states = {r: busy_room_state(10) if r.startswith("effects")
                        else RoomState(r) for r in tokens}
+
+    def restart(self, room: str) -> None:
+        """The room's show as it is at this moment (the poll open for 40 s more)."""
+        from arengine.bench.stages import busy_room_state
+
+        if room.startswith("effects"):
+            self.states[room] = busy_room_state(10)
 
     def get(self, room: str) -> Any:
         if room not in self.tokens:
@@ -198,7 +220,8 @@ def measure_sizes(seconds: float, sizes: dict[str, tuple[int, int]] | None = Non
     configs = {f"effects-{s}": RoomConfig(demo=False) for s in sizes}
     configs.update({f"passthrough-{s}": RoomConfig(demo=False, effects=(), track_faces=False,
                                                    track_hands=False) for s in sizes})
-    url, server, thread = _serve_in_thread(_Hub(tokens), configs)
+    hub = _Hub(tokens)
+    url, server, thread = _serve_in_thread(hub, configs)
     page_html = PAGE % {"frameid": FRAME_ID_JS, "face": _face_png()}
     results: dict[str, Any] = {}
     try:
@@ -214,6 +237,7 @@ def measure_sizes(seconds: float, sizes: dict[str, tuple[int, int]] | None = Non
                 for size, (w, h) in sizes.items():
                     for path in PATHS:
                         room = f"{path}-{size}"
+                        hub.restart(room)  # every path sees the same mid-show moment
                         page = browser.new_page()
                         page.route(f"{url}/bench", lambda route: route.fulfill(
                             body=page_html, content_type="text/html"))
@@ -339,16 +363,18 @@ def _pct(values: list[float]) -> dict[str, float]:
 
 def markdown(report: dict[str, Any]) -> str:
     lines = ["# End-to-end (glass to glass, Chromium loopback)", "",
-             "| size | path | p50 ms | p95 ms | p99 ms | samples | shown fps | unreadable |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| size | path | p50 ms | p95 ms | p99 ms | samples | shown fps | unreadable "
+             "| stale |", "|---|---|---|---|---|---|---|---|---|"]
     for size, paths in report.get("latency", {}).items():
         for path, r in paths.items():
             s = r["summary"]
             if not s.get("n"):
-                lines.append(f"| {size} | {path} | – | – | – | 0 | – | {r['unread']} |")
+                lines.append(f"| {size} | {path} | – | – | – | 0 | – | {r['unread']} | "
+                             f"{r['stale']} |")
                 continue
             lines.append(f"| {size} | {path} | {s['p50']:.0f} | {s['p95']:.0f} | "
-                         f"{s['p99']:.0f} | {s['n']} | {r['shown_fps']:.1f} | {r['unread']} |")
+                         f"{s['p99']:.0f} | {s['n']} | {r['shown_fps']:.1f} | {r['unread']} | "
+                         f"{r['stale']} |")
     cpu = report.get("cpu")
     if cpu:
         lines += ["", "# Server CPU per viewer (720p demo, all effects, VP8 encoded once)", "",
@@ -376,8 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     for size, paths in raw.items():
         for path, r in paths.items():
             report["latency"].setdefault(size, {})[path] = {
-                "summary": _pct(r["samples"]), "unread": r["unread"],
-                "shown_fps": r["shown"] / args.seconds, "drawn": r["drawn"]}
+                "summary": _pct(r["samples"]), "unread": r["unread"], "stale": r["stale"],
+                "shown_fps": r["shown"] / args.seconds, "drawn": r["drawn"],
+                "received_sizes": r["sizes"]}
     if not args.no_cpu:
         report["cpu"] = cpu_per_viewer()
     args.out.mkdir(parents=True, exist_ok=True)
