@@ -42,6 +42,10 @@ class RenderBackend(ABC):
     """
 
     name: str = ""
+    # True when ``begin_frame(frame, inplace=True)`` leaves ``frame`` untouched until
+    # ``end_frame`` writes the result into it (a GPU composites on its own copy). A caller
+    # that may have to redo a frame (see arengine.render.chain) then needs no backup copy.
+    defers_writes: bool = False
 
     def __init__(self) -> None:
         self._size: tuple[int, int] | None = None  # (width, height) of the open frame
@@ -129,6 +133,16 @@ class RenderBackend(ABC):
         """Drop the open frame (if any) without reading it back."""
         self._size = None
 
+    @property
+    def frame_open(self) -> bool:
+        """True between :meth:`begin_frame` and :meth:`end_frame`/:meth:`abort_frame`.
+
+        Effects that find a frame open join it (add their calls, return the frame
+        untouched) instead of opening their own, so a chain of effects moves the frame
+        across the bus once; whoever opened the frame reads it back.
+        """
+        return self._size is not None
+
     # -- bookkeeping ---------------------------------------------------------------------
     @property
     def status(self) -> dict[str, Any]:
@@ -190,6 +204,16 @@ class FallbackBackend(RenderBackend):
         self.fallback_frame: int | None = None
         self._ops: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         self._primary_status: dict[str, Any] = {}
+        # The caller's in-place frame while a fallback that writes at once composites on a
+        # copy of it (see _replay).
+        self._write_back: np.ndarray | None = None
+        self._began_deferred = False
+
+    @property
+    def defers_writes(self) -> bool:  # type: ignore[override]
+        # Kept true for the rest of a frame begun on the GPU, also after a switch (the
+        # replay composites on a copy); from the next frame on, the CPU's own answer.
+        return self.active.defers_writes or (self.frame_open and self._write_back is not None)
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -250,14 +274,26 @@ class FallbackBackend(RenderBackend):
         self.active = self._make_fallback()
 
     def _replay(self) -> Any:
-        """Redo the open frame's calls on the new backend; return what the last one gave."""
+        """Redo the open frame's calls on the new backend; return what the last one gave.
+
+        A frame begun in place on a GPU that writes only at ``end_frame`` is redone on a
+        copy when the new backend writes at once, and copied back at the end: a caller
+        counting on ``defers_writes`` (to redo a frame without an effect) still finds its
+        frame untouched until ``end_frame``.
+        """
         result: Any = None
         for op, args, kwargs in self._ops:
+            if (op == "begin_frame" and args[1] and self._began_deferred
+                    and not self.active.defers_writes):
+                self._write_back = args[0]
+                args = (args[0], False)
             result = getattr(self.active, op)(*args, **kwargs)
         return result
 
     def _begin(self, frame: np.ndarray, inplace: bool) -> None:
         self._ops = []
+        self._write_back = None
+        self._began_deferred = self.active.defers_writes
         self._run("begin_frame", frame, inplace)
 
     def _lips(self, box: tuple[int, int, int, int], mask: np.ndarray, params: Any,
@@ -271,13 +307,19 @@ class FallbackBackend(RenderBackend):
     def _end(self) -> np.ndarray:
         try:
             out: np.ndarray = self._run("end_frame")
+            target = self._write_back
+            if target is not None and out is not target:
+                np.copyto(target, out)
+                out = target
         finally:
             self._ops = []
+            self._write_back = None
         return out
 
     def abort_frame(self) -> None:
         super().abort_frame()
         self._ops = []
+        self._write_back = None
         self.active.abort_frame()
 
     def forget_sprite(self, key: Hashable) -> None:

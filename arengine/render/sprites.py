@@ -241,6 +241,9 @@ class SpriteCache(Generic[V]):
 class SpriteBackend(Protocol):
     """The part of :class:`arengine.render.backend.RenderBackend` a layer draws through."""
 
+    @property
+    def frame_open(self) -> bool: ...
+
     def begin_frame(self, frame: np.ndarray, inplace: bool = False) -> None: ...
 
     def blend_sprite(self, sprite: np.ndarray, x: int, y: int, key: Hashable | None = None,
@@ -265,12 +268,18 @@ class Canvas:
     is opened on it, sprites go to :meth:`RenderBackend.blend_sprite` (a GPU keeps keyed
     sprites as textures until their version changes) and :meth:`finish` reads the result
     back. Use it as a context manager so a failing layer never leaves a frame open.
+
+    When the backend already has a frame open (a chain of effects sharing one upload and
+    one readback, see :mod:`arengine.render.chain`), the canvas joins it: it draws into that
+    frame, and :meth:`finish` returns ``frame`` as given; ending or dropping the frame is
+    left to whoever opened it.
     """
 
     def __init__(self, frame: np.ndarray, backend: SpriteBackend | None = None) -> None:
         self.frame = frame
         self.backend = backend
-        if backend is not None:
+        self.joined = backend is not None and bool(getattr(backend, "frame_open", False))
+        if backend is not None and not self.joined:
             backend.begin_frame(frame, inplace=bool(frame.flags.c_contiguous
                                                     and frame.flags.writeable))
         self._open = True
@@ -294,7 +303,7 @@ class Canvas:
     def finish(self) -> np.ndarray:
         """The composited frame (the same array when drawn in place)."""
         self._open = False
-        if self.backend is None:
+        if self.backend is None or self.joined:
             return self.frame
         return self.backend.end_frame()
 
@@ -302,7 +311,7 @@ class Canvas:
         return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        if self._open and self.backend is not None:
+        if self._open and self.backend is not None and not self.joined:
             if exc_type is not None:
                 self.backend.abort_frame()
             else:

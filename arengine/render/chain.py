@@ -1,0 +1,216 @@
+"""A chain of effects composited in one render-backend frame: one upload, one readback.
+
+Effects that draw through a render backend (``LipstickEffect(backend=...)``, the layers'
+``Canvas``) join a frame that is already open on it. :class:`BackendChain` opens that
+frame once, lets every effect add its lips and sprites, and reads the result back once,
+so a GPU moves the picture across the bus twice per frame however many effects there are.
+
+A frame is only read back at the end, so an effect that raises half way cannot be left
+out after the fact the way a chain of separate frames would: the frame is dropped and
+redone without that effect (from the untouched picture), so one broken effect costs that
+effect, never the frame. Effects that do not use the chain's backend (plain numpy/OpenCV
+effects) run between frames, each on a copy so a half-drawn layer never shows.
+
+Effects that read the picture (lipstick) must come before the layers drawn over it: in a
+shared frame they see the picture as it was when the frame was opened.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from arengine.effects.base import Effect
+from arengine.render.backend import RenderBackend
+from arengine.types import Scene, StageTiming
+
+log = logging.getLogger(__name__)
+
+COMPOSITE_STAGE = "composite"  # the backend's end_frame: upload, passes, readback
+ERROR_LOG_INTERVAL_S = 5.0
+
+
+@dataclass
+class ChainStats:
+    """Counters of one chain, for the room's stats."""
+
+    frames: int = 0  # frames through apply()
+    backend_frames: int = 0  # frames read back from the backend
+    redone_frames: int = 0  # frames dropped and redone because an effect raised
+    failures: dict[str, int] = field(default_factory=dict)  # per effect (and "composite")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames, "backend_frames": self.backend_frames,
+                "redone_frames": self.redone_frames, "failures": dict(self.failures)}
+
+
+class BackendChain:
+    """Named effects in drawing order, composited through one render backend per frame.
+
+    ``effects`` is a mapping name -> effect, or effects (named by their registered
+    ``name``). With ``backend`` None every effect draws on its own, in order. An effect
+    shares the backend frame when its ``backend`` attribute is this chain's backend.
+    """
+
+    def __init__(self, effects: Mapping[str, Effect] | Iterable[Effect],
+                 backend: RenderBackend | None = None) -> None:
+        if isinstance(effects, Mapping):
+            self.effects: dict[str, Effect] = dict(effects)
+        else:
+            self.effects = {}
+            for e in effects:
+                name = e.name or type(e).__name__
+                if name in self.effects:
+                    raise ValueError(f"two effects named {name!r}; pass a mapping of names")
+                self.effects[name] = e
+        self.backend = backend
+        self.stats = ChainStats()
+        self._error_logged: dict[str, float] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.effects)
+
+    def shares_frame(self, effect: Effect) -> bool:
+        """Whether ``effect`` draws into this chain's backend frame."""
+        return self.backend is not None and getattr(effect, "backend", None) is self.backend
+
+    def apply(self, frame: np.ndarray, scene: Scene, *, skip: Collection[str] = (),
+              on_timing: Callable[[StageTiming], None] | None = None,
+              on_error: Callable[[str], None] | None = None) -> np.ndarray:
+        """Draw every effect not named in ``skip``; return the composited frame.
+
+        ``frame`` may be modified in place (and returned). ``on_timing`` gets one
+        ``effect:<name>`` timing per effect run and a ``composite`` timing per backend
+        readback; ``on_error`` gets ``effect:<name>`` (or ``composite``) when one failed.
+        """
+        self.stats.frames += 1
+        run = _Run(scene, on_timing, on_error)
+        segment: list[tuple[str, Effect]] = []
+        out = frame
+        for name, effect in self.effects.items():
+            if name in skip:
+                continue
+            if self.shares_frame(effect):
+                segment.append((name, effect))
+                continue
+            if segment:
+                out = self._shared(out, segment, run)
+                segment = []
+            out = self._alone(out, name, effect, run)
+        if segment:
+            out = self._shared(out, segment, run)
+        return out
+
+    # -- one effect on its own -----------------------------------------------------------
+    def _alone(self, frame: np.ndarray, name: str, effect: Effect, run: _Run) -> np.ndarray:
+        start = time.perf_counter()
+        try:
+            drawn = effect.apply(frame.copy(), run.scene)
+            if drawn.shape != frame.shape or drawn.dtype != np.uint8:
+                raise ValueError(f"returned {drawn.shape} {drawn.dtype}, expected "
+                                 f"{frame.shape} uint8")
+            return drawn
+        except Exception as e:
+            self._failed(f"effect:{name}", name, run, e)
+            return frame
+        finally:
+            run.timing(f"effect:{name}", start)
+
+    # -- effects sharing one backend frame -----------------------------------------------
+    def _shared(self, frame: np.ndarray, segment: list[tuple[str, Effect]],
+                run: _Run) -> np.ndarray:
+        backend = self.backend
+        assert backend is not None
+        if backend.frame_open:  # left open by someone else: it can never be read back now
+            log.warning("render backend had a frame open before the chain; dropping it")
+            backend.abort_frame()
+        live = list(segment)
+        while live:
+            inplace = bool(frame.flags.c_contiguous and frame.flags.writeable)
+            # A backend that writes at once (the CPU) needs the picture kept to redo from.
+            backup = frame.copy() if inplace and not backend.defers_writes else None
+            # Layers note where they drew in scene.extras (so later ones go elsewhere): a
+            # redo starts from the notes as they were, not from the dropped attempt's.
+            notes = _snapshot(run.scene.extras)
+            backend.begin_frame(frame, inplace=inplace)
+            failed: str | None = None
+            error: Exception | None = None
+            for name, effect in live:
+                start = time.perf_counter()
+                try:
+                    effect.apply(frame, run.scene)  # joined: it returns frame untouched
+                except Exception as e:
+                    failed, error = name, e
+                    break
+                finally:
+                    run.timing(f"effect:{name}", start)
+            if failed is None:
+                start = time.perf_counter()
+                try:
+                    out = backend.end_frame()
+                except Exception as e:
+                    backend.abort_frame()
+                    if backup is not None:
+                        np.copyto(frame, backup)
+                    self._failed(COMPOSITE_STAGE, COMPOSITE_STAGE, run, e)
+                    return frame
+                finally:
+                    run.timing(COMPOSITE_STAGE, start)
+                self.stats.backend_frames += 1
+                return out
+            backend.abort_frame()
+            if backup is not None:
+                np.copyto(frame, backup)
+            run.scene.extras.clear()
+            run.scene.extras.update(notes)
+            self.stats.redone_frames += 1
+            self._failed(f"effect:{failed}", failed, run, error)
+            live = [(n, e) for n, e in live if n != failed]
+        return frame
+
+    def _failed(self, stage: str, name: str, run: _Run, error: Exception | None) -> None:
+        self.stats.failures[name] = self.stats.failures.get(name, 0) + 1
+        if run.on_error is not None:
+            run.on_error(stage)
+        now = time.monotonic()
+        if now - self._error_logged.get(name, -1e9) > ERROR_LOG_INTERVAL_S:
+            self._error_logged[name] = now
+            log.error("%s failed on frame %d; sent without it", stage,
+                      run.scene.frame_index, exc_info=error)
+
+
+def _snapshot(extras: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a scene's notes that the effects' later writes cannot reach."""
+    if not extras:
+        return {}
+    try:
+        return copy.deepcopy(extras)
+    except Exception:  # something that cannot be copied: keep what can be kept
+        return dict(extras)
+
+
+@dataclass
+class _Run:
+    """One frame's callbacks."""
+
+    scene: Scene
+    on_timing: Callable[[StageTiming], None] | None
+    on_error: Callable[[str], None] | None
+
+    def timing(self, stage: str, start: float) -> None:
+        if self.on_timing is not None:
+            self.on_timing(StageTiming(self.scene.frame_index, stage, start,
+                                       time.perf_counter()))
+
+
+def render_chain(effects: Mapping[str, Effect] | Iterable[Effect], frame: np.ndarray,
+                 scene: Scene, backend: RenderBackend | None = None) -> np.ndarray:
+    """Run ``effects`` once on ``frame`` (a one-off :class:`BackendChain`)."""
+    return BackendChain(effects, backend).apply(frame, scene)
