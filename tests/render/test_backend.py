@@ -310,3 +310,91 @@ def test_refused_call_is_not_replayed_after_a_fallback(make_gl: Any) -> None:
     out = stream.end_frame()  # redone on the CPU without the refused lip call
     assert stream.status["backend"] == "cpu"
     assert np.array_equal(out, blend_sprite(frame.copy(), sprite, 5, 5))
+
+
+def test_frame_open_follows_begin_end_and_abort(cpu: CPUBackend) -> None:
+    frame = np.zeros((10, 10, 3), np.uint8)
+    assert not cpu.frame_open
+    cpu.begin_frame(frame)
+    assert cpu.frame_open
+    cpu.end_frame()
+    assert not cpu.frame_open
+    cpu.begin_frame(frame)
+    cpu.abort_frame()
+    assert not cpu.frame_open
+    with pytest.raises(ValueError):  # a refused frame is not open
+        cpu.begin_frame(np.zeros((10, 10), np.uint8))
+    assert not cpu.frame_open
+
+
+@pytest.mark.parametrize("fail_op", ["begin", "sprite", "end"])
+def test_fallback_frame_open_across_a_switch(fail_op: str) -> None:
+    frame = np.zeros((30, 40, 3), np.uint8)
+    stream = FallbackBackend(_Flaky(fail_frame=0, fail_op=fail_op))
+    stream.begin_frame(frame)
+    assert stream.frame_open and stream.active.frame_open
+    stream.blend_sprite(_sprite(1, (8, 8)), 2, 2)
+    assert stream.frame_open and stream.active.frame_open
+    stream.end_frame()
+    assert stream.status["backend"] == "cpu"
+    assert not stream.frame_open and not stream.active.frame_open
+    stream.begin_frame(frame)
+    assert stream.frame_open
+    stream.abort_frame()
+    assert not stream.frame_open and not stream.active.frame_open
+
+
+class _Deferring(_Flaky):
+    """A stand-in GPU that, like GL, writes an in-place frame only in end_frame."""
+
+    defers_writes = True
+
+    def _begin(self, frame: np.ndarray, inplace: bool) -> None:
+        self._maybe_fail("begin")
+        self._target = frame if inplace else None
+        CPUBackend._begin(self, frame, False)
+
+    def _end(self) -> np.ndarray:
+        self._maybe_fail("end")
+        out = CPUBackend._end(self)
+        if self._target is not None:
+            self._target[...] = out
+            return self._target
+        return out
+
+
+@pytest.mark.parametrize("fail_op", ["begin", "sprite", "end"])
+def test_in_place_frame_stays_untouched_until_end_after_a_switch(fail_op: str) -> None:
+    # A chain may drop a frame half way and redo it from the picture: that must hold
+    # also when the GPU fails in that frame and the CPU (which writes at once) takes over.
+    original = np.random.default_rng(1).integers(0, 256, (30, 40, 3), np.uint8)
+    sprite = _sprite(2, (10, 10))
+    want = blend_sprite(original.copy(), sprite, 3, 3)
+    stream = FallbackBackend(_Deferring(fail_frame=0, fail_op=fail_op))
+    assert stream.defers_writes
+    frame = original.copy()
+    stream.begin_frame(frame, inplace=True)
+    stream.blend_sprite(sprite, 3, 3)
+    if fail_op != "end":
+        assert stream.active.name == "cpu" and stream.defers_writes
+        assert np.array_equal(frame, original)  # the CPU draws on a copy this frame
+        stream.abort_frame()
+        assert np.array_equal(frame, original)
+        stream.begin_frame(frame, inplace=True)
+        stream.blend_sprite(sprite, 3, 3)
+    out = stream.end_frame()
+    assert out is frame and np.array_equal(frame, want)
+    assert stream.active.name == "cpu" and not stream.defers_writes  # from now on, at once
+    stream.begin_frame(frame, inplace=True)
+    stream.blend_sprite(sprite, 3, 3)
+    assert not np.array_equal(frame, want)  # the CPU drew straight into it
+    stream.end_frame()
+
+
+def test_gl_backend_frame_open(make_gl: Any) -> None:
+    stream = FallbackBackend(make_gl())
+    stream.begin_frame(np.zeros((20, 20, 3), np.uint8))
+    assert stream.frame_open
+    stream.end_frame()
+    assert not stream.frame_open
+    stream.close()

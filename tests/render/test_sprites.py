@@ -218,3 +218,32 @@ def test_sprite_versions_change_with_the_picture() -> None:
     k2, v2 = keys.key("row", b)
     assert k2 == k1 and v2 != v1
     assert keys.key("other", a)[0] != k1
+
+
+def test_canvas_joins_an_open_frame() -> None:
+    backend = CPUBackend()
+    frame = np.zeros((20, 30, 3), np.uint8)
+    backend.begin_frame(frame)
+    with Canvas(frame, backend) as first:
+        first.rect(0, 0, 5, 5, (0, 0, 255))
+    assert first.joined and first.frame is frame and backend.frame_open  # not ended
+    second = Canvas(frame, backend)
+    second.rect(10, 0, 5, 5, (0, 255, 0))
+    assert second.finish() is frame and backend.frame_open
+    with pytest.raises(RuntimeError, match="boom"), Canvas(frame, backend):
+        raise RuntimeError("boom")
+    assert backend.frame_open  # dropping the frame is for whoever opened it
+    out = backend.end_frame()
+    assert (out[2, 2] == (0, 0, 255)).all() and (out[2, 12] == (0, 255, 0)).all()
+    assert not frame.any()  # opened as a copy: the caller's frame is untouched
+    assert backend.frames == 1
+
+
+def test_canvas_opens_its_own_frame_when_none_is_open() -> None:
+    backend = CPUBackend()
+    frame = np.zeros((20, 30, 3), np.uint8)
+    with Canvas(frame, backend) as canvas:
+        canvas.rect(0, 0, 5, 5, (0, 0, 255))
+        assert not canvas.joined and backend.frame_open
+    assert not backend.frame_open and backend.frames == 1
+    assert (canvas.frame[2, 2] == (0, 0, 255)).all()
