@@ -39,7 +39,8 @@ from arengine.interaction.state import (
     RoomState,
     ViewerView,
 )
-from arengine.types import Scene
+from arengine.render.chain import BackendChain
+from arengine.types import Scene, StageTiming
 
 log = logging.getLogger(__name__)
 
@@ -210,10 +211,6 @@ def make_effects(names: tuple[str, ...], backend: Any, state: RoomState
             if effect is None:
                 effect = create_effect(name)
                 where[name] = "cpu (numpy/OpenCV in the effect)"
-                if name == "lipstick" and backend_is_gpu_path(backend) and \
-                        hasattr(effect, "params_for"):
-                    effect = BackendLipstick(effect, backend)
-                    where[name] = f"render backend {_backend_line(backend)} (composite)"
         except Exception as e:  # an effect that cannot start is reported, not fatal
             where[name] = f"failed to start: {type(e).__name__}: {e}"
             continue
@@ -222,48 +219,6 @@ def make_effects(names: tuple[str, ...], backend: Any, state: RoomState
             set_state(state)
         effects[name] = effect
     return effects, where
-
-
-class BackendLipstick(Effect):
-    """The lipstick effect composited through a render backend (one upload, one readback).
-
-    The effect itself draws with numpy/OpenCV; this runs the same per-face preparation
-    (geometry, mask, fields) and hands the per-pixel composite to ``backend``, the way a
-    GPU path does, so ``--render gl`` times the GL compositor in the pipeline.
-    """
-
-    name = "lipstick"
-
-    def __init__(self, effect: Effect, backend: Any) -> None:
-        self.effect = effect
-        self.backend = backend
-
-    def apply(self, frame: np.ndarray, scene: Scene) -> np.ndarray:
-        from arengine.effects.lipstick import lip_fields, lip_geometry, lip_roi_mask, roi_to_lab
-
-        h, w = frame.shape[:2]
-        hands = scene.hands if len(scene.hands) else None
-        params_for = self.effect.params_for  # type: ignore[attr-defined]
-        self.backend.begin_frame(frame)
-        try:
-            for i in range(len(scene.faces)):
-                params = params_for(scene, i)
-                if params is None or params.opacity <= 0:
-                    continue
-                geom = lip_geometry(scene.faces.points[i], w, h)
-                if geom is None:
-                    continue
-                mask8 = lip_roi_mask(geom, hands)
-                if not mask8.any():
-                    continue
-                x1, y1, x2, y2 = geom.box
-                fields = lip_fields(roi_to_lab(frame[y1:y2, x1:x2]), mask8, geom, params)
-                self.backend.composite_lips(geom.box, mask8.astype(np.float32) / 255.0,
-                                            params, fields=fields)
-        except Exception:
-            self.backend.abort_frame()
-            raise
-        return np.asarray(self.backend.end_frame())
 
 
 def backend_is_gpu_path(backend: Any) -> bool:
@@ -522,6 +477,14 @@ class StagePipeline:
         self.hands = HandTracker("video", max_hands=2)
         self.state = state or busy_room_state(run.viewers)
         self.effects, self.where = make_effects(run.effects, backend, self.state)
+        # Effects drawing through a GPU backend share one frame on it (one upload, one
+        # readback); the CPU path runs them one after the other, in place, as before.
+        self.chain: BackendChain | None = None
+        if backend_is_gpu_path(backend):
+            self.chain = BackendChain(self.effects, backend)
+            shared = [n for n, e in self.effects.items() if self.chain.shares_frame(e)]
+            self.where["composite"] = (f"render backend {_backend_line(backend)}: one upload "
+                                       f"and one readback for {', '.join(shared) or 'none'}")
         codec = run.codec
         self.encoder = Encoder(codec, run.fps)
         self.where.update({"decode": "cpu (libavcodec h264)", "track_face": "cpu (MediaPipe)",
@@ -556,7 +519,9 @@ class StagePipeline:
         t3 = clock()
         ms["track_hands"] = (t3 - t2) / 1e6
         self.last_lip_shift = None
-        for name, effect in self.effects.items():
+        if self.chain is not None:
+            image = self._chain_step(self.chain, image, scene, ms, check)
+        for name, effect in self.effects.items() if self.chain is None else ():
             before = image.copy() if check and name == "lipstick" else None
             ta = clock()
             image = effect.apply(image, scene)
@@ -571,6 +536,26 @@ class StagePipeline:
         ms["encode"] = (clock() - te) / 1e6
         self._last_packets = len(packets)
         return ms, scene
+
+    def _chain_step(self, chain: BackendChain, image: np.ndarray, scene: Scene,
+                    ms: dict[str, float], check: bool) -> np.ndarray:
+        """Every effect in one backend frame: each effect's own time, and the rest of the
+        chain (opening the frame, upload, GPU passes, readback) as ``effect:composite``."""
+        before = image.copy() if check and "lipstick" in self.effects else None
+        spent: dict[str, float] = {}
+
+        def on_timing(t: StageTiming) -> None:
+            if t.stage.startswith("effect:"):
+                spent[t.stage] = spent.get(t.stage, 0.0) + t.duration_ms
+
+        t0 = time.perf_counter_ns()
+        image = chain.apply(image, scene, on_timing=on_timing)
+        total = (time.perf_counter_ns() - t0) / 1e6
+        ms.update(spent)
+        ms["effect:composite"] = max(0.0, total - sum(spent.values()))
+        if before is not None and self.shade is not None:
+            self.last_lip_shift = lip_shift(before, image, scene, self.shade)
+        return image
 
 
 def run_stages(run: StageRun, backend: Any = None,

@@ -84,7 +84,6 @@ def test_run_stages_measures_every_stage_and_checks_correctness(face_video) -> N
 
 
 def test_lipstick_through_the_gl_backend_matches_the_effect(load_image) -> None:
-    from arengine.bench.stages import BackendLipstick
     from arengine.effects.lipstick import LipstickEffect
     from arengine.render.backend import select_backend
     from arengine.tracking import FaceTracker
@@ -96,9 +95,33 @@ def test_lipstick_through_the_gl_backend_matches_the_effect(load_image) -> None:
     with FaceTracker("image") as ft:
         scene = ft.track(img)
     cpu = LipstickEffect(shade="velvet-ruby").apply(img.copy(), scene)
-    gl = BackendLipstick(LipstickEffect(shade="velvet-ruby"), backend).apply(img.copy(), scene)
+    gl = LipstickEffect(shade="velvet-ruby", backend=backend).apply(img.copy(), scene)
     backend.close()
     changed = np.any(cpu != img, axis=2)
     assert changed.sum() > 500  # the lips were painted
     diff = np.abs(cpu.astype(int) - gl.astype(int))
     assert diff[changed].mean() < 2.0 and diff.max() <= 12
+
+
+def test_stage_pipeline_composites_every_effect_in_one_gl_frame(face_video) -> None:
+    from arengine.bench.stages import StagePipeline
+    from arengine.render.backend import select_backend
+
+    backend = select_backend("gl")
+    if backend.name == "cpu":
+        pytest.skip(f"no OpenGL context here: {backend.fallback_reason}")
+    run = StageRun("480p", input=face_video, distinct_frames=6, viewers=12)
+    pipe = StagePipeline(run, backend=backend)
+    try:
+        assert pipe.chain is not None
+        assert all(pipe.chain.shares_frame(e) for e in pipe.effects.values())
+        for k in range(4):
+            frames = backend.status["frames"]
+            ms, _ = pipe.step(check=k == 3)
+            assert backend.status["frames"] == frames + 1  # one readback for five effects
+            assert "effect:composite" in ms and "effect:lipstick" in ms
+        assert pipe.last_lip_shift is not None and pipe.last_lip_shift > 3.0
+        assert "one upload and one readback" in pipe.where["composite"]
+    finally:
+        pipe.close()
+        backend.close()
