@@ -139,7 +139,11 @@ class BackendChain:
             # Layers note where they drew in scene.extras (so later ones go elsewhere): a
             # redo starts from the notes as they were, not from the dropped attempt's.
             notes = _snapshot(run.scene.extras)
-            backend.begin_frame(frame, inplace=inplace)
+            try:
+                backend.begin_frame(frame, inplace=inplace)
+            except Exception as e:  # a backend that cannot start a frame: send it as is
+                self._failed(COMPOSITE_STAGE, COMPOSITE_STAGE, run, e)
+                return frame
             failed: str | None = None
             error: Exception | None = None
             for name, effect in live:

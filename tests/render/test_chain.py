@@ -331,3 +331,31 @@ def test_a_frame_left_open_before_the_chain_is_dropped() -> None:
     out = chain.apply(np.zeros((100, 120, 3), np.uint8), Scene.empty(120, 100))
     assert out.shape == (100, 120, 3) and out[10, 10, 1] == 255
     assert rec.begins == 2 and not rec.frame_open
+
+
+def test_a_backend_that_cannot_start_a_frame_sends_the_picture(
+        make_gl: Callable[..., Any]) -> None:
+    gl = make_gl()
+    gl.simulate_context_loss()  # a bare GL backend (no CPU fallback) with a lost context
+    chain = BackendChain({"a": Broken(gl, set())}, gl)
+    errors: list[str] = []
+    frame = np.full((40, 50, 3), 7, np.uint8)
+    out = chain.apply(frame, Scene.empty(50, 40), on_error=errors.append)
+    assert out is frame and (out == 7).all()
+    assert errors == ["composite"] and chain.stats.failures == {"composite": 1}
+
+
+def test_gl_context_lost_mid_stream_the_chain_goes_on_on_the_cpu(
+        make_gl: Callable[..., Any], scenes: dict[str, tuple[np.ndarray, Scene]]) -> None:
+    from arengine.render.backend import FallbackBackend
+
+    image, scene = scenes[LIP_IMAGES[0]]
+    state = room_state()
+    ref, _ = run_frames(make_effects(None, state), None, image, scene)
+    stream = FallbackBackend(make_gl(lose_context_at_frame=1))
+    outs, chain = run_frames(make_effects(stream, state), stream, image, scene)
+    for k in range(3):
+        assert np.abs(outs[k].astype(int) - ref[k].astype(int)).max() <= 3
+    assert stream.status["backend"] == "cpu" and stream.fallback_frame == 1
+    assert chain.stats.backend_frames == 3 and chain.stats.failures == {}
+    assert not stream.frame_open
