@@ -441,6 +441,7 @@ class ServerOptions:
     db_path: str = "arengine.db"
     demo_room: str | None = "demo"
     demo_shade: str | None = "velvet-ruby"
+    demo_crowd: bool = False  # labelled demo viewers, votes and likes in the demo room
     codec: Codec = "vp8"
     room: RoomConfig = field(default_factory=RoomConfig)
     public_url: str = "http://127.0.0.1:8080"
@@ -456,6 +457,7 @@ def create_server(options: ServerOptions,
     told its host token, or None when the room already existed in the database (``room``
     is None when there is no demo room).
     """
+    from arengine.demo_crowd import DemoCrowd, stage_demo_room
     from arengine.interaction.api import build_router
     from arengine.interaction.hub import RoomHub
 
@@ -466,15 +468,19 @@ def create_server(options: ServerOptions,
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         hub.start()
         token: str | None = None
+        crowd: DemoCrowd | None = None
         if options.demo_room is not None:
             if options.demo_room in hub.rooms:
-                rotate = getattr(hub, "rotate_host_token", None)
-                if callable(rotate):
-                    token = await rotate(options.demo_room)
+                demo = hub.get(options.demo_room)
+                token = await hub.rotate_host_token(options.demo_room)
             else:
                 demo, token = await hub.create_room("arengine demo", options.demo_room)
                 if options.demo_shade:  # lipstick on from the first frame
                     await demo.set_shade(options.demo_shade)
+            if options.demo_crowd:
+                await stage_demo_room(demo, options.demo_shade)
+                crowd = DemoCrowd(demo)
+                crowd.start()
             await media.pipeline(options.demo_room)
         await media.start()
         if on_ready is not None:
@@ -482,6 +488,8 @@ def create_server(options: ServerOptions,
         try:
             yield
         finally:
+            if crowd is not None:
+                await crowd.stop()
             await media.close()
             await hub.close()
 

@@ -227,9 +227,13 @@ class Scene:
                      self.frame_index, self.extras)
 
     def at(self, timestamp: float, frame_index: int | None = None) -> Scene:
-        """The same tracking results stamped for another frame (reused landmarks)."""
+        """The same tracking results stamped for another frame (reused landmarks).
+
+        ``extras`` holds per-frame notes (e.g. where layers drew), so the new frame starts
+        with an empty one.
+        """
         return Scene(self.width, self.height, self.faces, self.hands, timestamp,
-                     self.frame_index if frame_index is None else frame_index, self.extras)
+                     self.frame_index if frame_index is None else frame_index)
 
 
 @dataclass(frozen=True)

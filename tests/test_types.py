@@ -79,6 +79,8 @@ def test_scene_restamp_keeps_tracking_results() -> None:
     scene = Scene(320, 240, faces, timestamp=1.0, frame_index=10)
     later = scene.at(1.5, 12)
     assert later.faces is faces and later.timestamp == 1.5 and later.frame_index == 12
+    scene.extras["keep_out"] = [(0, 0, 10, 10)]
+    assert scene.at(2.0).extras == {}  # per-frame notes do not leak into the next frame
     assert scene.with_hands(HandLandmarks.empty()).faces is faces
 
 

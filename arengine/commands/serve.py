@@ -9,6 +9,7 @@ import socket
 from typing import Any
 
 from arengine.errors import UserError
+from arengine.render.backend import add_render_argument
 
 CODECS = ("vp8", "h264")
 
@@ -25,6 +26,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--demo", action=argparse.BooleanOptionalAction, default=True,
                    help="create room 'demo' and play the built-in moving face while no host "
                         "publishes (default on)")
+    p.add_argument("--demo-crowd", action=argparse.BooleanOptionalAction, default=True,
+                   help="in the demo room, stage a product card, a like goal, shade polls and "
+                        "a few viewers tagged '(demo)' so every layer shows at once "
+                        "(default on)")
+    add_render_argument(p)
     p.add_argument("--codec", choices=CODECS, default="vp8",
                    help="preferred viewer codec; viewers that lack it get the other")
     p.add_argument("--size", default="1280x720", metavar="WxH",
@@ -105,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
     base = f"http://{shown}:{args.port}"
     options = ServerOptions(
         db_path=args.db, demo_room="demo" if args.demo else None, codec=args.codec,
+        demo_crowd=args.demo and args.demo_crowd,
         room=RoomConfig(effects=effects, track_hands=not args.no_hands, demo=args.demo,
-                        demo_size=size, fps=args.fps, bitrate=args.bitrate * 1000),
+                        demo_size=size, fps=args.fps, bitrate=args.bitrate * 1000,
+                        render=args.render),
         public_url=base, ice_servers=args.ice_server)
 
     def ready(room: str | None, token: str | None) -> None:

@@ -609,7 +609,8 @@ async def stream_events(hub: RoomHub, ws: WebSocket, room_id: str,
         if vid is not None:
             room.disconnect(vid)
         if ws.application_state != WebSocketState.DISCONNECTED:
-            with contextlib.suppress(RuntimeError):
+            # The client may already be gone: closing then raises, and that is fine.
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
                 await ws.close()
 
 

@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args
 
 EventKind = Literal[
     "room_created",
+    "host_token_rotated",
     "join",
     "leave",
     "comment",

@@ -160,6 +160,19 @@ class RoomHub:
             raise
         return room, token
 
+    async def rotate_host_token(self, room_id: str) -> str:
+        """A new host token for an existing room; the old one stops working.
+
+        Only hashes of tokens are stored, so a restarted server cannot show the old token
+        again: this is how it hands the operator a working one.
+        """
+        room = self.get(room_id)
+        self.start()
+        token = new_token()
+        await room._commit([Event(room_id, 0, self.clock(), "host_token_rotated", None,
+                                  {"_host_token_sha256": token_hash(token)})])
+        return token
+
     # ---------------------------------------------------------------- services
 
     def shade_hex(self, shade_id: str) -> str:

@@ -597,6 +597,8 @@ class Room:
             self.title = d.get("title", "")
             self.created_at = e.ts
             self._host_token_hash = d["_host_token_sha256"]
+        elif e.kind == "host_token_rotated":
+            self._host_token_hash = d["_host_token_sha256"]
         elif e.kind == "join":
             assert vid is not None
             v = self.viewers.get(vid)

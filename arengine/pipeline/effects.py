@@ -2,13 +2,13 @@
 
 Effects come from the registry by name, so a layer that is not installed is skipped with
 a log line instead of breaking the server. A frame on which an effect raises is sent
-without that effect: every effect draws on a copy, so a half-drawn layer never shows.
+without that effect, and a half-drawn layer never shows. With a GPU render backend the
+whole chain composites into one backend frame: one upload and one readback per frame.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +16,8 @@ import numpy as np
 
 from arengine.effects import Effect, create_effect
 from arengine.interaction.state import RoomState
+from arengine.render.backend import RenderBackend
+from arengine.render.chain import BackendChain
 from arengine.types import Scene, StageTiming
 
 logger = logging.getLogger(__name__)
@@ -28,14 +30,19 @@ class EffectChain:
     """Named effects in drawing order, fed the room's :class:`RoomState` between frames."""
 
     def __init__(self, names: tuple[str, ...] | list[str] = DEFAULT_EFFECTS,
-                 effects: dict[str, Effect] | None = None) -> None:
+                 effects: dict[str, Effect] | None = None,
+                 backend: RenderBackend | None = None) -> None:
+        # The CPU backend adds nothing over drawing directly; only GL shares a frame.
+        self.backend = backend if backend is not None and backend.name != "cpu" else None
         self.effects: dict[str, Effect] = {}
         if effects is not None:
             self.effects.update(effects)
         else:
             for name in names:
                 # Lipstick starts bare: the room's shade (if any) fades in with the state.
-                settings = {"shade": None} if name == "lipstick" else {}
+                settings: dict[str, Any] = {"shade": None} if name == "lipstick" else {}
+                if self.backend is not None:
+                    settings["backend"] = self.backend
                 try:
                     self.effects[name] = create_effect(name, **settings)
                 except ValueError as e:
@@ -43,10 +50,10 @@ class EffectChain:
                 except Exception:
                     logger.exception("effect %r failed to start, skipped", name)
         self.enabled: dict[str, bool] = dict.fromkeys(self.effects, True)
+        self._render = BackendChain(self.effects, self.backend)
         self._state: RoomState | None = None
         self._shade: str | None = None
         self._shade_set = False
-        self._error_logged: dict[str, float] = {}
 
     @property
     def names(self) -> list[str]:
@@ -84,27 +91,16 @@ class EffectChain:
               on_timing: Callable[[StageTiming], None],
               on_error: Callable[[str], None]) -> np.ndarray:
         """Draw every enabled effect; a raising effect is left out of this frame only."""
-        out = image
-        for name, effect in self.effects.items():
-            if not self.enabled.get(name, True):
-                continue
-            start = time.perf_counter()
-            try:
-                drawn = effect.apply(out.copy(), scene)
-                if drawn.shape != out.shape or drawn.dtype != np.uint8:
-                    raise ValueError(f"returned {drawn.shape} {drawn.dtype}, "
-                                     f"expected {out.shape} uint8")
-                out = drawn
-            except Exception:
-                on_error(f"effect:{name}")
-                now = time.monotonic()
-                if now - self._error_logged.get(name, -1e9) > 5.0:
-                    self._error_logged[name] = now
-                    logger.exception("effect %r failed on frame %d; sent without it",
-                                     name, scene.frame_index)
-            on_timing(StageTiming(scene.frame_index, f"effect:{name}", start,
-                                  time.perf_counter()))
-        return out
+        skip = {n for n, on in self.enabled.items() if not on}
+        return self._render.apply(image, scene, skip=skip, on_timing=on_timing,
+                                  on_error=on_error)
+
+    def render_stats(self) -> dict[str, Any]:
+        """Which backend composites (and any fallback), and the chain's counters."""
+        status: dict[str, Any] = (dict(self.backend.status) if self.backend is not None
+                                  else {"backend": "cpu"})
+        status["chain"] = self._render.stats.to_dict()
+        return status
 
     def click_regions(self, width: int, height: int) -> list[dict[str, Any]]:
         """Clickable rectangles of the layers (the product sticker), as the layer gives them

@@ -86,6 +86,7 @@ class RoomConfig:
     bitrate: int = 2_000_000
     stale_after: float = 2.0  # seconds without host frames before the slate shows
     reconnect_grace: float = 8.0  # slate time before the demo takes over again
+    render: str = "cpu"  # "auto" | "cpu" | "gl": where the effects composite (see render/)
 
 
 class Timeline:
@@ -191,7 +192,14 @@ class RoomPipeline:
         self.config = config or RoomConfig()
         self.observer = observer or StatsObserver()
         self._state = state
-        self.effects = effects if effects is not None else EffectChain(self.config.effects)
+        if effects is None:
+            backend = None
+            if self.config.render != "cpu":
+                from arengine.render.backend import select_backend
+
+                backend = select_backend(self.config.render)
+            effects = EffectChain(self.config.effects, backend=backend)
+        self.effects = effects
         self.demo = DemoSource(*self.config.demo_size, fps=self.config.fps) \
             if self.config.demo else None
         self.encoders: dict[Codec, EncoderStage] = {}
@@ -552,6 +560,7 @@ class RoomPipeline:
                              "reopened": e.encoder.reopened}
                          for c, e in self.encoders.items()},
             "effects": {n: self.effects.enabled.get(n, True) for n in self.effects.names},
+            "render": self.effects.render_stats(),
             "tracking": {w.name: {"processed": w.processed, "dropped": w.dropped}
                          for w in (self._face, self._hands) if w is not None},
         })

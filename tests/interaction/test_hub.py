@@ -158,3 +158,24 @@ def test_a_deadline_close_found_late_ends_at_the_deadline(
         await hub.close()
 
     asyncio.run(main())
+
+
+def test_rotated_host_token_replaces_the_old_one_and_survives_restart(
+        make_hub: Callable[..., RoomHub]) -> None:
+    async def first() -> tuple[str, str]:
+        hub = make_hub()
+        _, old = await hub.create_room("demo", room_id="demo")
+        new = await hub.rotate_host_token("demo")
+        assert new != old
+        assert hub.verify_host("demo", new) and not hub.verify_host("demo", old)
+        await hub.close()
+        return old, new
+
+    old, new = asyncio.run(first())
+
+    async def second() -> None:
+        hub = make_hub()
+        assert hub.verify_host("demo", new) and not hub.verify_host("demo", old)
+        await hub.close()
+
+    asyncio.run(second())

@@ -40,3 +40,42 @@ def test_room_effect_toggles_and_unknown_effects(caplog) -> None:
     assert "no_such_layer" in caplog.text
     chain.set_state(RoomState("r", effects={"lipstick": False}))
     assert chain.enabled["lipstick"] is False
+
+
+def test_gl_backend_chain_matches_cpu_with_one_readback_per_frame() -> None:
+    """The room's chain on the GL backend (llvmpipe without a GPU) draws what the CPU draws,
+    reading each frame back once; CI must have a GL context, a developer box may not."""
+    import os
+
+    import pytest
+
+    from arengine.interaction.state import PollOptionView, PollView, ViewerView
+    from arengine.render.backend import select_backend
+
+    backend = select_backend("gl")
+    if backend.name != "gl":
+        reason = backend.status.get("fallback_reason")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"no GL context in CI: {reason}", pytrace=False)
+        pytest.skip(f"no GL context: {reason}")
+    image = DemoSource(640, 360).frame_at(0.0)
+    with FaceTracker("image") as ft:
+        scene = ft.track(image)
+    state = RoomState(
+        "r", taken_at=100.0, shade_id="velvet-ruby",
+        viewers=tuple(ViewerView(f"v{i}", f"Viewer {i}", last_comment="好看!",
+                                 last_active=99.0 + i * 0.01) for i in range(6)),
+        poll=PollView("p1", "Which shade?", (PollOptionView("Ruby", 3, "velvet-ruby", "#9B1B30"),
+                                             PollOptionView("Nude", 1)), 90.0, 190.0))
+    names = ("lipstick", "avatars", "vote_sticker", "likes", "product")
+    cpu, gl = EffectChain(names), EffectChain(names, backend=backend)
+    for chain in (cpu, gl):
+        chain.set_state(state)
+    before = dict(backend.status)
+    for t in (0.0, 0.5, 1.0):
+        a, b = _apply(cpu, image, scene, t), _apply(gl, image, scene, t)
+    assert np.abs(a.astype(int) - b).max() <= 3
+    assert np.abs(b.astype(int) - image).max() > 40  # lipstick and layers really drawn
+    stats = gl.render_stats()
+    assert stats["backend"] == "gl" and stats["chain"]["frames"] == 3
+    assert stats["frames"] - before["frames"] == 3  # one backend frame (one readback) each
