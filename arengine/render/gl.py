@@ -236,6 +236,9 @@ class GLBackend(RenderBackend):
     """
 
     name = "gl"
+    # An in-place frame is only written when end_frame pastes the readback into it, so a
+    # chain can abort and redo a frame from the untouched picture without a backup copy.
+    defers_writes = True
 
     def __init__(self, device_index: int | None = None, hardware_only: bool = False,
                  shaders_dir: Path | None = None, sprite_cache_bytes: int = 512 << 20,
