@@ -17,9 +17,9 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from conftest import chromium_or_fail
 
 from arengine.pipeline import RoomConfig
+from tests.web.conftest import chromium_or_fail
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
