@@ -102,6 +102,8 @@ class FaceTracker:
         self._since_search = 0
         self._detector: Any = None
         self._filters: dict[int, OneEuroFilter] = {}
+        self._scores: dict[int, float] = {}  # track id -> face detector score
+        self._detections: list[tuple[float, float, float]] | None = None  # this frame's
         self._last: dict[int, np.ndarray] = {}  # track id -> face centre and size
         self._next_id = 0
         self._t0 = time.monotonic()
@@ -135,6 +137,7 @@ class FaceTracker:
     def reset(self) -> None:
         """Forget every track (and its filter), e.g. after a scene cut or a new source."""
         self._filters.clear()
+        self._scores.clear()
         self._last.clear()
 
     def detect(self, image: np.ndarray, timestamp: float | None = None) -> FaceLandmarks:
@@ -143,6 +146,7 @@ class FaceTracker:
             raise ValueError(f"expected a BGR image (H, W, 3), got shape {image.shape}")
         h, w = image.shape[:2]
         rgb, back = _resize_for_model(image, self.max_input_width)
+        self._detections = None
         faces = self._process(rgb)
         if not faces:
             self.reset()
@@ -161,8 +165,43 @@ class FaceTracker:
                 filt = self._filters.setdefault(int(tid), OneEuroFilter(self.smoothing))
                 smooth[i] = filt(raw[i], t)
         del back  # landmarks are normalised, so the model's input scale needs no undoing
-        conf = np.full(len(faces), max(self.min_tracking_confidence, 0.5), np.float32)
-        return FaceLandmarks(smooth, raw, conf, ids)
+        return FaceLandmarks(smooth, raw, self._confidence(rgb, raw, ids, w, h), ids)
+
+    def _confidence(self, rgb: np.ndarray, raw: np.ndarray, ids: np.ndarray, w: int,
+                    h: int) -> np.ndarray:
+        """Per-face score of MediaPipe's face detector (FaceMesh itself reports none).
+
+        The detector runs when a track has no score yet (a new face, or every still in
+        image mode) and whenever the newcomer search ran it anyway; a track keeps its last
+        score in between, so steady video tracking pays nothing for it. A face the detector
+        misses (e.g. half covered by a hand) gets the tracking threshold it passed.
+        """
+        if self._detections is None and any(int(t) not in self._scores for t in ids):
+            self._detections = self._detect_faces(rgb)
+        if self._detections is not None:
+            for i, tid in enumerate(ids):
+                x1, y1 = raw[i, :, 0].min() / w, raw[i, :, 1].min() / h
+                x2, y2 = raw[i, :, 0].max() / w, raw[i, :, 1].max() / h
+                inside = [sc for cx, cy, sc in self._detections
+                          if x1 <= cx <= x2 and y1 <= cy <= y2]
+                if inside:
+                    self._scores[int(tid)] = max(inside)
+        floor = self.min_tracking_confidence
+        return np.array([self._scores.get(int(t), floor) for t in ids], np.float32)
+
+    def _detect_faces(self, rgb: np.ndarray) -> list[tuple[float, float, float]]:
+        """Face detector boxes as (centre x, centre y, score), normalised to the frame."""
+        import mediapipe as mp
+
+        if self._detector is None:
+            self._detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=0, min_detection_confidence=self.min_detection_confidence)
+        small, _ = _resize_rgb(rgb, 640)
+        out = []
+        for det in self._detector.process(small).detections or []:
+            r = det.location_data.relative_bounding_box
+            out.append((r.xmin + r.width / 2, r.ymin + r.height / 2, float(det.score[0])))
+        return out
 
     def _process(self, rgb: np.ndarray) -> list[Any]:
         """Landmarks from the searching graph, or the sized one while the count holds."""
@@ -195,20 +234,12 @@ class FaceTracker:
 
     def _newcomer(self, rgb: np.ndarray, faces: list[Any]) -> bool:
         """Whether the face detector sees a face none of the tracked ones covers."""
-        import mediapipe as mp
-
-        if self._detector is None:
-            self._detector = mp.solutions.face_detection.FaceDetection(
-                model_selection=0, min_detection_confidence=self.min_detection_confidence)
-        small, _ = _resize_rgb(rgb, 640)
-        found = self._detector.process(small).detections or []
+        self._detections = self._detect_faces(rgb)
         boxes = []
         for face in faces:
             xy = landmarks_to_array(face)[:, :2]
             boxes.append((*xy.min(axis=0), *xy.max(axis=0)))
-        for det in found:
-            r = det.location_data.relative_bounding_box
-            cx, cy = r.xmin + r.width / 2, r.ymin + r.height / 2
+        for cx, cy, _ in self._detections:
             if not any(x1 <= cx <= x2 and y1 <= cy <= y2 for x1, y1, x2, y2 in boxes):
                 return True
         return False
@@ -244,5 +275,6 @@ class FaceTracker:
         lost = set(self._last) - {int(x) for x in ids}
         for k in lost:
             self._filters.pop(k, None)
+            self._scores.pop(k, None)
         self._last = {int(ids[i]): np.array([*centre[i], size[i]]) for i in range(len(raw))}
         return ids

@@ -167,3 +167,19 @@ def test_landmark_list_reads_the_same_fast_or_slow() -> None:
     for x, y, z in values[:21]:
         rich.landmark.add(x=x, y=y, z=z, visibility=0.5)
     np.testing.assert_array_equal(landmarks_to_array(rich), values[:21])
+
+
+def test_confidence_is_the_face_detector_score(image_tracker: FaceTracker, data_dir: Path,
+                                               load_image) -> None:
+    """Each face carries the detector's own score: on testImg.jpeg near the reference
+    scores (0.973 and 0.925, from the newer detector model), and a track keeps it."""
+    faces = image_tracker.detect(load_image("mediapipe_samples/testImg.jpeg"))
+    assert len(faces) == 2
+    order = np.argsort(faces.boxes()[:, 0])  # the reference lists the left face first
+    assert np.allclose(faces.confidence[order], [0.973, 0.925], atol=0.02)
+
+    with FaceTracker(mode="video") as tracker:
+        frames = decode_frames(data_dir / "mediapipe_samples"
+                               / "gesture_recognizer_test_video.mp4")
+        confs = [float(tracker.detect(next(frames)).confidence[0]) for _ in range(30)]
+    assert min(confs) > 0.8 and len(set(confs)) <= 4  # scored, then kept while tracked
