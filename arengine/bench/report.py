@@ -22,7 +22,7 @@ class Verdict:
     value: float | None
     target: float | None
     unit: str
-    status: str  # "PASS", "FAIL" or "NOT MEASURED"
+    status: str  # "PASS", "FAIL", "NOT MEASURED" or "INFO" (shown, not judged)
     note: str = ""
     op: str = "<="  # how value must compare with target
 

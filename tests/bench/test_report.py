@@ -91,3 +91,31 @@ def test_plots_and_json_round_trip(report: dict[str, Any], tmp_path: Path) -> No
     (tmp_path / "other.json").write_text('{"schema": "something-else"}')
     with pytest.raises(ValueError, match="not an arengine bench report"):
         load_json(tmp_path / "other.json")
+
+
+def _replay_point(p99: float, dropped: float) -> dict:
+    return {"resolution": "720p", "stages": {}, "checks": {"face_found_share": 1.0},
+            "realtime": {"engine_added": {"p99": p99}, "dropped_share": dropped}}
+
+
+def test_engine_target_judged_on_the_server_pipeline_when_measured() -> None:
+    """The one-thread replay (tracking inline) is shown as INFO once the real, threaded
+    server pipeline was measured; without it, the replay is what gets judged."""
+    from arengine.bench.suite import DEFAULT_TARGETS, _verdicts
+
+    report = {"targets": dict(DEFAULT_TARGETS), "stages": [_replay_point(72.0, 0.08)],
+              "load": {"points": [{"rooms": 1, "viewers": 1, "latency": {"p99": 29.0},
+                                   "dropped": 0, "due": 300}]}}
+    by = {v.name: v for v in _verdicts(report, [])}
+    server = [v for n, v in by.items() if "server pipeline" in n]
+    replay = [v for n, v in by.items() if "real-time replay" in n]
+    assert [v.status for v in server] == ["PASS", "PASS"]
+    assert [v.status for v in replay] == ["INFO", "INFO"]
+
+    report["load"]["points"][0].update(latency={"p99": 40.0}, dropped=3)
+    assert [v.status for v in _verdicts(report, []) if "server pipeline" in v.name] == \
+        ["FAIL", "FAIL"]
+
+    del report["load"]
+    replay = [v for v in _verdicts(report, []) if "real-time replay" in v.name]
+    assert [v.status for v in replay] == ["FAIL", "FAIL"]
