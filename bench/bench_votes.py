@@ -204,7 +204,10 @@ def run_phase(kind: str, port: int, room: str, poll_id: str, tokens: list[str],
 def run_in_process(db: Path, viewers: int, seconds: float, max_votes: int, sync: str,
                    concurrency: int = 256) -> dict[str, Any]:
     """The ceiling without HTTP: RoomHub.vote from many coroutines, same store settings."""
+    from arengine.interaction.errors import RateLimitedError
     from arengine.interaction.hub import RoomHub
+
+    refused = 0
 
     async def go() -> tuple[int, float, list[float]]:
         hub = RoomHub.open(db, synchronous=sync)  # type: ignore[arg-type]
@@ -217,13 +220,18 @@ def run_in_process(db: Path, viewers: int, seconds: float, max_votes: int, sync:
         stop_at = t0 + seconds
 
         async def worker(k: int) -> None:
-            nonlocal acked
+            nonlocal acked, refused
             i = k
             while time.monotonic() < stop_at and acked < max_votes:
                 t = time.perf_counter()
-                await room.vote(ids[i % len(ids)], poll.id, i % 4)
-                lat.append(time.perf_counter() - t)
-                acked += 1
+                try:
+                    await room.vote(ids[i % len(ids)], poll.id, i % 4)
+                except RateLimitedError:  # a viewer over 5 votes/s: refused, as over HTTP
+                    refused += 1
+                    await asyncio.sleep(0)
+                else:
+                    lat.append(time.perf_counter() - t)
+                    acked += 1
                 i += concurrency
 
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
@@ -235,6 +243,7 @@ def run_in_process(db: Path, viewers: int, seconds: float, max_votes: int, sync:
     return {
         "transport": "in-process", "client_processes": 0, "connections_per_process": 1,
         "in_flight_per_connection": concurrency, "acked_votes": acked, "errors": 0,
+        "refused": refused,
         "seconds": round(wall, 3), "acked_votes_per_s": round(acked / wall, 1),
         "latency_ms_p50": round(1000 * statistics.median(lat), 2) if lat else None,
         "latency_ms_p99": round(1000 * lat[int(0.99 * (len(lat) - 1))], 2) if lat else None,
