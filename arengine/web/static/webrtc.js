@@ -69,6 +69,10 @@ async function whepPlay(url, video, onEvent) {
   channel.onmessage = (m) => { try { onEvent && onEvent(JSON.parse(m.data)); } catch (e) {} };
   const media = new MediaStream();
   pc.ontrack = (ev) => {
+    // Live commerce wants the newest picture, not a smooth buffer: ask the browser to keep
+    // its jitter buffer as short as the network allows.
+    if ("jitterBufferTarget" in ev.receiver) ev.receiver.jitterBufferTarget = 0;
+    else if ("playoutDelayHint" in ev.receiver) ev.receiver.playoutDelayHint = 0;
     media.addTrack(ev.track);
     if (video.srcObject !== media) video.srcObject = media;
     video.play().catch(() => {});
