@@ -7,12 +7,10 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import uvicorn
 
@@ -79,35 +77,3 @@ def chromium_or_fail() -> str:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "room_config(config): RoomConfig for live_server")
     config.addinivalue_line("markers", "server_codec(name): viewer codec of live_server")
-
-
-@pytest.fixture
-def lip_distance() -> Callable[[np.ndarray, str], tuple[float, float]]:
-    """CIELAB distances between the lips of an image and a shade: (hue plane a-b, full)."""
-
-    def distance(image: np.ndarray, shade_hex: str) -> tuple[float, float]:
-        d = lip_lab(image) - hex_lab(shade_hex)
-        return float(np.linalg.norm(d[1:])), float(np.linalg.norm(d))
-
-    return distance
-
-
-def lip_lab(image: np.ndarray) -> np.ndarray:
-    """Mean CIELAB colour (L, a, b) inside the lips of the one face in a BGR image."""
-    from arengine.tracking import FaceTracker
-
-    with FaceTracker("image", max_faces=1) as ft:
-        faces = ft.detect(image)
-    assert len(faces) == 1, "no face found"
-    mask = np.zeros(image.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [faces.lips_outer()[0].astype(np.int32)], 255)
-    cv2.fillPoly(mask, [faces.lips_inner()[0].astype(np.int32)], 0)
-    mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
-    lab = cv2.cvtColor(image, cv2.COLOR_BGR2Lab).astype(np.float32)
-    return lab[mask > 0].mean(axis=0)
-
-
-def hex_lab(hex_colour: str) -> np.ndarray:
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
-    px = np.array([[[b, g, r]]], np.uint8)
-    return cv2.cvtColor(px, cv2.COLOR_BGR2Lab)[0, 0].astype(np.float32)
