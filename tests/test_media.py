@@ -25,12 +25,12 @@ from arengine.types import Frame
 
 
 def make_clip(path: Path, source: Path, frames: int = 30, size: tuple[int, int] = (640, 360),
-              fps: int = 25, audio: str | None = "aac") -> Path:
+              fps: int = 25, audio: str | None = "aac", crf: int | None = None) -> Path:
     """A short H.264 clip of real footage with a 440 Hz tone track, written with PyAV."""
     with av.open(str(source)) as src, av.open(str(path), "w") as out:
         v = out.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
-        v.options = {"preset": "ultrafast"}
+        v.options = {"preset": "ultrafast", **({"crf": str(crf)} if crf is not None else {})}
         a = out.add_stream(audio, rate=48000) if audio else None
         if a is not None:
             a.layout = "mono"

@@ -18,6 +18,7 @@ import pytest
 
 from arengine.effects.shades import default_catalog, hex_to_bgr
 from arengine.tracking import FaceTracker, polygon_mask
+from tests.test_media import make_clip
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,37 +28,9 @@ def tryon(*args: str | Path, timeout: int = 300) -> subprocess.CompletedProcess[
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
-def make_clip(path: Path, source: Path, frames: int = 30, size: tuple[int, int] = (640, 360),
-              fps: int = 25) -> Path:
-    """A short H.264 clip of the real face video with a 440 Hz AAC track, made with PyAV."""
-    with av.open(str(source)) as src, av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=fps)
-        v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
-        v.options = {"preset": "ultrafast", "crf": "16"}
-        a = out.add_stream("aac", rate=48000)
-        a.layout = "mono"
-        for i, f in enumerate(src.decode(video=0)):
-            if i >= frames:
-                break
-            img = cv2.resize(f.to_ndarray(format="bgr24"), size, interpolation=cv2.INTER_AREA)
-            vf = av.VideoFrame.from_ndarray(img, format="bgr24")
-            vf.pts = i
-            out.mux(v.encode(vf))
-        out.mux(v.encode(None))
-        total = int(48000 * frames / fps)
-        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(total) / 48000)).astype(np.float32)
-        for start in range(0, total, 1024):
-            af = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="fltp",
-                                            layout="mono")
-            af.sample_rate, af.pts = 48000, start
-            out.mux(a.encode(af))
-        out.mux(a.encode(None))
-    return path
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory, face_video: Path) -> Path:
-    return make_clip(tmp_path_factory.mktemp("tryon") / "clip.mp4", face_video)
+    return make_clip(tmp_path_factory.mktemp("tryon") / "clip.mp4", face_video, crf=16)
 
 
 def decode(path: Path) -> tuple[list[np.ndarray], dict]:
