@@ -11,7 +11,6 @@ from arengine.effects.avatars import Avatars, avatar_colour, decode_avatar, init
 from arengine.effects.layout import Rect
 from arengine.interaction.state import RoomState, ViewerView
 from arengine.render.sprites import blend_sprite
-from arengine.tracking import FaceTracker
 from arengine.types import HandLandmarks, Scene
 
 NAMES = ["Mai Anh", "王小明", "สมชาย", "Budi Santoso", "Lucy", "陈静", "Nguyễn Văn A", "Siti",
@@ -139,19 +138,6 @@ def test_rows_skip_a_raised_hand() -> None:
     box = Rect(1100, 560, 150, 130)
     assert layer.last_rects and all(not r.intersects(box) for r in layer.last_rects.values())
     assert any(clear[k].intersects(box) for k in clear)  # it would have been covered
-
-
-@pytest.fixture(scope="module")
-def face_scenes(load_image) -> dict[str, tuple[np.ndarray, Scene, list[Rect]]]:
-    out = {}
-    with FaceTracker(mode="image") as ft:
-        for name in ("mediapipe_samples/business-person.png", "faces/obama-720p.jpg",
-                     "faces/two_people.jpg"):
-            img = load_image(name)
-            scene = ft.track(img, 0.0)
-            assert len(scene.faces) >= 1
-            out[name] = (img, scene, [Rect.from_xyxy(b) for b in scene.faces.boxes()])
-    return out
 
 
 def test_never_covers_a_face_on_real_pictures(face_scenes) -> None:

@@ -12,7 +12,6 @@ from arengine.effects import create_effect
 from arengine.effects.layout import Rect
 from arengine.effects.vote_sticker import WINNER, VoteSticker, countdown_text, ease_out
 from arengine.interaction.state import PollOptionView, PollView, RoomState
-from arengine.tracking import FaceTracker
 from arengine.types import Scene
 
 SWATCHES = ("#9B111E", "#FF69B4", "#2E8B57")
@@ -183,19 +182,6 @@ def test_set_state_from_another_thread() -> None:
     th.start()
     th.join()
     assert (draw(s, 1.0) != 90).any()
-
-
-@pytest.fixture(scope="module")
-def face_scenes(load_image) -> dict[str, tuple[np.ndarray, Scene, list[Rect]]]:
-    out = {}
-    with FaceTracker(mode="image") as ft:
-        for name in ("mediapipe_samples/business-person.png", "faces/obama-720p.jpg",
-                     "faces/two_people.jpg"):
-            img = load_image(name)
-            scene = ft.track(img, 0.0)
-            assert len(scene.faces) >= 1
-            out[name] = (img, scene, [Rect.from_xyxy(b) for b in scene.faces.boxes()])
-    return out
 
 
 def test_never_covers_a_face_on_real_pictures(face_scenes) -> None:
