@@ -359,8 +359,9 @@ def select_backend(name: str = "auto", *, device_index: int | None = None) -> Re
     """The backend for one stream, by ``--render`` name.
 
     ``auto``: GL when an EGL device with a real (hardware) driver gives a context, else the
-    CPU; ``gl``: GL even on Mesa's software rasteriser (llvmpipe), for CI and for testing
-    the shaders without a GPU; ``cpu``: the numpy/OpenCV reference. The choice and the
+    CPU; ``gl``: GL on a GPU when one has a driver, else even on Mesa's software rasteriser
+    (llvmpipe), for CI and for testing the shaders without a GPU; ``cpu``: the
+    numpy/OpenCV reference. The choice and the
     GL_RENDERER string are logged. GL backends come wrapped in :class:`FallbackBackend`,
     so a context that fails later moves the stream to the CPU instead of stopping it; a
     context that cannot be made at all gives a CPU backend whose status says why.
@@ -389,6 +390,13 @@ def select_backend(name: str = "auto", *, device_index: int | None = None) -> Re
             gl = GLBackend(device_index=dev, hardware_only=True, lose_context_at_frame=lose_at)
         else:
             gl = GLBackend(device_index=device_index, lose_context_at_frame=lose_at)
+            if device_index is None and gl.software:
+                # EGL device 0 is a software rasteriser: take a GPU if another device has
+                # one (device order is the EGL vendor libraries', not ours).
+                dev = find_device(hardware_only=True)
+                if dev is not None and dev != gl.device_index:
+                    gl.close()
+                    gl = GLBackend(device_index=dev, lose_context_at_frame=lose_at)
     except GLUnavailable as e:
         return _cpu_instead(name, str(e), quiet=name == "auto")
     log.info("render backend: gl (%s), GL_RENDERER=%r, ready in %.0f ms", name, gl.renderer,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -114,6 +114,50 @@ def test_select_gl_uses_any_driver_and_logs_the_renderer(
         assert b.renderer and b.renderer in caplog.text and "GL_RENDERER" in caplog.text
     finally:
         b.close()
+
+
+class _FakeGL:
+    """Stands in for GLBackend: EGL device 0 is llvmpipe, device 1 a GPU."""
+
+    name = "gl"
+    made: ClassVar[list[_FakeGL]] = []
+
+    def __init__(self, device_index: int | None = None, **_: Any) -> None:
+        self.device_index = device_index or 0
+        self.renderer = ("llvmpipe (LLVM 15.0.6, 256 bits)" if self.device_index == 0
+                         else "NVIDIA H100 80GB HBM3/PCIe/SSE2")
+        self.closed = False
+        _FakeGL.made.append(self)
+
+    @property
+    def software(self) -> bool:
+        from arengine.render.gl import is_software_renderer
+
+        return is_software_renderer(self.renderer)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("gpu, device_index, want", [
+    (1, None, 1),  # a GPU listed after the software device is taken
+    (None, None, 0),  # no GPU: gl still runs, on llvmpipe
+    (1, 0, 0),  # a device named by the caller is kept
+])
+def test_select_gl_prefers_a_gpu_to_a_software_device_0(
+        monkeypatch: pytest.MonkeyPatch, gpu: int | None, device_index: int | None,
+        want: int) -> None:
+    from arengine.render import gl as gl_mod
+
+    _FakeGL.made = []
+    monkeypatch.setattr(gl_mod, "GLBackend", _FakeGL)
+    monkeypatch.setattr(gl_mod, "find_device", lambda hardware_only=True: gpu)
+    b = select_backend("gl", device_index=device_index)
+    assert isinstance(b, FallbackBackend)
+    active = b.active
+    assert isinstance(active, _FakeGL) and active.device_index == want
+    # Device 0 was opened first and closed when the GPU was taken instead.
+    assert [m.closed for m in _FakeGL.made] == ([True, False] if want == 1 else [False])
 
 
 def test_select_auto_wants_a_hardware_driver(caplog: pytest.LogCaptureFixture,
