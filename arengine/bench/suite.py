@@ -34,9 +34,10 @@ TARGET_RESOLUTION = "720p"
 METHOD_NOTES = (
     "stage latency: each frame timed stage by stage, back to back on one thread, after a "
     "warm-up; the source is first encoded to H.264 at the benchmarked size so decode is real",
-    "real-time replay: frames arrive at 30 fps and a free engine takes the newest (the "
-    "server's latest-frame policy); dropped frames are never decoded in the replay, a real "
-    "server still decodes them, so the replay is slightly optimistic when frames drop",
+    "real-time replay: frames arrive at the source rate (--fps, 30 by default) and a free "
+    "engine takes the newest (the server's latest-frame policy); dropped frames are never "
+    "decoded in the replay, a real server still decodes them, so the replay is slightly "
+    "optimistic when frames drop",
     "load and soak: the server's own RoomPipeline (threaded tracking that never blocks a "
     "frame, shared encoder per room) on its 720p30 demo source; latency = frame in -> "
     "packets ready for viewers",
@@ -193,7 +194,7 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = print) -> di
     report: dict[str, Any] = {
         "schema": rep.SCHEMA, "suite": opts.suite, "started_at": started.isoformat(
             timespec="seconds"), "machine": machine, "percentile_method": PERCENTILE_METHOD,
-        "targets": opts.targets, "render": opts.render, "codec": codec,
+        "targets": opts.targets, "render": opts.render, "codec": codec, "fps": opts.fps,
         "notes": notes, "stages": stages, "load": load, "glass": glass, "soak": soak_result,
     }
     verdicts = _verdicts(report, problems)
@@ -219,11 +220,12 @@ def _verdicts(report: dict[str, Any], problems: list[str]) -> list[rep.Verdict]:
     # The engine's own figure is the server pipeline, where tracking runs in worker threads
     # and never holds a frame. The one-thread replay charges tracking to every frame: it is
     # the worst case, judged only when the server pipeline was not measured (--no-load).
+    rate = f"{report.get('fps', 30.0):g}"  # the stage points' source rate (--fps)
     replay = [
-        (f"engine-added latency p99 at {TARGET_RESOLUTION}30 (pipeline on one thread, "
+        (f"engine-added latency p99 at {TARGET_RESOLUTION}{rate} (pipeline on one thread, "
          "real-time replay)", at["realtime"]["engine_added"]["p99"] if at else None,
          t.get("engine_p99_ms"), "ms"),
-        (f"frames dropped at {TARGET_RESOLUTION}30 (real-time replay)",
+        (f"frames dropped at {TARGET_RESOLUTION}{rate} (real-time replay)",
          100 * at["realtime"]["dropped_share"] if at else None,
          100 * t["dropped_share"] if "dropped_share" in t else None, "%"),
     ]

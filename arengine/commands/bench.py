@@ -13,6 +13,7 @@ from pathlib import Path
 
 from arengine.errors import UserError
 
+MAX_FPS = 240.0
 TARGET_KEYS = ("glass_p99_ms", "engine_p99_ms", "dropped_share", "soak_drift_ms_per_min",
                "soak_rss_mb_per_min")
 
@@ -43,6 +44,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="subset of 480p 720p 1080p 2160p (default: all)")
     p.add_argument("--frames", type=int, default=None,
                    help="timed frames per resolution, overriding the suite's counts")
+    p.add_argument("--fps", type=float, default=30.0,
+                   help="source frame rate of the stage points and their real-time replay "
+                        "(frames arrive every 1/FPS s; default 30). The load sweep and the "
+                        "soak stay at the demo's 720p30")
     p.add_argument("--no-load", action="store_true", help="skip the rooms/viewers load sweep")
     p.add_argument("--glass", action=argparse.BooleanOptionalAction, default=None,
                    help="run (or skip) glass to glass: the Chromium harness bench/bench_e2e.py, "
@@ -101,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.soak < 0 or args.soak != args.soak or args.soak > 24 * 60:
         raise UserError(f"--soak must be between 0 and 1440 minutes, got {args.soak}")
+    if not 1.0 <= args.fps <= MAX_FPS:  # also rejects NaN and infinity
+        raise UserError(f"--fps must be between 1 and {MAX_FPS:g} frames per second, "
+                        f"got {args.fps:g}")
     if args.frames is not None and not 1 <= args.frames <= 100_000:
         raise UserError(f"--frames must be between 1 and 100000, got {args.frames}")
     resolutions = tuple(args.resolutions or RESOLUTIONS)
@@ -115,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out} exists and is not a folder")
     opts = BenchOptions(suite=args.suite, out=out, input=args.input, render=args.render,
                         soak_minutes=args.soak, targets=targets, resolutions=resolutions,
-                        frames=args.frames, load=not args.no_load, glass=args.glass)
+                        frames=args.frames, load=not args.no_load, glass=args.glass,
+                        fps=args.fps)
 
     def progress(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -119,3 +119,8 @@ def test_engine_target_judged_on_the_server_pipeline_when_measured() -> None:
     del report["load"]
     replay = [v for v in _verdicts(report, []) if "real-time replay" in v.name]
     assert [v.status for v in replay] == ["FAIL", "FAIL"]
+    assert all("720p30" in v.name for v in replay)  # a report without "fps" is 30 fps
+
+    report["fps"] = 60.0  # arengine bench --fps 60: the replay ran at 60 fps
+    replay = [v for v in _verdicts(report, []) if "real-time replay" in v.name]
+    assert all("720p60" in v.name for v in replay)

@@ -20,6 +20,10 @@ from arengine.cli import main
     (["bench", "--targets", "glass_p99_ms=fast"], "must be a number"),
     (["bench", "--targets", "glass_p99_ms=-5"], ">= 0"),
     (["bench", "--input", "/nonexistent/video.mp4"], "no such file"),
+    (["bench", "--fps", "0"], "--fps must be between 1 and 240"),
+    (["bench", "--fps", "500"], "--fps must be between 1 and 240"),
+    (["bench", "--fps", "nan"], "--fps must be between 1 and 240"),
+    (["bench", "--fps", "sixty"], "invalid float"),
     (["bench", "compare", "only-one.json"], "required"),
     (["bench", "compare", "/nonexistent/a.json", "/nonexistent/b.json"], "no such file"),
 ])
@@ -48,6 +52,23 @@ def test_out_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     f.write_text("x")
     assert main(["bench", "--out", str(f), "--no-load"]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, fps", [([], 30.0), (["--fps", "60"], 60.0),
+                                        (["--fps", "59.94"], 59.94)])
+def test_fps_reaches_the_suite(argv: list[str], fps: float, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from arengine.bench import suite
+
+    seen: list[suite.BenchOptions] = []
+
+    def fake_run_bench(opts: suite.BenchOptions, progress: object) -> dict[str, object]:
+        seen.append(opts)
+        return {"verdicts": [], "met": True}
+
+    monkeypatch.setattr(suite, "run_bench", fake_run_bench)
+    assert main(["bench", *argv, "--no-load", "--no-glass", "--out", str(tmp_path)]) == 0
+    assert [o.fps for o in seen] == [fps]
 
 
 def test_compare_rejects_a_negative_threshold(tmp_path: Path,
