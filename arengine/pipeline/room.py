@@ -79,14 +79,21 @@ class RoomConfig:
     track_faces: bool = True
     track_hands: bool = True
     hand_interval: float = 1 / 15
+    # Hand search rate while no hand is in view (None: always hand_interval).
+    hand_idle_interval: float | None = 1 / 5
     gestures: bool = True  # host hand gestures drive room actions (thumbs up: likes...)
     demo: bool = True
     demo_size: tuple[int, int] = (1280, 720)
     fps: int = 30
     bitrate: int = 2_000_000
+    # Announced to the publishing host as its receive bitrate (see transport/bitrate.py).
+    ingest_bitrate: int = 5_000_000
     stale_after: float = 2.0  # seconds without host frames before the slate shows
     reconnect_grace: float = 8.0  # slate time before the demo takes over again
     render: str = "cpu"  # "auto" | "cpu" | "gl": where the effects composite (see render/)
+    # Added to the tracking threads' nice value: under CPU pressure inference falls behind,
+    # frames do not (0 keeps them at the pipeline's priority).
+    tracking_nice: int = 0
 
 
 class Timeline:
@@ -239,9 +246,11 @@ class RoomPipeline:
             self.observer.on_error(self.room, stage)
 
         if self.config.track_faces:
-            self._face = face_worker(on_timing, on_error)
+            self._face = face_worker(on_timing, on_error, nice=self.config.tracking_nice)
         if self.config.track_hands:
-            self._hands = hand_worker(on_timing, on_error, self.config.hand_interval)
+            self._hands = hand_worker(on_timing, on_error, self.config.hand_interval,
+                                      nice=self.config.tracking_nice,
+                                      idle_interval=self.config.hand_idle_interval)
         self._tasks = [asyncio.create_task(self._process(), name=f"process-{self.room}"),
                        asyncio.create_task(self._idle_source(), name=f"idle-{self.room}")]
 

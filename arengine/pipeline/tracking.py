@@ -4,12 +4,21 @@ MediaPipe releases the GIL inside its graph, so a worker thread runs inference w
 event loop keeps receiving, compositing and sending. The pipeline never waits for a
 result: it submits the newest frame (replacing any unread one) and composites with the
 latest result available. Face and hand tracking run in separate workers so each goes at
-its own rate (hands can be throttled with ``min_interval``).
+its own rate (hands can be throttled with ``min_interval``). A worker can also search more
+slowly while its last result found nothing (``idle_interval``): MediaPipe's hand graph
+runs its palm detector on every call until a hand is in view, which costs about three
+face-mesh passes, and a host who is not gesturing should not pay that 15 times a second.
+
+Workers can also run at a lower OS scheduling priority (``nice``): when the machine is
+short of CPU, the frame path (decode, compositing, encode) and everything else on the box
+go first and tracking takes what is left, so inference falls behind instead of frames.
+MediaPipe's own threads start inside the worker and inherit its priority.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -45,8 +54,15 @@ class TrackingWorker(Generic[R]):
                  infer: Callable[[object, TrackRequest], R],
                  on_timing: Callable[[StageTiming], None] | None = None,
                  on_error: Callable[[str], None] | None = None,
-                 min_interval: float = 0.0) -> None:
+                 min_interval: float = 0.0, nice: int = 0,
+                 idle_interval: float | None = None,
+                 is_idle: Callable[[R], bool] | None = None) -> None:
+        if (idle_interval is None) != (is_idle is None):
+            raise ValueError("idle_interval and is_idle go together")
         self.name = name
+        self.nice = nice
+        self.idle_interval = idle_interval
+        self._is_idle = is_idle
         self._make = make
         self._infer = infer
         self._on_timing = on_timing
@@ -79,7 +95,18 @@ class TrackingWorker(Generic[R]):
         self._slot.close()
         self._thread.join(timeout=5)
 
+    def _lower_priority(self) -> None:
+        if not self.nice:
+            return
+        try:  # Linux schedules threads one by one: this changes this thread only
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                           os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
+        except (AttributeError, OSError) as e:
+            logger.info("%s: cannot lower its priority (%s); it runs at normal priority",
+                        self.name, e)
+
     def _run(self) -> None:
+        self._lower_priority()
         model: object | None = None
         size: tuple[int, int] | None = None
         last = 0.0
@@ -98,7 +125,13 @@ class TrackingWorker(Generic[R]):
                                     self.name, *size, w, h)
                     model = self._make()
                     size = (w, h)
-                wait = last + self.min_interval - time.monotonic()
+                interval = self.min_interval
+                if self._is_idle is not None and self.idle_interval is not None:
+                    with self._lock:
+                        prev = self._result
+                    if prev is not None and self._is_idle(prev):
+                        interval = max(interval, self.idle_interval)
+                wait = last + interval - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
                 start = time.perf_counter()
@@ -130,7 +163,7 @@ def _close(model: object | None) -> None:
 
 def face_worker(on_timing: Callable[[StageTiming], None] | None = None,
                 on_error: Callable[[str], None] | None = None,
-                max_faces: int = 4) -> TrackingWorker[Scene]:
+                max_faces: int = 4, nice: int = 0) -> TrackingWorker[Scene]:
     """A worker running :class:`~arengine.tracking.FaceTracker` in video mode."""
     from arengine.tracking import FaceTracker
 
@@ -139,13 +172,17 @@ def face_worker(on_timing: Callable[[StageTiming], None] | None = None,
         return model.track(req.image, req.timestamp, req.frame_index)
 
     return TrackingWorker("track_face", lambda: FaceTracker("video", max_faces), infer,
-                          on_timing, on_error)
+                          on_timing, on_error, nice=nice)
 
 
 def hand_worker(on_timing: Callable[[StageTiming], None] | None = None,
                 on_error: Callable[[str], None] | None = None,
-                min_interval: float = 1 / 15) -> TrackingWorker[HandLandmarks]:
-    """A worker running :class:`~arengine.tracking.HandTracker`, by default at most 15 Hz."""
+                min_interval: float = 1 / 15, nice: int = 0,
+                idle_interval: float | None = 1 / 5) -> TrackingWorker[HandLandmarks]:
+    """A worker running :class:`~arengine.tracking.HandTracker`, by default at most 15 Hz
+    while a hand is in view and 5 Hz while none is (a raised hand is found within 0.2 s,
+    then tracked at the full rate; ``idle_interval=None`` always runs at ``min_interval``).
+    """
     from arengine.tracking import HandTracker
 
     def infer(model: object, req: TrackRequest) -> HandLandmarks:
@@ -153,4 +190,9 @@ def hand_worker(on_timing: Callable[[StageTiming], None] | None = None,
         return model.detect(req.image)
 
     return TrackingWorker("track_hands", lambda: HandTracker("video"), infer, on_timing,
-                          on_error, min_interval)
+                          on_error, min_interval, nice, idle_interval,
+                          None if idle_interval is None else _no_hands)
+
+
+def _no_hands(hands: HandLandmarks) -> bool:
+    return len(hands) == 0
