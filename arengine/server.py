@@ -203,7 +203,8 @@ class MediaServer:
                                          "DELETE its session first")
                 logger.info("room %s: replacing a stalled publisher", room)
                 await old.close()
-            session = WhipSession(room, self.rtc_config)
+            session = WhipSession(room, self.rtc_config,
+                                  ingest_bitrate=pipeline.config.ingest_bitrate)
             try:
                 answer = await session.answer(offer)
             except Exception as e:

@@ -18,6 +18,8 @@ from arengine.cli import main
     ["serve", "--size", "101x100"],
     ["serve", "--fps", "0"],
     ["serve", "--bitrate", "5"],
+    ["serve", "--ingest-bitrate", "100"],
+    ["serve", "--ingest-bitrate", "lots"],
     ["serve", "--effects", "lipstick,nope"],
     ["serve", "--ice-server", "http://example.org"],
 ])

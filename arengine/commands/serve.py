@@ -38,6 +38,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--fps", type=int, default=30, help="demo and encoder frame rate")
     p.add_argument("--bitrate", type=int, default=2000, metavar="KBPS",
                    help="viewer stream bitrate in kbit/s (default %(default)s)")
+    p.add_argument("--ingest-bitrate", type=int, default=5000, metavar="KBPS",
+                   help="bitrate announced to a publishing host in kbit/s (REMB); it sends "
+                        "up to this, less on a lossy link (default %(default)s)")
     p.add_argument("--effects", default=None, metavar="A,B",
                    help="effects in drawing order (default: lipstick,avatars,vote_sticker,"
                         "likes,product)")
@@ -92,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--fps must be between 1 and 60, not {args.fps}")
     if not 100 <= args.bitrate <= 50000:
         raise UserError(f"--bitrate must be between 100 and 50000 kbit/s, not {args.bitrate}")
+    if not 300 <= args.ingest_bitrate <= 50000:
+        raise UserError("--ingest-bitrate must be between 300 and 50000 kbit/s, "
+                        f"not {args.ingest_bitrate}")
     effects = DEFAULT_EFFECTS
     if args.effects is not None:
         effects = tuple(e.strip() for e in args.effects.split(",") if e.strip())
@@ -114,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         demo_crowd=args.demo and args.demo_crowd,
         room=RoomConfig(effects=effects, track_hands=not args.no_hands, demo=args.demo,
                         demo_size=size, fps=args.fps, bitrate=args.bitrate * 1000,
+                        ingest_bitrate=args.ingest_bitrate * 1000,
                         render=args.render),
         public_url=base, ice_servers=args.ice_server)
 

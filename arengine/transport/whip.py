@@ -22,6 +22,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration
 from aiortc import rtcrtpreceiver as _receiver
 from aiortc.mediastreams import MediaStreamError
 
+from arengine.transport.bitrate import announce_bitrate
 from arengine.transport.jitter import use_marker_jitter_buffer
 from arengine.transport.session import PeerSession
 
@@ -65,8 +66,10 @@ class WhipSession(PeerSession):
 
     kind = "whip"
 
-    def __init__(self, room: str, config: RTCConfiguration | None = None) -> None:
+    def __init__(self, room: str, config: RTCConfiguration | None = None,
+                 ingest_bitrate: int | None = None) -> None:
         install_decode_timing()
+        self.ingest_bitrate = ingest_bitrate  # announced to the host (None: aiortc's)
         super().__init__(room, config)
         self.video: asyncio.Future[MediaStreamTrack] = \
             asyncio.get_running_loop().create_future()
@@ -86,6 +89,8 @@ class WhipSession(PeerSession):
         for t in self.pc.getTransceivers():
             if t.kind == "video":
                 use_marker_jitter_buffer(t.receiver)
+                if self.ingest_bitrate is not None:
+                    announce_bitrate(t.receiver, self.ingest_bitrate)
 
     @property
     def codec(self) -> str | None:
