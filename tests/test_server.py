@@ -43,3 +43,25 @@ def test_port_in_use_exit_2(tmp_path) -> None:
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "already in use" in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("wanted", [0.0005, None])
+def test_media_server_sets_the_gil_switch_interval_while_started(wanted) -> None:
+    import asyncio
+
+    from arengine.server import SWITCH_INTERVAL, MediaServer
+    from tests.pipeline.conftest import MemoryHub
+
+    before = sys.getswitchinterval()
+    assert SWITCH_INTERVAL == 0.0005 and before != SWITCH_INTERVAL
+
+    async def main() -> float:
+        media = MediaServer(MemoryHub(), switch_interval=wanted)
+        await media.start()
+        during = sys.getswitchinterval()
+        await media.close()
+        return during
+
+    during = asyncio.run(main())
+    assert during == (before if wanted is None else wanted)
+    assert sys.getswitchinterval() == before  # restored on close
