@@ -176,15 +176,25 @@ FRAME_ID_JS = """\
       ctx.fillRect(x0, y0, x1 - x0, y1 - y0);
     });
   }
+  // The pixel box [x, y, width, height] the pattern covers: a reader needs only it.
+  function patternBox(w, h, corner = 'top-left') {
+    const cs = cells(w, h, corner), last = cs[cs.length - 1];
+    return [cs[0][0], cs[0][1], last[2] - cs[0][0], last[3] - cs[0][1]];
+  }
   function readFrameId(ctx, w, h, corner = 'top-left') {
     const cs = cells(w, h, corner), means = [];
+    const [bx, by, bw, bh] = patternBox(w, h, corner);
+    if (bw <= 0 || bh <= 0) return null;
+    const d = ctx.getImageData(bx, by, bw, bh).data;  // one read for all the blocks
     for (const [x0, y0, x1, y1, b] of cs) {
       const inset = Math.max(1, Math.floor(b * 0.25));
       const pw = x1 - x0 - 2 * inset, ph = y1 - y0 - 2 * inset;
       if (pw <= 0 || ph <= 0) { means.push(0); continue; }
-      const d = ctx.getImageData(x0 + inset, y0 + inset, pw, ph).data;
       let s = 0;
-      for (let i = 0; i < d.length; i += 4) s += (d[i] + d[i + 1] + d[i + 2]) / 3;
+      for (let y = y0 + inset; y < y1 - inset; y++) {
+        let i = ((y - by) * bw + (x0 + inset - bx)) * 4;
+        for (let x = 0; x < pw; x++, i += 4) s += (d[i] + d[i + 1] + d[i + 2]) / 3;
+      }
       means.push(s / (pw * ph));
     }
     const r0 = means.slice(0, COLS), r1 = means.slice(COLS);
@@ -196,6 +206,6 @@ FRAME_ID_JS = """\
     const id = Math.floor(word / 256), check = word % 256;
     return crc8([(id >> 16) & 0xff, (id >> 8) & 0xff, id & 0xff]) === check ? id : null;
   }
-  root.arengineFrameId = { burnFrameId, readFrameId, MAX_FRAME_ID: 0xffffff };
+  root.arengineFrameId = { burnFrameId, readFrameId, patternBox, MAX_FRAME_ID: 0xffffff };
 })(typeof window !== 'undefined' ? window : globalThis);
 """

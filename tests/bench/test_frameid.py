@@ -145,14 +145,18 @@ const back = ids.map(id => {{ arengineFrameId.burnFrameId(ctx, W, H, id);
   return arengineFrameId.readFrameId(ctx, W, H); }});
 arengineFrameId.burnFrameId(ctx, W, H, 4242, 'bottom-right');
 arengineFrameId.burnFrameId(ctx, W, H, 99, 'top-center');
+const corners = [arengineFrameId.readFrameId(ctx, W, H, 'bottom-right'),
+                 arengineFrameId.readFrameId(ctx, W, H, 'top-center')];
+const box = arengineFrameId.patternBox(W, H, 'bottom-right');
 const g = []; for (let i = 0; i < W * H; i++) g.push(buf[i * 4]);
-console.log(JSON.stringify({{ back, gray: Buffer.from(g).toString('base64') }}));
+console.log(JSON.stringify({{ back, corners, box, gray: Buffer.from(g).toString('base64') }}));
 """
     import base64
     import json
 
     out = json.loads(_js_eval(shim))
     assert out["back"] == IDS
+    assert out["corners"] == [4242, 99]
     gray = np.frombuffer(base64.b64decode(out["gray"]), np.uint8).reshape(h, w)
     expected = np.full((h, w, 3), 128, np.uint8)
     burn_frame_id(expected, IDS[-1])
@@ -161,3 +165,9 @@ console.log(JSON.stringify({{ back, gray: Buffer.from(g).toString('base64') }}))
     assert np.array_equal(gray, expected[:, :, 0])
     assert read_frame_id(np.dstack([gray] * 3), "bottom-right") == 4242
     assert read_frame_id(np.dstack([gray] * 3), "top-center") == 99
+    # patternBox is exactly the pixels the bottom-right pattern painted
+    x, y, bw, bh = out["box"]
+    only = np.full((h, w, 3), 128, np.uint8)
+    burn_frame_id(only, 4242, "bottom-right")
+    ys, xs = np.nonzero(only[:, :, 0] != 128)
+    assert (x, y, x + bw - 1, y + bh - 1) == (xs.min(), ys.min(), xs.max(), ys.max())
