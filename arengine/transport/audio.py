@@ -1,10 +1,14 @@
-"""The host's audio relayed to every viewer, with silence while no host is on.
+"""The host's audio, encoded once per room and sent to every viewer, silence while no host is on.
 
-Video goes through the AR pipeline; audio does not need to, so it is relayed as is. Each
-viewer's :class:`AudioRelayTrack` keeps its own clock: it hands aiortc one frame every
-frame duration, the host's newest audio when there is some (a short bounded buffer that
-drops the oldest audio if the host's clock runs fast) and silence otherwise, so a viewer's
-session survives the host leaving and coming back.
+Video goes through the AR pipeline; audio does not need to, so it is relayed as is. Like
+video, it is encoded once per room, not once per viewer: a room's :class:`RoomAudio`
+keeps one clock and one Opus encoder, and every 20 ms encodes the host's newest audio (a
+short bounded buffer that drops the oldest audio if the host's clock runs fast) or
+silence, and hands the same packet to each viewer's :class:`EncodedAudioTrack`. aiortc
+then only packetizes it. (Left to aiortc, each viewer's sender would run its own Opus
+encoder and a pure-Python audio-level loop over every sample, 50 times a second.) The
+clock runs while anyone listens, so a viewer's session survives the host leaving and
+coming back.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from collections import deque
 from fractions import Fraction
 
+import av
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
@@ -25,102 +30,169 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms, Opus's usual frame
+TIME_BASE = Fraction(1, SAMPLE_RATE)
+_FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
 
 
-class AudioRelayTrack(MediaStreamTrack):
-    """One viewer's audio: the host's frames on this track's own clock, else silence."""
+class EncodedAudioTrack(MediaStreamTrack):
+    """One viewer's audio: the room's Opus packets, newest ``max_packets`` kept."""
 
     kind = "audio"
 
-    def __init__(self, max_frames: int = 10) -> None:
+    def __init__(self, max_packets: int = 10) -> None:
         super().__init__()
-        self._frames: deque[AudioFrame] = deque(maxlen=max_frames)
-        self._start: float | None = None
-        self._samples = 0
+        self._packets: deque[av.Packet] = deque(maxlen=max_packets)
+        self._ready = asyncio.Event()
         self.dropped = 0
-        self.relayed = 0
+        self.sent = 0
 
-    def push(self, frame: AudioFrame) -> None:
-        if len(self._frames) == self._frames.maxlen:
-            self.dropped += 1
-        self._frames.append(frame)
+    def push(self, packet: av.Packet) -> None:
+        if len(self._packets) == self._packets.maxlen:
+            self.dropped += 1  # a stalled sender: the oldest audio goes
+        self._packets.append(packet)
+        self._ready.set()
 
-    async def recv(self) -> AudioFrame:
+    async def recv(self) -> av.Packet:
+        while not self._packets:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._ready.clear()
+            await self._ready.wait()
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
-        else:
-            wait = self._start + self._samples / SAMPLE_RATE - now
-            if wait > 0:
-                await asyncio.sleep(wait)
-            elif wait < -0.2:  # fell behind (a stall): restart the clock, do not burst
-                self._start = now - self._samples / SAMPLE_RATE
-        if self._frames:
-            src = self._frames.popleft()
-            out = AudioFrame.from_ndarray(src.to_ndarray(), format=src.format.name,
-                                          layout=src.layout.name)
-            out.sample_rate = src.sample_rate
-            self.relayed += 1
-        else:
-            out = AudioFrame.from_ndarray(np.zeros((1, FRAME_SAMPLES * 2), np.int16),
-                                          format="s16", layout="stereo")
-            out.sample_rate = SAMPLE_RATE
-        samples = round(out.samples * SAMPLE_RATE / out.sample_rate)
-        out.pts = round(self._samples * out.sample_rate / SAMPLE_RATE)
-        out.time_base = Fraction(1, out.sample_rate)
-        self._samples += samples
-        return out
+        self.sent += 1
+        return self._packets.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        self._ready.set()  # wake a waiting recv() so it can end
+
+
+class OpusStream:
+    """One Opus encoder fed 20 ms frames of 48 kHz stereo, with its own sample clock."""
+
+    def __init__(self, bitrate: int = 64_000) -> None:
+        self._codec = av.CodecContext.create("libopus", "w")
+        self._codec.sample_rate = SAMPLE_RATE
+        self._codec.layout = "stereo"
+        self._codec.format = "s16"
+        self._codec.time_base = TIME_BASE
+        self._codec.bit_rate = bitrate
+        self._resampler = av.AudioResampler(format="s16", layout="stereo", rate=SAMPLE_RATE)
+        self._fifo = av.AudioFifo()
+        self._pts = 0
+        self._silence = np.zeros((1, FRAME_SAMPLES * 2), np.int16)
+
+    def feed(self, frame: AudioFrame) -> None:
+        """Queue host audio (any rate or layout) for :meth:`encode_next`."""
+        for f in self._resampler.resample(frame):
+            f.pts = None
+            self._fifo.write(f)
+        excess = self._fifo.samples - 10 * FRAME_SAMPLES  # keep at most 200 ms
+        if excess > 0:
+            self._fifo.read(excess)
+
+    @property
+    def buffered(self) -> int:
+        return self._fifo.samples
+
+    def encode_next(self) -> list[av.Packet]:
+        """Encode the next 20 ms: buffered host audio, or silence when there is not enough."""
+        frame = self._fifo.read(FRAME_SAMPLES) if self._fifo.samples >= FRAME_SAMPLES \
+            else None
+        if frame is None:
+            frame = AudioFrame.from_ndarray(self._silence, format="s16", layout="stereo")
+            frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._pts
+        frame.time_base = TIME_BASE
+        self._pts += FRAME_SAMPLES
+        packets = list(self._codec.encode(frame))
+        for p in packets:
+            p.time_base = TIME_BASE
+        return packets
 
 
 class RoomAudio:
     """A room's audio source (the host's track, when publishing) and its viewers' tracks."""
 
-    def __init__(self, room: str) -> None:
+    def __init__(self, room: str, bitrate: int = 64_000) -> None:
         self.room = room
-        self._tracks: set[AudioRelayTrack] = set()
+        self.bitrate = bitrate
+        self._tracks: set[EncodedAudioTrack] = set()
         self._source: MediaStreamTrack | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._clock: asyncio.Task[None] | None = None
+        self._stream = OpusStream(bitrate)
+        self.encoded = 0  # 20 ms frames encoded (once per room, whatever the viewers)
+        self.relayed = 0  # of which carried host audio
 
     @property
     def live(self) -> bool:
         return self._source is not None
 
+    @property
+    def listeners(self) -> int:
+        return len(self._tracks)
+
     def attach(self, track: MediaStreamTrack) -> None:
         """Relay ``track`` (the host's audio) from now on, replacing any other."""
-        if self._task is not None:
-            self._task.cancel()
+        if self._reader is not None:
+            self._reader.cancel()
         self._source = track
-        self._task = asyncio.create_task(self._read(track), name=f"audio-{self.room}")
+        self._reader = asyncio.create_task(self._read(track), name=f"audio-{self.room}")
 
     def detach(self, track: MediaStreamTrack | None = None) -> None:
         if track is not None and track is not self._source:
             return
         self._source = None
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        if self._reader is not None:
+            self._reader.cancel()
+            self._reader = None
 
     async def _read(self, track: MediaStreamTrack) -> None:
+        # Read the host's audio whether or not anyone listens, so none piles up in aiortc.
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
                 if track is not self._source:
                     return
-                if isinstance(frame, AudioFrame):
-                    for t in list(self._tracks):
-                        t.push(frame)
+                if isinstance(frame, AudioFrame) and self._tracks:
+                    self._stream.feed(frame)
         if track is self._source:
             self._source = None
             logger.info("room %s: host audio ended", self.room)
 
-    def subscribe(self) -> AudioRelayTrack:
-        t = AudioRelayTrack()
+    async def _run_clock(self) -> None:
+        start = time.monotonic()
+        n = 0
+        while self._tracks:
+            wait = start + n * _FRAME_S - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif wait < -0.2:  # fell behind (a stall): restart the clock, do not burst
+                start = time.monotonic() - n * _FRAME_S
+            n += 1
+            host = self._stream.buffered >= FRAME_SAMPLES
+            try:
+                packets = self._stream.encode_next()
+            except (av.FFmpegError, ValueError):
+                logger.exception("room %s: audio frame not encoded", self.room)
+                continue
+            self.encoded += 1
+            self.relayed += host
+            for p in packets:
+                for t in list(self._tracks):
+                    t.push(p)
+
+    def subscribe(self) -> EncodedAudioTrack:
+        t = EncodedAudioTrack()
         self._tracks.add(t)
+        if self._clock is None or self._clock.done():
+            self._clock = asyncio.create_task(self._run_clock(),
+                                              name=f"audio-clock-{self.room}")
         return t
 
-    def unsubscribe(self, track: AudioRelayTrack) -> None:
+    def unsubscribe(self, track: EncodedAudioTrack) -> None:
         self._tracks.discard(track)
         track.stop()
 
@@ -128,3 +200,8 @@ class RoomAudio:
         self.detach()
         for t in list(self._tracks):
             self.unsubscribe(t)
+        if self._clock is not None:
+            self._clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock
+            self._clock = None
