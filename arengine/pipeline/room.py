@@ -33,6 +33,7 @@ from arengine.demo import DemoClock, DemoSource
 from arengine.interaction.state import RoomState
 from arengine.pipeline.effects import DEFAULT_EFFECTS, EffectChain
 from arengine.pipeline.observer import ENCODERS, PUBLISHING, VIEWERS, Observer, StatsObserver
+from arengine.pipeline.pacing import TrackingPacer
 from arengine.pipeline.slot import LatestSlot
 from arengine.pipeline.tracking import TrackingWorker, face_worker, hand_worker
 from arengine.tracking.gestures import GestureEvent, GestureRecognizer
@@ -78,6 +79,12 @@ class RoomConfig:
     effects: tuple[str, ...] = DEFAULT_EFFECTS
     track_faces: bool = True
     track_hands: bool = True
+    # Shortest time between face-tracking runs (0: every frame it can take). With
+    # face_pacing the rate then follows the machine's CPU use, down to min_face_rate
+    # (see pipeline/pacing.py).
+    face_interval: float = 0.0
+    face_pacing: bool = True
+    min_face_rate: float = 15.0
     hand_interval: float = 1 / 15
     # Hand search rate while no hand is in view (None: always hand_interval).
     hand_idle_interval: float | None = 1 / 5
@@ -213,6 +220,7 @@ class RoomPipeline:
         self._slot: LatestSlot[SourceFrame] = LatestSlot()
         self._fx_pool = ThreadPoolExecutor(1, thread_name_prefix="arengine-effects")
         self._face: TrackingWorker[Scene] | None = None
+        self._pacer: TrackingPacer | None = None
         self._hands: TrackingWorker[HandLandmarks] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._host: MediaStreamTrack | None = None
@@ -246,13 +254,28 @@ class RoomPipeline:
             self.observer.on_error(self.room, stage)
 
         if self.config.track_faces:
-            self._face = face_worker(on_timing, on_error, nice=self.config.tracking_nice)
+            self._face = face_worker(on_timing, on_error, nice=self.config.tracking_nice,
+                                     min_interval=self.config.face_interval)
+            if self.config.face_pacing:
+                top = 1 / self.config.face_interval if self.config.face_interval > 0 \
+                    else float(self.config.fps)
+                self._pacer = TrackingPacer(self._face, top,
+                                            min(top, self.config.min_face_rate))
         if self.config.track_hands:
             self._hands = hand_worker(on_timing, on_error, self.config.hand_interval,
                                       nice=self.config.tracking_nice,
                                       idle_interval=self.config.hand_idle_interval)
         self._tasks = [asyncio.create_task(self._process(), name=f"process-{self.room}"),
                        asyncio.create_task(self._idle_source(), name=f"idle-{self.room}")]
+        if self._pacer is not None:
+            self._tasks.append(asyncio.create_task(self._pace(self._pacer),
+                                                   name=f"pace-{self.room}"))
+
+    @staticmethod
+    async def _pace(pacer: TrackingPacer, period: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(period)
+            pacer.update()
 
     async def close(self) -> None:
         self._closed = True
@@ -570,7 +593,9 @@ class RoomPipeline:
                          for c, e in self.encoders.items()},
             "effects": {n: self.effects.enabled.get(n, True) for n in self.effects.names},
             "render": self.effects.render_stats(),
-            "tracking": {w.name: {"processed": w.processed, "dropped": w.dropped}
+            "tracking": {w.name: {"processed": w.processed, "dropped": w.dropped,
+                                  "min_interval": w.min_interval}
                          for w in (self._face, self._hands) if w is not None},
+            "machine_busy": None if self._pacer is None else self._pacer.busy,
         })
         return s

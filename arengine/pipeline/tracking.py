@@ -163,8 +163,10 @@ def _close(model: object | None) -> None:
 
 def face_worker(on_timing: Callable[[StageTiming], None] | None = None,
                 on_error: Callable[[str], None] | None = None,
-                max_faces: int = 4, nice: int = 0) -> TrackingWorker[Scene]:
-    """A worker running :class:`~arengine.tracking.FaceTracker` in video mode."""
+                max_faces: int = 4, nice: int = 0,
+                min_interval: float = 0.0) -> TrackingWorker[Scene]:
+    """A worker running :class:`~arengine.tracking.FaceTracker` in video mode, on every
+    frame it can take unless ``min_interval`` spaces them out."""
     from arengine.tracking import FaceTracker
 
     def infer(model: object, req: TrackRequest) -> Scene:
@@ -172,7 +174,7 @@ def face_worker(on_timing: Callable[[StageTiming], None] | None = None,
         return model.track(req.image, req.timestamp, req.frame_index)
 
     return TrackingWorker("track_face", lambda: FaceTracker("video", max_faces), infer,
-                          on_timing, on_error, nice=nice)
+                          on_timing, on_error, min_interval, nice=nice)
 
 
 def hand_worker(on_timing: Callable[[StageTiming], None] | None = None,
