@@ -100,8 +100,8 @@ window.runPath = async function (room, token, w, h, warmupMs, measureMs) {
   const rc = document.createElement("canvas");
   const rctx = rc.getContext("2d", {willReadFrequently: true});
   const seen = new Set();
-  const samples = [];
-  let measuring = false, unread = 0, shown = 0, stale = 0, newest = -1;
+  const samples = [], times = [];
+  let measuring = false, measureStart = 0, unread = 0, shown = 0, stale = 0, newest = -1;
   const sizes = {};
   function onFrame(now, meta) {
     const size = `${meta.width}x${meta.height}`;
@@ -109,9 +109,12 @@ window.runPath = async function (room, token, w, h, warmupMs, measureMs) {
     if (rc.width !== meta.width || rc.height !== meta.height) {
       rc.width = meta.width; rc.height = meta.height;
     }
-    rctx.drawImage(video, 0, 0, meta.width, meta.height);
+    // Copy only the pattern's pixels out of the video: converting whole 720p frames
+    // would charge the harness's CPU to the machine the server runs on.
     let fid = null;
     for (const c of CORNERS) {
+      const [bx, by, bw, bh] = arengineFrameId.patternBox(meta.width, meta.height, c);
+      rctx.drawImage(video, bx, by, bw, bh, bx, by, bw, bh);
       fid = arengineFrameId.readFrameId(rctx, meta.width, meta.height, c);
       if (fid !== null) break;
     }
@@ -122,6 +125,7 @@ window.runPath = async function (room, token, w, h, warmupMs, measureMs) {
       else if (!seen.has(fid) && sent.has(fid)) {
         seen.add(fid);
         samples.push(meta.expectedDisplayTime - sent.get(fid));
+        times.push((meta.expectedDisplayTime - measureStart) / 1000);
       }
     }
     if (fid !== null && fid > newest) newest = fid;
@@ -129,17 +133,73 @@ window.runPath = async function (room, token, w, h, warmupMs, measureMs) {
   }
   video.requestVideoFrameCallback(onFrame);
   await sleep(warmupMs);
+  const before = await rtpCounters(pub.pc, sub.pc);
+  before.server = await (await fetch(`/api/rooms/${room}/stats`)).json();
   const first = id;
+  measureStart = performance.now();
   measuring = true;
   await sleep(measureMs);
   measuring = false;
   const drawn = id - first;
+  const budget = await latencyBudget(pub.pc, sub.pc, room, before);
   clearInterval(timer);
   await sub.close();
   await pub.close();
   stream.getTracks().forEach((t) => t.stop());
-  return {samples, unread, stale, shown, drawn, width: w, height: h, sizes};
+  return {samples, times, unread, stale, shown, drawn, width: w, height: h, sizes, budget};
 };
+
+// The browser's own per-frame times over the measured window, from getStats() counters
+// read before and after it: encode and send on the publishing side; assembly, jitter
+// buffer, decode and processing on the viewing side. The server's stage timings come from
+// its stats endpoint. Together they say where the glass-to-glass time goes.
+async function rtpCounters(pubPc, subPc) {
+  const out = {};
+  for (const [side, pc, type] of [["pub", pubPc, "outbound-rtp"], ["sub", subPc, "inbound-rtp"]]) {
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === type && r.kind === "video") out[side] = Object.assign({}, r);
+      if (side === "pub" && r.type === "media-source" && r.kind === "video") {
+        out.source = Object.assign({}, r);
+      }
+    });
+  }
+  return out;
+}
+
+async function latencyBudget(pubPc, subPc, room, before) {
+  const after = await rtpCounters(pubPc, subPc);
+  const d = (side, key) => ((after[side] || {})[key] || 0) - ((before[side] || {})[key] || 0);
+  const per = (side, key, count) => {
+    const n = d(side, count);
+    return n > 0 ? 1000 * d(side, key) / n : null;
+  };
+  const server = await (await fetch(`/api/rooms/${room}/stats`)).json();
+  const seconds = (after.pub.timestamp - before.pub.timestamp) / 1000;
+  const trackedFps = {};
+  for (const [name, t] of Object.entries(server.tracking || {})) {
+    const t0 = (before.server.tracking || {})[name] || {processed: 0};
+    trackedFps[name] = (t.processed - t0.processed) / seconds;
+  }
+  return {
+    encode_ms: per("pub", "totalEncodeTime", "framesEncoded"),
+    send_ms: per("pub", "totalPacketSendDelay", "packetsSent"),
+    sent_fps: d("pub", "framesEncoded") / ((after.pub.timestamp - before.pub.timestamp) / 1000),
+    quality_limitation: (after.pub || {}).qualityLimitationReason || null,
+    captured_fps: d("source", "frames") / seconds,
+    sent_kbps: 8 * d("pub", "bytesSent") / seconds / 1000,
+    target_kbps: ((after.pub || {}).targetBitrate || 0) / 1000,
+    sent_size: `${(after.pub || {}).frameWidth}x${(after.pub || {}).frameHeight}`,
+    assembly_ms: per("sub", "totalAssemblyTime", "framesAssembledFromMultiplePackets"),
+    jitter_buffer_ms: per("sub", "jitterBufferDelay", "jitterBufferEmittedCount"),
+    decode_ms: per("sub", "totalDecodeTime", "framesDecoded"),
+    processing_ms: per("sub", "totalProcessingDelay", "framesDecoded"),
+    received_dropped: d("sub", "framesDropped"),
+    received_fps: d("sub", "framesDecoded") / ((after.sub.timestamp - before.sub.timestamp) / 1000),
+    nacks: d("sub", "nackCount"), plis: d("sub", "pliCount"),
+    server: {stages: server.stages, fps: server.fps, dropped: server.dropped,
+             tracked_fps: trackedFps},
+  };
+}
 </script></body></html>"""
 
 
@@ -192,9 +252,9 @@ def _serve_in_thread(hub: _Hub, configs: dict[str, RoomConfig]) -> tuple[str, An
 
     from arengine.server import MediaServer, build_app
 
-    media = MediaServer(hub, RoomConfig(demo=False))  # type: ignore[arg-type]
+    media = MediaServer(hub, RoomConfig(demo=False))
     media.room_configs.update(configs)
-    app = build_app(hub, media)  # type: ignore[arg-type]
+    app = build_app(hub, media)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
@@ -209,15 +269,19 @@ def _serve_in_thread(hub: _Hub, configs: dict[str, RoomConfig]) -> tuple[str, An
 
 
 def measure_sizes(seconds: float, sizes: dict[str, tuple[int, int]] | None = None,
-                  warmup: float = 5.0) -> dict[str, Any]:
-    """Per size and path: latency samples (ms) and frame counts, from one browser run."""
+                  warmup: float = 5.0, settings: dict[str, Any] | None = None,
+                  paths: tuple[str, ...] = PATHS) -> dict[str, Any]:
+    """Per size and path: latency samples (ms) and frame counts, from one browser run.
+
+    ``settings`` are RoomConfig fields for the effects rooms (to compare settings).
+    """
     from playwright.sync_api import sync_playwright
 
     if shutil.which(CHROMIUM) is None:
         raise RuntimeError(f"{CHROMIUM} is needed for the glass-to-glass benchmark")
     sizes = sizes or SIZES
     tokens = {f"{p}-{s}": f"token-{p}-{s}" for p in PATHS for s in sizes}
-    configs = {f"effects-{s}": RoomConfig(demo=False) for s in sizes}
+    configs = {f"effects-{s}": RoomConfig(demo=False, **(settings or {})) for s in sizes}
     configs.update({f"passthrough-{s}": RoomConfig(demo=False, effects=(), track_faces=False,
                                                    track_hands=False) for s in sizes})
     hub = _Hub(tokens)
@@ -235,18 +299,20 @@ def measure_sizes(seconds: float, sizes: dict[str, tuple[int, int]] | None = Non
                 "--disable-renderer-backgrounding"])
             try:
                 for size, (w, h) in sizes.items():
-                    for path in PATHS:
+                    for path in paths:
                         room = f"{path}-{size}"
                         hub.restart(room)  # every path sees the same mid-show moment
                         page = browser.new_page()
                         page.route(f"{url}/bench", lambda route: route.fulfill(
                             body=page_html, content_type="text/html"))
                         page.goto(f"{url}/bench")
+                        cpu0 = _cpu_sample()
                         r = page.evaluate(
                             "([room, token, w, h, warm, ms]) => "
                             "runPath(room, token, w, h, warm, ms)",
                             [room, tokens[room], w, h, int(warmup * 1000),
                              int(seconds * 1000)])
+                        r["cpu"] = _cpu_use(cpu0, _cpu_sample())
                         page.close()
                         results.setdefault(size, {})[path] = r
             finally:
@@ -255,6 +321,23 @@ def measure_sizes(seconds: float, sizes: dict[str, tuple[int, int]] | None = Non
         server.should_exit = True
         thread.join(timeout=20)
     return results
+
+
+def _cpu_sample() -> tuple[float, float, float]:
+    """(this process's CPU seconds, the machine's busy and total CPU seconds)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle + iowait
+    return _cpu_seconds(os.getpid()), (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+def _cpu_use(a: tuple[float, float, float], b: tuple[float, float, float]
+             ) -> dict[str, float]:
+    """CPU use between two samples, in % of one core (the machine's cores are N x 100)."""
+    total = max(1e-9, b[2] - a[2]) / (os.cpu_count() or 1)  # wall seconds, from the ticks
+    return {"server_percent": 100 * (b[0] - a[0]) / total,
+            "machine_percent": 100 * (b[1] - a[1]) / total,
+            "machine_capacity_percent": 100.0 * (os.cpu_count() or 1)}
 
 
 def measure(seconds: float) -> dict[str, list[float]]:
@@ -292,7 +375,7 @@ async def _viewers_cpu(url: str, pid: int, counts: tuple[int, ...],
 
     from arengine.transport.client import WhepClient
 
-    rtcrtpreceiver.get_decoder = lambda codec: _CountingDecoder()  # type: ignore[assignment]
+    rtcrtpreceiver.get_decoder = lambda codec: _CountingDecoder()  # type: ignore[assignment,return-value]
     out = []
     viewers: list[WhepClient] = []
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
@@ -319,7 +402,7 @@ async def _viewers_cpu(url: str, pid: int, counts: tuple[int, ...],
     return out
 
 
-def cpu_per_viewer(counts: tuple[int, ...] = (1, 2, 5, 10), window: float = 8.0
+def cpu_per_viewer(counts: tuple[int, ...] = (1, 10, 50), window: float = 8.0
                    ) -> dict[str, Any]:
     """Server CPU (one process, 720p demo, all effects) as WHEP viewers are added."""
     port = _free_port()
@@ -361,20 +444,79 @@ def _pct(values: list[float]) -> dict[str, float]:
             "mean": float(a.mean())}
 
 
+def trend(times: list[float], samples: list[float]) -> dict[str, float]:
+    """Whether latency grows over the window: the least-squares slope (ms per minute) and
+    the p95 of the first and last fifth of the window."""
+    if len(samples) < 10:
+        return {}
+    t, y = np.asarray(times, float), np.asarray(samples, float)
+    slope = float(np.polyfit(t, y, 1)[0]) if np.ptp(t) > 0 else 0.0
+    fifth = max(2, len(y) // 5)
+    order = np.argsort(t, kind="stable")
+    first, last = y[order[:fifth]], y[order[-fifth:]]
+    return {"drift_ms_per_min": 60 * slope, "first_p95": float(np.percentile(first, 95)),
+            "last_p95": float(np.percentile(last, 95)), "span_s": float(np.ptp(t))}
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = ["# End-to-end (glass to glass, Chromium loopback)", "",
              "| size | path | p50 ms | p95 ms | p99 ms | samples | shown fps | unreadable "
-             "| stale |", "|---|---|---|---|---|---|---|---|---|"]
+             "| stale | p95 first / last fifth | drift ms/min |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for size, paths in report.get("latency", {}).items():
         for path, r in paths.items():
             s = r["summary"]
             if not s.get("n"):
                 lines.append(f"| {size} | {path} | – | – | – | 0 | – | {r['unread']} | "
-                             f"{r['stale']} |")
+                             f"{r['stale']} | – | – |")
                 continue
+            tr = r.get("trend") or {}
+            drift = (f"{tr['first_p95']:.0f} / {tr['last_p95']:.0f} | "
+                     f"{tr['drift_ms_per_min']:+.1f}") if tr else "– | –"
             lines.append(f"| {size} | {path} | {s['p50']:.0f} | {s['p95']:.0f} | "
                          f"{s['p99']:.0f} | {s['n']} | {r['shown_fps']:.1f} | {r['unread']} | "
-                         f"{r['stale']} |")
+                         f"{r['stale']} | {drift} |")
+    budget_rows = [(size, path, r["budget"]) for size, paths in report.get("latency", {}).items()
+                   for path, r in paths.items() if r.get("budget")]
+    if budget_rows:
+        lines += ["", "# Where the time goes (means per frame, ms)", "",
+                  "Browser encode/send from the publisher's getStats(), server stages from "
+                  "the room's stats endpoint (decode; arrival to encoded, which holds "
+                  "tracking hand-off, effects and encode; queue to the sender), viewer "
+                  "assembly/jitter buffer/decode from the viewer's getStats(); the rest of "
+                  "glass to glass is capture, the network stacks and display.", "",
+                  "| size | path | encode | send | server decode | server total | server send "
+                  "| assembly | jitter buffer | decode | sent fps | sent size | limited by "
+                  "| server CPU % | machine CPU % | face / hands tracked fps |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        cpus = {(size, path): r.get("cpu") or {}
+                for size, paths in report.get("latency", {}).items()
+                for path, r in paths.items()}
+        for size, path, b in budget_rows:
+            cpu = cpus.get((size, path), {})
+            stages = b.get("server", {}).get("stages", {})
+
+            def stage(name: str, stages: dict[str, Any] = stages) -> str:
+                v = stages.get(name, {}).get("mean_ms")
+                return "–" if v is None else f"{v:.1f}"
+
+            def tracked(name: str, b: dict[str, Any] = b) -> str:
+                v = b.get("server", {}).get("tracked_fps", {}).get(name)
+                return "–" if v is None else f"{v:.1f}"
+
+            def ms(key: str, b: dict[str, Any] = b) -> str:
+                v = b.get(key)
+                return "–" if v is None else f"{v:.1f}"
+
+            lines.append(f"| {size} | {path} | {ms('encode_ms')} | {ms('send_ms')} | "
+                         f"{stage('decode')} | {stage('server_total')} | {stage('send')} | "
+                         f"{ms('assembly_ms')} | {ms('jitter_buffer_ms')} | {ms('decode_ms')} "
+                         f"| {b.get('sent_fps', 0):.1f} | {b.get('sent_size')} | "
+                         f"{b.get('quality_limitation')} | "
+                         f"{cpu.get('server_percent', float('nan')):.0f} | "
+                         f"{cpu.get('machine_percent', float('nan')):.0f} of "
+                         f"{cpu.get('machine_capacity_percent', float('nan')):.0f} | "
+                         f"{tracked('track_face')} / {tracked('track_hands')} |")
     cpu = report.get("cpu")
     if cpu:
         lines += ["", "# Server CPU per viewer (720p demo, all effects, VP8 encoded once)", "",
@@ -389,24 +531,60 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _settings(ap: argparse.ArgumentParser, items: list[str]) -> dict[str, Any]:
+    """``FIELD=VALUE`` strings as RoomConfig fields, typed like the field's default."""
+    defaults = RoomConfig()
+    out: dict[str, Any] = {}
+    for item in items:
+        field, sep, value = item.partition("=")
+        if not sep or not hasattr(defaults, field) or field.startswith("_"):
+            ap.error(f"--set {item}: expected FIELD=VALUE with a RoomConfig field")
+        kind = type(getattr(defaults, field))
+        try:
+            out[field] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        except (TypeError, ValueError):
+            ap.error(f"--set {item}: {field} takes a {kind.__name__}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=15.0, help="measured seconds per path")
     ap.add_argument("--out", type=Path, default=Path("bench/out"))
     ap.add_argument("--sizes", default="480p,720p", help="comma list of 480p,720p")
     ap.add_argument("--no-cpu", action="store_true", help="skip the CPU-per-viewer part")
+    ap.add_argument("--paths", default=",".join(PATHS),
+                    help="comma list of effects,passthrough (default both)")
+    ap.add_argument("--viewers", default="1,10,50",
+                    help="viewer counts for the CPU-per-viewer part (default 1,10,50)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a RoomConfig field for the effects rooms, e.g. tracking_nice=5 "
+                         "(repeatable)")
     args = ap.parse_args(argv)
-    sizes = {s: SIZES[s] for s in args.sizes.split(",")}
-    report: dict[str, Any] = {"seconds": args.seconds, "latency": {}}
-    raw = measure_sizes(args.seconds, sizes)
+    sizes = {s: SIZES[s] for s in args.sizes.split(",") if s in SIZES}
+    paths = tuple(p for p in args.paths.split(",") if p)
+    if not sizes or any(p not in PATHS for p in paths) or not paths:
+        ap.error(f"--sizes takes {','.join(SIZES)} and --paths {','.join(PATHS)}")
+    try:
+        viewers = tuple(sorted({int(v) for v in args.viewers.split(",")}))
+    except ValueError:
+        viewers = ()
+    if not viewers or viewers[0] < 1:
+        ap.error("--viewers takes a comma list of counts >= 1, e.g. 1,10,50")
+    if not 1 <= args.seconds <= 3600:
+        ap.error("--seconds must be between 1 and 3600")
+    settings = _settings(ap, args.set)
+    report: dict[str, Any] = {"seconds": args.seconds, "settings": settings, "latency": {}}
+    raw = measure_sizes(args.seconds, sizes, settings=settings, paths=paths)
     for size, paths in raw.items():
         for path, r in paths.items():
             report["latency"].setdefault(size, {})[path] = {
                 "summary": _pct(r["samples"]), "unread": r["unread"], "stale": r["stale"],
                 "shown_fps": r["shown"] / args.seconds, "drawn": r["drawn"],
-                "received_sizes": r["sizes"]}
+                "received_sizes": r["sizes"], "budget": r.get("budget"), "cpu": r.get("cpu"),
+                "trend": trend(r.get("times", []), r["samples"])}
     if not args.no_cpu:
-        report["cpu"] = cpu_per_viewer()
+        report["cpu"] = cpu_per_viewer(viewers)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "e2e.json").write_text(json.dumps(report, indent=2))
     md = markdown(report)
