@@ -12,8 +12,9 @@ All effects on and pass-through (no tracking, no effects) run in the same run, o
 the other on the same machine, at 480p and 720p.
 
 CPU per viewer: the server runs in its own process (``arengine serve``) on the 720p demo
-with every effect; aiortc WHEP viewers are added in this process and the server's CPU
-time (from /proc) is sampled at each viewer count.
+with every effect; aiortc WHEP viewers (which count frames, decode none) are added in this
+process, at nice 19 so they take only the CPU the server leaves, and the server's CPU
+time (from /proc) is sampled at each viewer count (1, 10, 50 by default).
 
     python bench/bench_e2e.py [--seconds 15] [--out bench/out]
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -269,7 +271,7 @@ def _serve_in_thread(hub: _Hub, configs: dict[str, RoomConfig]) -> tuple[str, An
 
 
 def measure_sizes(seconds: float, sizes: dict[str, tuple[int, int]] | None = None,
-                  warmup: float = 5.0, settings: dict[str, Any] | None = None,
+                  warmup: float = 10.0, settings: dict[str, Any] | None = None,
                   paths: tuple[str, ...] = PATHS) -> dict[str, Any]:
     """Per size and path: latency samples (ms) and frame counts, from one browser run.
 
@@ -418,8 +420,17 @@ def cpu_per_viewer(counts: tuple[int, ...] = (1, 10, 50), window: float = 8.0
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("arengine serve did not start")
                 line = proc.stdout.readline() if proc.stdout else ""
-            rows = asyncio.run(_viewers_cpu(f"http://127.0.0.1:{port}", proc.pid, counts,
-                                            window))
+            # The viewers share the machine with the server: at nice 19 they take only
+            # the CPU it leaves, so the figure is what the server needs, not what it got.
+            # (Linux sets priority per thread; threads the viewers start inherit it.)
+            base_nice = os.getpriority(os.PRIO_PROCESS, 0)
+            os.setpriority(os.PRIO_PROCESS, 0, 19)
+            try:
+                rows = asyncio.run(_viewers_cpu(f"http://127.0.0.1:{port}", proc.pid,
+                                                counts, window))
+            finally:
+                with contextlib.suppress(PermissionError):  # not root: it stays at 19
+                    os.setpriority(os.PRIO_PROCESS, 0, base_nice)
         finally:
             proc.terminate()
             try:
@@ -454,8 +465,15 @@ def trend(times: list[float], samples: list[float]) -> dict[str, float]:
     fifth = max(2, len(y) // 5)
     order = np.argsort(t, kind="stable")
     first, last = y[order[:fifth]], y[order[-fifth:]]
+    bins = []  # p50/p95 per 10 s of the window, to see the shape of any drift
+    for start in np.arange(0.0, float(t.max()) + 1e-9, 10.0):
+        inside = y[(t >= start) & (t < start + 10.0)]
+        if inside.size:
+            bins.append([float(start), float(np.percentile(inside, 50)),
+                         float(np.percentile(inside, 95))])
     return {"drift_ms_per_min": 60 * slope, "first_p95": float(np.percentile(first, 95)),
-            "last_p95": float(np.percentile(last, 95)), "span_s": float(np.ptp(t))}
+            "last_p95": float(np.percentile(last, 95)), "span_s": float(np.ptp(t)),
+            "per_10s": bins}
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -553,6 +571,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/out"))
     ap.add_argument("--sizes", default="480p,720p", help="comma list of 480p,720p")
     ap.add_argument("--no-cpu", action="store_true", help="skip the CPU-per-viewer part")
+    ap.add_argument("--warmup", type=float, default=10.0,
+                    help="seconds each path runs before measuring (default 10: the browser's "
+                         "bandwidth estimate ramps up from 300 kbit/s for the first seconds)")
     ap.add_argument("--paths", default=",".join(PATHS),
                     help="comma list of effects,passthrough (default both)")
     ap.add_argument("--viewers", default="1,10,50",
@@ -573,9 +594,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--viewers takes a comma list of counts >= 1, e.g. 1,10,50")
     if not 1 <= args.seconds <= 3600:
         ap.error("--seconds must be between 1 and 3600")
+    if not 0 <= args.warmup <= 600:
+        ap.error("--warmup must be between 0 and 600")
     settings = _settings(ap, args.set)
     report: dict[str, Any] = {"seconds": args.seconds, "settings": settings, "latency": {}}
-    raw = measure_sizes(args.seconds, sizes, settings=settings, paths=paths)
+    report["warmup"] = args.warmup
+    raw = measure_sizes(args.seconds, sizes, args.warmup, settings=settings, paths=paths)
     for size, paths in raw.items():
         for path, r in paths.items():
             report["latency"].setdefault(size, {})[path] = {

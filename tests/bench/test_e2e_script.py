@@ -69,6 +69,7 @@ def test_markdown_has_latency_trend_budget_and_viewer_rows(e2e: ModuleType) -> N
     (["--viewers", "0,10"], "--viewers"),
     (["--viewers", "many"], "--viewers"),
     (["--seconds", "0"], "--seconds"),
+    (["--warmup", "-1"], "--warmup"),
     (["--set", "nonsense=1"], "RoomConfig field"),
     (["--set", "face_interval=fast"], "takes a float"),
 ])
