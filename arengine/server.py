@@ -75,7 +75,8 @@ class MediaServer:
     def __init__(self, hub: Hub, config: RoomConfig | None = None, codec: Codec = "vp8",
                  observer: StatsObserver | None = None,
                  ice_servers: list[str] | None = None,
-                 switch_interval: float | None = SWITCH_INTERVAL) -> None:
+                 switch_interval: float | None = SWITCH_INTERVAL,
+                 playout_delay: tuple[int, int] | None = (0, 0)) -> None:
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}")
         # No ICE servers unless asked for: host candidates serve a LAN or a server with a
@@ -95,6 +96,7 @@ class MediaServer:
         self._locks: dict[str, asyncio.Lock] = {}
         self._events_task: asyncio.Task[None] | None = None
         self.switch_interval = switch_interval
+        self.playout_delay = playout_delay  # asked of viewers' players, see playout.py
         self._saved_switch_interval: float | None = None
 
     # -- rooms -----------------------------------------------------------------------
@@ -276,7 +278,8 @@ class MediaServer:
         pipeline = await self.pipeline(room)
         track = pipeline.subscribe(codec)
         audio = self.room_audio(room).subscribe() if info.has_audio else None
-        session = WhepSession(room, track, codec, self.rtc_config, audio=audio)
+        session = WhepSession(room, track, codec, self.rtc_config, audio=audio,
+                              playout_delay=self.playout_delay)
 
         async def on_closed(s: PeerSession) -> None:
             self.sessions.pop(s.id, None)
@@ -469,6 +472,7 @@ class ServerOptions:
     room: RoomConfig = field(default_factory=RoomConfig)
     public_url: str = "http://127.0.0.1:8080"
     ice_servers: list[str] = field(default_factory=list)  # stun:/turn: URLs
+    playout_delay: tuple[int, int] | None = (0, 0)  # viewers' min/max playout delay, ms
 
 
 def create_server(options: ServerOptions,
@@ -485,7 +489,8 @@ def create_server(options: ServerOptions,
     from arengine.interaction.hub import RoomHub
 
     hub = RoomHub.open(options.db_path)
-    media = MediaServer(hub, options.room, options.codec, ice_servers=options.ice_servers)
+    media = MediaServer(hub, options.room, options.codec, ice_servers=options.ice_servers,
+                        playout_delay=options.playout_delay)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

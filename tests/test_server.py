@@ -20,6 +20,9 @@ from arengine.cli import main
     ["serve", "--bitrate", "5"],
     ["serve", "--ingest-bitrate", "100"],
     ["serve", "--ingest-bitrate", "lots"],
+    ["serve", "--playout-delay", "0"],
+    ["serve", "--playout-delay", "100,50"],
+    ["serve", "--playout-delay", "soon"],
     ["serve", "--effects", "lipstick,nope"],
     ["serve", "--ice-server", "http://example.org"],
 ])

@@ -41,6 +41,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--ingest-bitrate", type=int, default=5000, metavar="KBPS",
                    help="bitrate announced to a publishing host in kbit/s (REMB); it sends "
                         "up to this, less on a lossy link (default %(default)s)")
+    p.add_argument("--playout-delay", default="0,0", metavar="MIN,MAX",
+                   help="playout delay in ms asked of viewers' players (RTP playout-delay "
+                        "extension, where the browser offers it): 0,0 shows each frame once "
+                        "decoded; 'browser' leaves the browser's jitter buffer to decide "
+                        "(smoother on a jittery network, more latency)")
     p.add_argument("--effects", default=None, metavar="A,B",
                    help="effects in drawing order (default: lipstick,avatars,vote_sticker,"
                         "likes,product)")
@@ -52,6 +57,19 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--log-level", default="info",
                    choices=("debug", "info", "warning", "error"))
     p.set_defaults(run=run)
+
+
+def _playout_delay(text: str) -> tuple[int, int] | None:
+    if text.strip().lower() == "browser":
+        return None
+    try:
+        lo, hi = (int(x) for x in text.split(","))
+    except ValueError:
+        raise UserError(f"--playout-delay must be MIN,MAX in ms (e.g. 0,0) or 'browser', "
+                        f"not {text!r}") from None
+    if not 0 <= lo <= hi <= 40950:
+        raise UserError(f"--playout-delay needs 0 <= MIN <= MAX <= 40950 ms, not {text}")
+    return lo, hi
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -98,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if not 300 <= args.ingest_bitrate <= 50000:
         raise UserError("--ingest-bitrate must be between 300 and 50000 kbit/s, "
                         f"not {args.ingest_bitrate}")
+    playout = _playout_delay(args.playout_delay)
     effects = DEFAULT_EFFECTS
     if args.effects is not None:
         effects = tuple(e.strip() for e in args.effects.split(",") if e.strip())
@@ -122,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
                         demo_size=size, fps=args.fps, bitrate=args.bitrate * 1000,
                         ingest_bitrate=args.ingest_bitrate * 1000,
                         render=args.render),
-        public_url=base, ice_servers=args.ice_server)
+        public_url=base, ice_servers=args.ice_server, playout_delay=playout)
 
     def ready(room: str | None, token: str | None) -> None:
         print(f"arengine serving on {base}", flush=True)

@@ -18,6 +18,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCRtpSen
 from aiortc.rtcpeerconnection import filter_preferred_codecs
 
 from arengine.transport.encoder import MIME_TYPES, Codec, EncodedTrack
+from arengine.transport.playout import use_playout_delay
 from arengine.transport.session import PeerSession
 
 logger = logging.getLogger(__name__)
@@ -41,8 +42,11 @@ class WhepSession(PeerSession):
 
     def __init__(self, room: str, track: EncodedTrack, codec: Codec,
                  config: RTCConfiguration | None = None,
-                 audio: MediaStreamTrack | None = None) -> None:
+                 audio: MediaStreamTrack | None = None,
+                 playout_delay: tuple[int, int] | None = (0, 0)) -> None:
         super().__init__(room, config)
+        self.playout_delay = playout_delay  # (min, max) ms asked of the viewer's player
+        self.playout_delay_sent = False
         self.track = track
         self.audio = audio
         self.codec = codec
@@ -71,6 +75,9 @@ class WhepSession(PeerSession):
             t._codecs = filter_preferred_codecs(t._codecs, prefs)
             if not t._codecs:
                 raise ValueError(f"the offer does not accept {self.codec.upper()}")
+            if self.playout_delay is not None:
+                self.playout_delay_sent = use_playout_delay(
+                    t, self.pc.remoteDescription.sdp, *self.playout_delay)
             # The shared encoder honours keyframe requests (PLI/FIR) for this viewer.
             sender._send_keyframe = self.track.fanout.request_keyframe  # type: ignore[method-assign]
             return
