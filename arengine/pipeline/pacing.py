@@ -10,7 +10,9 @@ consecutive frames and 0.9 px (p95 2.1 px) between frames two apart.
 So a :class:`TrackingPacer` sets the face worker's ``min_interval`` once a second from the
 machine's CPU use: above ``high`` it lowers the tracking rate (not below ``min_rate``),
 below ``low`` it raises it again up to every frame. A machine with room to spare tracks
-every frame; a small one trades a pixel of landmark age for its frame latency.
+every frame; a small one trades a pixel of landmark age for its frame latency. The hand
+worker's search while no hand is in view (``idle_interval``, a palm-detector pass of about
+20 ms at 720p) is paced the same way, between 5 and 2 searches a second.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ logger = logging.getLogger(__name__)
 
 class Paced(Protocol):
     name: str
-    min_interval: float
 
 
 class CpuLoad:
@@ -61,7 +62,10 @@ class TrackingPacer:
 
     def __init__(self, worker: Paced, max_rate: float, min_rate: float = 15.0,
                  high: float = 0.85, low: float = 0.70,
-                 load: Callable[[], float | None] | None = None) -> None:
+                 load: Callable[[], float | None] | None = None,
+                 attr: str = "min_interval", at_max: float | None = 0.0) -> None:
+        """``attr`` is the worker's interval to set; at ``max_rate`` it is ``at_max``
+        (0: every frame) or, when that is None, ``1 / max_rate``."""
         if not 0 < min_rate <= max_rate:
             raise ValueError("need 0 < min_rate <= max_rate")
         if not 0 < low < high <= 1:
@@ -72,16 +76,25 @@ class TrackingPacer:
         self.high = high
         self.low = low
         self._load = load if load is not None else CpuLoad().read
+        if not hasattr(worker, attr):
+            raise ValueError(f"{worker.name} has no {attr}")
+        self.attr = attr
+        self.at_max = at_max
         self.rate = max_rate
         self.busy: float | None = None
         self._apply()
 
     def _apply(self) -> None:
-        self.worker.min_interval = 0.0 if self.rate >= self.max_rate else 1.0 / self.rate
+        at_max = self.rate >= self.max_rate and self.at_max is not None
+        setattr(self.worker, self.attr, self.at_max if at_max else 1.0 / self.rate)
 
-    def update(self) -> float:
-        """Read the load and adjust; returns the rate now asked of the worker."""
-        self.busy = self._load()
+    @property
+    def interval(self) -> float:
+        return float(getattr(self.worker, self.attr))
+
+    def update(self, busy: float | None = None) -> float:
+        """Adjust to ``busy`` (else read the load); returns the rate now asked."""
+        self.busy = busy if busy is not None else self._load()
         if self.busy is None:
             return self.rate
         before = self.rate

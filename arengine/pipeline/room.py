@@ -33,7 +33,7 @@ from arengine.demo import DemoClock, DemoSource
 from arengine.interaction.state import RoomState
 from arengine.pipeline.effects import DEFAULT_EFFECTS, EffectChain
 from arengine.pipeline.observer import ENCODERS, PUBLISHING, VIEWERS, Observer, StatsObserver
-from arengine.pipeline.pacing import TrackingPacer
+from arengine.pipeline.pacing import CpuLoad, TrackingPacer
 from arengine.pipeline.slot import LatestSlot
 from arengine.pipeline.tracking import TrackingWorker, face_worker, hand_worker
 from arengine.tracking.gestures import GestureEvent, GestureRecognizer
@@ -88,6 +88,7 @@ class RoomConfig:
     hand_interval: float = 1 / 15
     # Hand search rate while no hand is in view (None: always hand_interval).
     hand_idle_interval: float | None = 1 / 5
+    min_hand_search_rate: float = 2.0  # with face_pacing, idle search slows to this
     gestures: bool = True  # host hand gestures drive room actions (thumbs up: likes...)
     demo: bool = True
     demo_size: tuple[int, int] = (1280, 720)
@@ -220,7 +221,8 @@ class RoomPipeline:
         self._slot: LatestSlot[SourceFrame] = LatestSlot()
         self._fx_pool = ThreadPoolExecutor(1, thread_name_prefix="arengine-effects")
         self._face: TrackingWorker[Scene] | None = None
-        self._pacer: TrackingPacer | None = None
+        self._pacers: list[TrackingPacer] = []
+        self._load = CpuLoad()
         self._hands: TrackingWorker[HandLandmarks] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._host: MediaStreamTrack | None = None
@@ -259,23 +261,28 @@ class RoomPipeline:
             if self.config.face_pacing:
                 top = 1 / self.config.face_interval if self.config.face_interval > 0 \
                     else float(self.config.fps)
-                self._pacer = TrackingPacer(self._face, top,
-                                            min(top, self.config.min_face_rate))
+                self._pacers.append(TrackingPacer(self._face, top,
+                                                  min(top, self.config.min_face_rate)))
         if self.config.track_hands:
             self._hands = hand_worker(on_timing, on_error, self.config.hand_interval,
                                       nice=self.config.tracking_nice,
                                       idle_interval=self.config.hand_idle_interval)
+            idle = self.config.hand_idle_interval
+            if self.config.face_pacing and idle:
+                self._pacers.append(TrackingPacer(
+                    self._hands, 1 / idle, min(1 / idle, self.config.min_hand_search_rate),
+                    attr="idle_interval", at_max=None))
         self._tasks = [asyncio.create_task(self._process(), name=f"process-{self.room}"),
                        asyncio.create_task(self._idle_source(), name=f"idle-{self.room}")]
-        if self._pacer is not None:
-            self._tasks.append(asyncio.create_task(self._pace(self._pacer),
-                                                   name=f"pace-{self.room}"))
+        if self._pacers:
+            self._tasks.append(asyncio.create_task(self._pace(), name=f"pace-{self.room}"))
 
-    @staticmethod
-    async def _pace(pacer: TrackingPacer, period: float = 1.0) -> None:
+    async def _pace(self, period: float = 1.0) -> None:
         while True:
             await asyncio.sleep(period)
-            pacer.update()
+            busy = self._load.read()  # one reading for every paced worker
+            for pacer in self._pacers:
+                pacer.update(busy)
 
     async def close(self) -> None:
         self._closed = True
@@ -594,8 +601,9 @@ class RoomPipeline:
             "effects": {n: self.effects.enabled.get(n, True) for n in self.effects.names},
             "render": self.effects.render_stats(),
             "tracking": {w.name: {"processed": w.processed, "dropped": w.dropped,
-                                  "min_interval": w.min_interval}
+                                  "min_interval": w.min_interval,
+                                  "idle_interval": w.idle_interval}
                          for w in (self._face, self._hands) if w is not None},
-            "machine_busy": None if self._pacer is None else self._pacer.busy,
+            "machine_busy": self._pacers[0].busy if self._pacers else None,
         })
         return s

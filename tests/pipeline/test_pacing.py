@@ -14,6 +14,7 @@ from arengine.pipeline.pacing import CpuLoad, TrackingPacer
 class Worker:
     name = "track_face"
     min_interval = 0.0
+    idle_interval = 0.2
 
 
 def test_rate_falls_under_load_and_comes_back_when_the_machine_is_free() -> None:
@@ -35,11 +36,27 @@ def test_rate_falls_under_load_and_comes_back_when_the_machine_is_free() -> None
     assert w.min_interval == pytest.approx(0.05)
 
 
+def test_hand_search_is_paced_between_5_and_2_per_second() -> None:
+    w = Worker()
+    pacer = TrackingPacer(w, max_rate=5, min_rate=2, attr="idle_interval", at_max=None,
+                          load=lambda: None)
+    assert w.idle_interval == pytest.approx(0.2) and w.min_interval == 0.0
+    for _ in range(6):
+        pacer.update(0.95)  # a reading given by the room, shared by its pacers
+    assert w.idle_interval == pytest.approx(0.5) and pacer.interval == pytest.approx(0.5)
+    for _ in range(12):
+        pacer.update(0.3)
+    assert w.idle_interval == pytest.approx(0.2)
+    assert w.min_interval == 0.0  # the tracking rate of a hand in view is not touched
+
+
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         TrackingPacer(Worker(), max_rate=10, min_rate=15)
     with pytest.raises(ValueError):
         TrackingPacer(Worker(), max_rate=30, high=0.5, low=0.7)
+    with pytest.raises(ValueError, match="no search_interval"):
+        TrackingPacer(Worker(), max_rate=30, attr="search_interval")
 
 
 def test_cpu_load_reads_proc_stat(tmp_path: Path) -> None:
@@ -64,8 +81,9 @@ def test_a_room_paces_its_face_worker_and_reports_it() -> None:
         pipeline = RoomPipeline("r", config)
         await pipeline.start()
         try:
-            pacer = pipeline._pacer
-            assert pacer is not None and pacer.max_rate == 15 and pacer.min_rate == 15
+            assert len(pipeline._pacers) == 1  # no hand worker, so only the face's
+            pacer = pipeline._pacers[0]
+            assert pacer.max_rate == 15 and pacer.min_rate == 15
             pacer._load = lambda: 0.99
             pacer.max_rate, pacer.min_rate, pacer.rate = 30, 10, 30
             pacer.update()
@@ -74,11 +92,21 @@ def test_a_room_paces_its_face_worker_and_reports_it() -> None:
             assert stats["machine_busy"] == 0.99
         finally:
             await pipeline.close()
+        both = RoomPipeline("r", RoomConfig(demo_size=(320, 180), fps=15, demo=False))
+        await both.start()
+        try:
+            face, hands = both._pacers
+            assert (face.attr, hands.attr) == ("min_interval", "idle_interval")
+            assert (hands.max_rate, hands.min_rate) == (5, 2)
+            assert both.stats()["tracking"]["track_hands"]["idle_interval"] == \
+                pytest.approx(0.2)
+        finally:
+            await both.close()
         off = RoomPipeline("r", RoomConfig(demo_size=(320, 180), track_hands=False,
                                            face_pacing=False, face_interval=0.1))
         await off.start()
         try:
-            assert off._pacer is None and off._face is not None
+            assert off._pacers == [] and off._face is not None
             assert off._face.min_interval == 0.1
         finally:
             await off.close()
