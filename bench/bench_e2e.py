@@ -118,7 +118,11 @@ window.runPath = async function (room, token, w, h, warmupMs, measureMs) {
       const [bx, by, bw, bh] = arengineFrameId.patternBox(meta.width, meta.height, c);
       rctx.drawImage(video, bx, by, bw, bh, bx, by, bw, bh);
       fid = arengineFrameId.readFrameId(rctx, meta.width, meta.height, c);
-      if (fid !== null) break;
+      // An id not drawn yet is a misread (an overlay over this corner that happened to
+      // pass the CRC, about 1 in 256): one such "future" id made every later frame look
+      // stale. Try the next corner instead.
+      if (fid !== null && sent.has(fid)) break;
+      fid = null;
     }
     if (measuring) {
       shown += 1;
