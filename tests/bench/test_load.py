@@ -11,7 +11,9 @@ def test_load_point_runs_real_room_pipelines_with_viewers() -> None:
     assert p["rooms"] == 2 and p["viewers"] == 3
     assert p["due"] == pytest.approx(2 * 60, abs=4)
     assert p["processed"] > 0
-    assert p["processed"] + p["dropped"] <= p["due"]
+    # Frames already in the pipeline when the window opens (up to two per room: one being
+    # composited, one being encoded) finish inside it and count as processed.
+    assert p["processed"] + p["dropped"] <= p["due"] + 2 * p["rooms"]
     assert p["latency"]["count"] == p["processed"]
     assert p["latency"]["median"] > 0
     # Every viewer got packets from the shared encoder during the timed window.
