@@ -291,3 +291,24 @@ def test_viewer_joins_comments_and_likes(browser, live_server) -> None:
                              timeout=10000)
     viewer.close()
     http.close()
+
+
+@pytest.mark.room_config(RoomConfig(demo_size=(480, 270), fps=15, track_hands=False,
+                                    effects=("lipstick",)))
+def test_chromium_viewer_is_asked_for_zero_playout_delay(browser, live_server) -> None:
+    """Chromium offers the playout-delay extension; the server negotiates it and sends it."""
+    from arengine.transport.playout import PLAYOUT_DELAY_URI, PlayoutDelayMap
+    from arengine.transport.whep import WhepSession
+
+    viewer = browser.new_page()
+    viewer.goto(f"{live_server.url}/watch/demo")
+    wait_for(lambda: grab(viewer) is not None, 30, "the picture")
+    sessions = [s for s in live_server.media.sessions.values() if isinstance(s, WhepSession)]
+    assert len(sessions) == 1 and sessions[0].playout_delay_sent
+    pc = sessions[0].pc
+    assert PLAYOUT_DELAY_URI in pc.remoteDescription.sdp  # Chromium's offer had it
+    assert PLAYOUT_DELAY_URI in pc.localDescription.sdp  # and the answer took it
+    sender = next(t.sender for t in pc.getTransceivers() if t.kind == "video")
+    ext_map = sender._RTCRtpSender__rtp_header_extensions_map
+    assert isinstance(ext_map, PlayoutDelayMap) and ext_map.id is not None
+    viewer.close()
