@@ -80,15 +80,16 @@ class RoomConfig:
     track_faces: bool = True
     track_hands: bool = True
     # Shortest time between face-tracking runs (0: every frame it can take). With
-    # face_pacing the rate then follows the machine's CPU use, down to min_face_rate
+    # pace_tracking the face rate follows the machine's CPU use down to min_face_rate, and
+    # the hand search while no hand is in view down to min_hand_search_rate
     # (see pipeline/pacing.py).
     face_interval: float = 0.0
-    face_pacing: bool = True
+    pace_tracking: bool = True
     min_face_rate: float = 15.0
     hand_interval: float = 1 / 15
     # Hand search rate while no hand is in view (None: always hand_interval).
     hand_idle_interval: float | None = 1 / 5
-    min_hand_search_rate: float = 2.0  # with face_pacing, idle search slows to this
+    min_hand_search_rate: float = 2.0
     gestures: bool = True  # host hand gestures drive room actions (thumbs up: likes...)
     demo: bool = True
     demo_size: tuple[int, int] = (1280, 720)
@@ -258,7 +259,7 @@ class RoomPipeline:
         if self.config.track_faces:
             self._face = face_worker(on_timing, on_error, nice=self.config.tracking_nice,
                                      min_interval=self.config.face_interval)
-            if self.config.face_pacing:
+            if self.config.pace_tracking:
                 top = 1 / self.config.face_interval if self.config.face_interval > 0 \
                     else float(self.config.fps)
                 self._pacers.append(TrackingPacer(self._face, top,
@@ -268,7 +269,7 @@ class RoomPipeline:
                                       nice=self.config.tracking_nice,
                                       idle_interval=self.config.hand_idle_interval)
             idle = self.config.hand_idle_interval
-            if self.config.face_pacing and idle:
+            if self.config.pace_tracking and idle:
                 self._pacers.append(TrackingPacer(
                     self._hands, 1 / idle, min(1 / idle, self.config.min_hand_search_rate),
                     attr="idle_interval", at_max=None))

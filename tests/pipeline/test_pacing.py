@@ -103,7 +103,7 @@ def test_a_room_paces_its_face_worker_and_reports_it() -> None:
         finally:
             await both.close()
         off = RoomPipeline("r", RoomConfig(demo_size=(320, 180), track_hands=False,
-                                           face_pacing=False, face_interval=0.1))
+                                           pace_tracking=False, face_interval=0.1))
         await off.start()
         try:
             assert off._pacers == [] and off._face is not None
