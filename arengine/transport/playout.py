@@ -49,26 +49,44 @@ def unpack_playout_delay(value: bytes) -> tuple[int, int]:
 
 
 class PlayoutDelayMap(rtp.HeaderExtensionsMap):
-    """aiortc's header-extension map, plus playout-delay on every packet once negotiated."""
+    """aiortc's header-extension map, plus playout-delay on every packet once negotiated.
+
+    The element is appended to the block aiortc packs (RFC 8285 allows the zero padding
+    that block may end with between elements), so a packet costs a byte concatenation
+    rather than an unpack and a repack.
+    """
 
     def __init__(self, min_ms: int, max_ms: int) -> None:
         super().__init__()
         self.value = pack_playout_delay(min_ms, max_ms)
         self.id: int | None = None
+        self._one_byte: bytes | None = None  # the element in each header form
+        self._two_byte = b""
 
     def configure(self, parameters: RTCRtpParameters) -> None:
         super().configure(parameters)
         for ext in parameters.headerExtensions:
             if ext.uri == PLAYOUT_DELAY_URI:
                 self.id = ext.id
+                self._one_byte = bytes([(ext.id << 4) | (len(self.value) - 1)]) + self.value \
+                    if ext.id <= 14 else None
+                self._two_byte = bytes([ext.id, len(self.value)]) + self.value
 
     def set(self, values: rtp.HeaderExtensions) -> tuple[int, bytes]:
         profile, data = super().set(values)
         if self.id is None:
             return profile, data
-        extensions = rtp.unpack_header_extensions(profile, data) if data else []
-        extensions.append((self.id, self.value))
-        return rtp.pack_header_extensions(extensions)
+        if not data:
+            profile = 0xBEDE if self._one_byte is not None else 0x1000
+        if profile == 0xBEDE and self._one_byte is not None:
+            data += self._one_byte
+        elif profile == 0x1000:
+            data += self._two_byte
+        else:  # one-byte block, but an id above 14: repack in the two-byte form
+            extensions = rtp.unpack_header_extensions(profile, data)
+            extensions.append((self.id, self.value))
+            return rtp.pack_header_extensions(extensions)
+        return profile, data + b"\x00" * (-len(data) % 4)
 
 
 def offered_extension_id(offer_sdp: str, mid: str | None, uri: str) -> int | None:
