@@ -65,7 +65,9 @@ class TrackingPacer:
                  load: Callable[[], float | None] | None = None,
                  attr: str = "min_interval", at_max: float | None = 0.0) -> None:
         """``attr`` is the worker's interval to set; at ``max_rate`` it is ``at_max``
-        (0: every frame) or, when that is None, ``1 / max_rate``."""
+        (0: every frame) or, when that is None, ``1 / max_rate``. ``load`` is read by
+        :meth:`update` when no reading is passed in (a room reads :class:`CpuLoad` once
+        for all its pacers and passes it)."""
         if not 0 < min_rate <= max_rate:
             raise ValueError("need 0 < min_rate <= max_rate")
         if not 0 < low < high <= 1:
@@ -75,7 +77,7 @@ class TrackingPacer:
         self.min_rate = min_rate
         self.high = high
         self.low = low
-        self._load = load if load is not None else CpuLoad().read
+        self._load = load
         if not hasattr(worker, attr):
             raise ValueError(f"{worker.name} has no {attr}")
         self.attr = attr
@@ -94,7 +96,9 @@ class TrackingPacer:
 
     def update(self, busy: float | None = None) -> float:
         """Adjust to ``busy`` (else read the load); returns the rate now asked."""
-        self.busy = busy if busy is not None else self._load()
+        if busy is None and self._load is not None:
+            busy = self._load()
+        self.busy = busy
         if self.busy is None:
             return self.rate
         before = self.rate
