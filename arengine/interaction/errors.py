@@ -60,3 +60,13 @@ class UnavailableError(InteractionError):
     """The store failed; nothing more is accepted until restart."""
 
     status = 503
+
+
+class BusyError(RateLimitedError):
+    """The server is at capacity for this kind of work (e.g. avatar decodes); retry later.
+
+    A :class:`RateLimitedError` so the API sends its ``retry_after`` the same way (HTTP
+    ``Retry-After``, ``retry_after`` on the socket), but 503: the viewer did nothing wrong.
+    """
+
+    status = 503
