@@ -11,7 +11,11 @@ no drift) when the output container can hold that codec, else transcoded to one 
 
 Damaged input is expected, not exceptional: packets the decoder rejects and frames it
 flags as corrupt are skipped and counted (:attr:`VideoInput.corrupt_frames`), so a clip
-with a few broken frames still produces an output.
+with a few broken frames still produces an output. A file cut short (a download or a
+recording that stopped) decodes fine up to where it ends, so the reader also compares what
+it decoded with what the container promised (:attr:`VideoInput.frames_missing`,
+:attr:`VideoInput.ends_early`): a damaged file is reported for what it lacks, not only for
+the few packets that happened to be broken.
 """
 
 from __future__ import annotations
@@ -154,6 +158,10 @@ class ImageInput:
         self.image = image
         self.alpha = alpha
         self.corrupt_frames = 0
+        self.frames_expected: int | None = 1
+        self.frames_missing: int | None = 0
+        self.ends_early = False
+        self.ends_at: float | None = None
         h, w = image.shape[:2]
         self.info = MediaInfo(str(self.path), "image", w, h,
                               container=self.path.suffix.lower().lstrip(".") or None, frames=1)
@@ -236,6 +244,12 @@ class VideoInput:
     stream's packets are kept, in demux order, for a :class:`VideoOutput` to copy, so the
     audio never goes through a decoder. Corrupt packets and frames are skipped and
     counted in :attr:`corrupt_frames`.
+
+    :attr:`frames_expected` is the frame count the container promises (its own count, else
+    the video's duration times its rate; ``None`` when it states neither). Once
+    :meth:`frames` has run to the end, :attr:`frames_missing`, :attr:`ends_at` and
+    :attr:`ends_early` say how much of that promise was not delivered and where the file
+    stops, so a truncated file is not mistaken for one with a single bad frame.
     """
 
     kind = "video"
@@ -270,14 +284,19 @@ class VideoInput:
         self.frames_decoded = 0
         self._audio: deque[Any] = deque()
         fps = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
-        duration = None
-        if self.stream.duration is not None and self.stream.time_base is not None:
-            duration = float(self.stream.duration * self.stream.time_base)
-        elif self.container.duration is not None:
-            duration = self.container.duration / 1_000_000
+        self._fps = float(fps) if fps else None
+        self._start = self._stream_start()
+        duration = self._promised_duration()
         frames = self.stream.frames or None
+        # A count derived from a duration can be a frame off (rounding, a last frame's
+        # length); the container's own count is exact.
+        self._frames_exact = frames is not None
         if frames is None and duration and fps:
             frames = round(duration * float(fps))
+        self.frames_expected: int | None = frames
+        self._finished = False
+        self._first_time: float | None = None
+        self._last_time: float | None = None
         a = self.container.streams.audio[0] if self.container.streams.audio else None
         self.rotation = self._probe_rotation()
         self._upright = _ROTATE.get(self.rotation)
@@ -289,6 +308,66 @@ class VideoInput:
             fps=Fraction(fps) if fps else None, frames=frames, duration=duration,
             audio_codec=a.codec_context.name if a is not None else None,
             audio_sample_rate=a.codec_context.sample_rate if a is not None else None)
+
+    def _stream_start(self) -> float | None:
+        """When the video stream starts, in seconds on the file's clock (None: unstated)."""
+        tb = self.stream.time_base
+        if self.stream.start_time is None or tb is None:
+            return None
+        return float(self.stream.start_time * tb)
+
+    def _promised_duration(self) -> float | None:
+        """How long the video stream says it lasts, in seconds, from its first frame.
+
+        The stream's own duration first (mp4, mpg, y4m); else the per-track DURATION tag
+        Matroska and WebM muxers write (the stream's end time); else the container's
+        duration, which may include a longer audio track. Each is measured from the
+        video's own start, so a stream starting late is not counted short.
+        """
+        stream, start = self.stream, self._start or 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            span = float(stream.duration * stream.time_base)
+        elif (tag := _parse_clock(stream.metadata.get("DURATION"))) is not None:
+            span = tag - start
+        elif self.container.duration is not None:
+            c_start = (self.container.start_time or 0) / 1_000_000
+            span = self.container.duration / 1_000_000 - max(0.0, start - c_start)
+        else:
+            return None
+        return round(span, 6) if span > 0 else None
+
+    @property
+    def frames_missing(self) -> int | None:
+        """Promised frames that were not decoded; None until read to the end or unknown.
+
+        Counts every frame the output lacks: corrupt ones skipped and, in a truncated file,
+        all those after the point where it stops.
+        """
+        if not self._finished or self.frames_expected is None:
+            return None
+        missing = max(0, self.frames_expected - self.frames_decoded)
+        if not self._frames_exact and missing <= 1:
+            return 0  # within the rounding of a duration-based count
+        return missing
+
+    @property
+    def ends_at(self) -> float | None:
+        """Seconds from the stream's start to the end of the last decoded frame."""
+        if not self.frames_decoded or self._fps is None:
+            return None
+        origin = self._start if self._start is not None else self._first_time
+        if self._last_time is None or origin is None:
+            return self.frames_decoded / self._fps
+        return self._last_time - origin + 1 / self._fps
+
+    @property
+    def ends_early(self) -> bool:
+        """True when frames are missing and decoding stopped before the promised end."""
+        duration, ends_at = self.info.duration, self.ends_at
+        if not self.frames_missing or duration is None or self._fps is None:
+            return False
+        # Nothing decoded at all counts as stopping at 0 s.
+        return (ends_at or 0.0) < duration - 1.5 / self._fps
 
     def _probe_rotation(self) -> int:
         """The display rotation of the first frame, as 0, 90, 180 or 270 degrees.
@@ -354,7 +433,12 @@ class VideoInput:
                 if frame.time_base is None:
                     frame.time_base = self.time_base
                 self.frames_decoded += 1
+                if frame.time is not None:
+                    if self._first_time is None:
+                        self._first_time = frame.time
+                    self._last_time = frame.time
                 yield frame
+        self._finished = True
 
     def take_audio(self) -> list[Any]:
         """Audio packets demuxed so far and not yet taken (for :class:`VideoOutput`)."""
@@ -370,6 +454,17 @@ class VideoInput:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _parse_clock(text: str | None) -> float | None:
+    """Seconds in an ``HH:MM:SS.fraction`` tag (Matroska's DURATION), else None."""
+    if not text:
+        return None
+    try:
+        h, m, sec = text.strip().split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
 
 
 def _reason(e: BaseException) -> str:

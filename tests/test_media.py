@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -356,3 +357,86 @@ def test_rotated_phone_clip_is_turned_upright(tmp_path: Path, angle: int) -> Non
     copy_through(src, tmp_path / "o.mp4")
     got = probe(tmp_path / "o.mp4")
     assert got["size"] == (upright.shape[1], upright.shape[0])
+
+
+# --------------------------------------------------------------------------- truncation
+
+
+def read_all(path: Path) -> VideoInput:
+    with VideoInput(path) as inp:
+        assert inp.frames_missing is None  # not known before the end is reached
+        for _ in inp.frames():
+            pass
+    return inp
+
+
+def cut(src: Path, dst: Path, share: float) -> Path:
+    """The first ``share`` of a file's bytes: a download or a recording that stopped."""
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * share)])
+    return dst
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mov", ".mkv", ".webm", ".mpg", ".y4m"])
+def test_complete_files_miss_nothing(clip: Path, tmp_path: Path, ext: str) -> None:
+    """Each container's stated length (a count, a duration, a track tag) fits its frames."""
+    src = clip if ext == ".mp4" else copy_through(clip, tmp_path / f"o{ext}")[1].path
+    inp = read_all(src)
+    assert inp.frames_decoded == inp.frames_expected == 30
+    assert inp.frames_missing == 0 and not inp.ends_early
+    assert inp.ends_at == pytest.approx(1.2, abs=1e-3)
+
+
+def test_real_files_miss_nothing(face_video: Path, data_dir: Path) -> None:
+    inp = read_all(face_video)
+    assert (inp.frames_expected, inp.frames_decoded, inp.frames_missing) == (195, 195, 0)
+    assert not inp.ends_early and inp.ends_at == pytest.approx(7.8)
+    grid = read_all(next((data_dir / "grid_talking").glob("*.mpg")))  # 2.98 s, 75 frames
+    assert grid.frames_decoded == 75 and grid.frames_missing == 0 and not grid.ends_early
+
+
+def test_real_sample_cut_in_half(face_video: Path, tmp_path: Path) -> None:
+    """Half the bytes of the 195-frame sample: most frames missing, not "1 corrupt frame"."""
+    half = cut(face_video, tmp_path / "half.mp4", 0.5)
+    inp = VideoInput(half)
+    assert inp.frames_expected == 195  # the sample table in the moov, which survives
+    times = [f.time for f in inp.frames()]
+    inp.close()
+    assert 50 < inp.frames_decoded < 150
+    assert inp.frames_missing == 195 - inp.frames_decoded
+    assert inp.frames_missing > 100  # far more than the corrupt-frame count shows
+    assert inp.corrupt_frames < 5
+    assert inp.ends_early
+    last, ends_at = times[-1], inp.ends_at
+    assert last is not None and ends_at is not None
+    assert ends_at == pytest.approx(last + 0.04)
+    assert 2.5 < ends_at < 4.5 and inp.info.duration == pytest.approx(7.8)
+
+
+def test_truncated_clip_counts_missing_frames(face_video: Path, tmp_path: Path) -> None:
+    """A Matroska clip cut short: its length comes from the duration, not a frame count."""
+    full = make_clip(tmp_path / "full.mkv", face_video, frames=50)
+    assert read_all(full).frames_missing == 0
+    short = read_all(cut(full, tmp_path / "short.mkv", 0.5))
+    assert short.frames_expected == 50
+    assert 5 < short.frames_decoded < 45
+    assert short.frames_missing == 50 - short.frames_decoded
+    assert short.ends_early
+    assert short.ends_at == pytest.approx(short.frames_decoded * 0.04, abs=0.05)
+
+
+def test_no_stated_length_says_nothing(face_video: Path, tmp_path: Path) -> None:
+    """A raw H.264 stream states no length: no missing count is guessed, cut or not."""
+    raw = make_clip(tmp_path / "raw.h264", face_video, frames=20, audio=None)
+    for path in (raw, cut(raw, tmp_path / "cut.h264", 0.5)):
+        inp = read_all(path)
+        assert inp.frames_decoded > 0
+        assert inp.frames_expected is None and inp.frames_missing is None
+        assert not inp.ends_early
+
+
+def test_a_picture_misses_nothing(load_image: Callable[[str], np.ndarray],
+                                  tmp_path: Path) -> None:
+    write_image(tmp_path / "p.png", load_image("faces/obama-480p.jpg"))
+    inp = ImageInput(tmp_path / "p.png")
+    assert (inp.frames_expected, inp.frames_missing, inp.ends_early) == (1, 0, False)
