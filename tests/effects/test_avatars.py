@@ -178,3 +178,21 @@ def test_quiet_viewers_leave_after_linger() -> None:
     draw(layer, 1.0)
     assert set(layer.last_rects) == {"new"}
     assert {v.id for v in Avatars().visible(RoomState("r", viewers=vs), 1000.0)} == {"old", "new"}
+
+
+def test_bubble_shows_a_colour_emoji() -> None:
+    """The viewer page's Suggest button sends a lipstick emoji: it is drawn, in colour."""
+    def vivid_hues(comment: str) -> dict[int, int]:
+        layer = Avatars(side="left")
+        v = ViewerView("v1", "Lucy", None, comment, 1000.0, 990.0)
+        layer.set_state(RoomState("r", taken_at=1001.0, viewers=(v,)))
+        frame = draw(layer, 3.0)
+        r = layer.last_rects["v1"]
+        hsv = cv2.cvtColor(frame[r.y:r.y2, r.x:r.x2], cv2.COLOR_BGR2HSV)
+        vivid = (hsv[:, :, 1] >= 120) & (hsv[:, :, 2] >= 60)
+        bins, counts = np.unique(hsv[:, :, 0][vivid] // 15, return_counts=True)
+        return {int(b): int(c) for b, c in zip(bins, counts, strict=True) if c >= 10}
+
+    plain = vivid_hues("Try Ruby Velvet (velvet-ruby)!")  # the avatar disc: one hue
+    with_emoji = vivid_hues("\U0001f484 Try Ruby Velvet (velvet-ruby)!")
+    assert len(set(with_emoji) - set(plain)) >= 2, (plain, with_emoji)  # red and gold
