@@ -232,14 +232,41 @@ def _run(args: argparse.Namespace, src: Path, dst: Path, shade: Any,
         _warn(f"no face found in the {what} {src}; the output shows it unchanged")
         if not is_video and _same_format(src, dst):
             shutil.copyfile(src, dst)  # byte for byte: no second JPEG generation
-    if source.corrupt_frames:
-        _warn(f"skipped {source.corrupt_frames} corrupt frame(s) of {src}")
+    damage = _damage(source, src)
+    if damage:
+        _warn(damage)
     if report_path is not None:
         _write_report(report_path, result)
     audio = result["output"].get("audio")
     extra = f", audio {audio}" if audio and audio != "none" else ""
     print(f"wrote {dst}: {frames} frame(s), {with_face} with a face, shade {shade.id}{extra}")
     return 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _damage(source: Any, src: Path) -> str | None:
+    """What the input lacked, in one line, or None for a complete file.
+
+    A truncated file decodes cleanly up to where it stops, so its corrupt-frame count
+    alone (often 1) hides that most of the video may be gone: the frames missing against
+    the container's promise, and the time it stops at, say how much.
+    """
+    corrupt, missing, expected = (source.corrupt_frames, source.frames_missing,
+                                  source.frames_expected)
+    skipped = f"{_plural(corrupt, 'corrupt frame')} skipped" if corrupt else None
+    if source.ends_early:
+        text = (f"the video {src} ends early: {missing} of {expected} frames missing "
+                f"(stops at {source.ends_at or 0.0:.1f} s of {source.info.duration:.1f} s)")
+        return f"{text}; {skipped}" if skipped else text
+    if missing:
+        lost = f"{missing} of {expected} frames of {src} missing"
+        return f"{lost}; {skipped}" if skipped else f"{lost} (not decodable)"
+    if skipped:
+        return f"{skipped} in {src}"
+    return None
 
 
 def _same_format(a: Path, b: Path) -> bool:
@@ -330,6 +357,11 @@ def _process(args: argparse.Namespace, source: Any, sink: Any, shade: Any,
         "frames_with_face": with_face,
         "face_share": round(with_face / frames, 4) if frames else 0.0,
         "skipped_corrupt_frames": source.corrupt_frames,
+        # Against the container's promise; None where it states no length.
+        "frames_expected": source.frames_expected,
+        "frames_missing": source.frames_missing,
+        "ends_early": source.ends_early,
+        "ends_at_s": None if source.ends_at is None else round(source.ends_at, 3),
         "jitter_px": {
             "metric": "mean |second difference| of lip landmark x,y between consecutive "
                       "frames of the same face track",

@@ -142,6 +142,8 @@ def test_video_report(clip: Path, tmp_path: Path) -> None:
     assert rep["mode"] == "video" and rep["frames"] == 30
     assert rep["frames_with_face"] == 30 and rep["face_share"] == 1.0
     assert rep["skipped_corrupt_frames"] == 0
+    assert rep["frames_expected"] == 30 and rep["frames_missing"] == 0
+    assert rep["ends_early"] is False and rep["ends_at_s"] == pytest.approx(1.2)
     assert rep["clock"]["name"] == "time.perf_counter_ns"
     assert rep["input"]["fps"] == 25 and rep["input"]["audio_codec"] == "aac"
     assert rep["output"]["frames"] == 30
@@ -251,6 +253,8 @@ def test_video_corrupt_part_way(clip: Path, tmp_path: Path) -> None:
     rep = json.loads(report.read_text())
     skipped = rep["skipped_corrupt_frames"]
     assert skipped > 0
+    assert rep["frames_missing"] == 30 - rep["frames"] and not rep["ends_early"]
+    assert "ends early" not in r.stderr  # damaged in the middle, not cut short
     frames_out, info_out = decode(out)
     assert len(frames_out) == rep["frames"] == rep["output"]["frames"]
     assert 15 <= len(frames_out) <= 30 - 1
@@ -305,3 +309,57 @@ def test_render_unknown_backend_is_a_usage_error(data_dir: Path, tmp_path: Path)
     r = tryon(data_dir / "faces" / "obama-720p.jpg", "-o", tmp_path / "o.png",
               "--render", "vulkan")
     one_line_error(r, "--render")
+
+
+def cut_short(src: Path, dst: Path, share: float = 0.5) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * share)])
+    return dst
+
+
+def one_warning(r: subprocess.CompletedProcess[str]) -> str:
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("arengine tryon: warning: ")
+    return lines[0]
+
+
+def test_real_video_cut_in_half(face_video: Path, tmp_path: Path) -> None:
+    """Half the sample's bytes: the warning says most frames are gone and where it stops."""
+    half = cut_short(face_video, tmp_path / "half.mp4")
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    warning = one_warning(tryon(half, "-o", out, "--report", report, "--no-hands"))
+    rep = json.loads(report.read_text())
+    frames, missing = rep["frames"], rep["frames_missing"]
+    assert rep["frames_expected"] == 195 and rep["ends_early"] is True
+    assert 50 < frames < 150 and missing == 195 - frames and missing > 100
+    stops = rep["ends_at_s"]
+    assert 2.5 < stops < 4.5
+    assert (f"ends early: {missing} of 195 frames missing (stops at {stops:.1f} s of 7.8 s)"
+            in warning)
+    corrupt = rep["skipped_corrupt_frames"]
+    if corrupt:
+        assert warning.endswith(f"; {corrupt} corrupt frame{'s' if corrupt > 1 else ''} skipped")
+    frames_out, _ = decode(out)  # finished with what could be decoded
+    assert len(frames_out) == frames == rep["output"]["frames"]
+
+
+def test_clip_cut_short(face_video: Path, tmp_path: Path) -> None:
+    """A Matroska clip (no frame count, a duration) cut short: the same kind of warning."""
+    full = make_clip(tmp_path / "full.mkv", face_video, frames=40)
+    r = tryon(full, "-o", tmp_path / "full_o.mkv", "--report", tmp_path / "full.json",
+              "--no-hands")
+    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+    rep = json.loads((tmp_path / "full.json").read_text())
+    assert (rep["frames"], rep["frames_expected"], rep["frames_missing"]) == (40, 40, 0)
+    short = cut_short(full, tmp_path / "short.mkv", 0.4)
+    out, report = tmp_path / "o.mkv", tmp_path / "r.json"
+    warning = one_warning(tryon(short, "-o", out, "--report", report, "--no-hands"))
+    rep = json.loads(report.read_text())
+    missing = rep["frames_missing"]
+    assert 0 < rep["frames"] < 40 and missing == 40 - rep["frames"]
+    assert f"ends early: {missing} of 40 frames missing" in warning
+    assert "of 1.6 s)" in warning
+    assert len(decode(out)[0]) == rep["frames"]
