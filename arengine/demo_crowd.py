@@ -84,7 +84,8 @@ class DemoCrowd:
                                  apply_shade=True)
             return
         if len(self._viewers) < len(DEMO_VIEWERS):
-            vid, _ = await room.join(DEMO_VIEWERS[len(self._viewers)] + DEMO_TAG)
+            vid, _ = await room.join(DEMO_VIEWERS[len(self._viewers)] + DEMO_TAG,
+                                     reserved_ok=True)  # the tag is reserved for us
             self._viewers.append(vid)
             return
         vid = rng.choice(self._viewers)
