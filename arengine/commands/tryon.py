@@ -76,42 +76,6 @@ def _check_paths(src: Path, dst: Path) -> None:
 
 
 @contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Send what native code writes to file descriptor 2 to /dev/null, keep Python's stderr.
-
-    MediaPipe's TFLite and absl logs (and libpng's colour-profile notes) are written by C++
-    threads, at start-up and whenever a graph is created, straight to descriptor 2; on a
-    command line they bury the one-line warnings and errors the user does need. Python's
-    ``sys.stderr`` (warnings, the progress bar, errors) moves to a copy of the real
-    descriptor, so it still reaches the terminal. ``ARENGINE_NATIVE_LOGS=1`` keeps the
-    native logs, for debugging.
-    """
-    if os.environ.get("ARENGINE_NATIVE_LOGS") == "1":
-        yield
-        return
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no usable stderr: nothing to hide
-        yield
-        return
-    python_stderr = sys.stderr
-    sys.stderr = open(  # noqa: SIM115 - closed in the finally below
-        saved, "w", buffering=1, encoding=python_stderr.encoding or "utf-8",
-        errors="backslashreplace", closefd=False)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        sys.stderr.close()
-        sys.stderr = python_stderr
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-@contextmanager
 def _media_warnings() -> Iterator[None]:
     """Media warnings (audio left out, a broken container) in this command's own format."""
     logger = logging.getLogger("arengine.media")
@@ -198,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         if not rp.is_dir():
             raise UserError(f"report folder does not exist: {rp}")
 
-    with _native_stderr_silenced(), _media_warnings():
+    with _media_warnings():
         return _run(args, src, dst, shade, report_path)
 
 
