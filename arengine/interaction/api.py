@@ -1,32 +1,33 @@
 """HTTP and WebSocket API for rooms (FastAPI).
 
-``build_router(hub)`` gives the routes to mount in a larger app (all under ``/api``
-plus ``/metrics`` for Prometheus); ``create_app(db_path)`` is a standalone server.
+``build_router(hub, ...)`` gives the routes; the one app that serves them is made by
+:func:`arengine.app.create_app`. :class:`FastActions` answers the busiest routes (votes,
+likes, comments) before FastAPI's routing, with the same checks and answers.
 
 Auth: host actions need ``Authorization: Bearer <host_token>`` from room creation;
-viewer actions need ``Authorization: Bearer <viewer_token>`` from join. Every response
-to a write is sent only after the event is committed to the store.
+viewer actions need ``Authorization: Bearer <viewer_token>`` from join; creating a room
+needs the admin token unless the server runs with open rooms. Every response to a write
+is sent only after the event is committed to the store. Every error, from any route, is
+``{"detail": "<what is wrong, for a person>"}`` and never repeats a long input.
 """
 
 import asyncio
 import contextlib
 import hmac
 import json
+import logging
 import math
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, WebSocket
-from fastapi.encoders import jsonable_encoder
+from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
+from fastapi import Path as FPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -36,9 +37,11 @@ from arengine.interaction.errors import (
     ForbiddenError,
     InteractionError,
     InvalidInputError,
+    NotFoundError,
     PayloadTooLargeError,
     RateLimitedError,
     UnauthorizedError,
+    shown,
 )
 from arengine.interaction.events import Event
 from arengine.interaction.hub import RoomHub
@@ -46,9 +49,10 @@ from arengine.interaction.metrics import room_metrics
 from arengine.interaction.polls import MAX_DURATION_S, MAX_OPTIONS, MIN_DURATION_S, MIN_OPTIONS
 from arengine.interaction.room import Room
 from arengine.interaction.state import RoomState
-from arengine.interaction.store import Synchronous
+from arengine.interaction.text import check_comment
 
 _M = TypeVar("_M", bound=BaseModel)
+logger = logging.getLogger(__name__)
 MAX_ACTION_BODY = 4096
 MAX_REQUEST_BODY = 300 * 1024  # an avatar (256 KB) plus headroom; larger bodies get 413
 WS_MAX_IN_FLIGHT = 256  # un-acknowledged actions per actions socket before we stop reading
@@ -56,15 +60,17 @@ WS_MAX_MESSAGE = 4096
 
 
 async def validation_error_response(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, with a one-line ``detail`` first and the full list kept in ``errors``.
+    """FastAPI's 422 as the one error shape: ``detail`` says what is wrong on one line
+    (field and reason, never the input itself).
 
     Install with ``app.add_exception_handler(RequestValidationError, ...)``.
     """
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     lines = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg', '')}"
-             for e in errors]
-    return JSONResponse({"detail": "; ".join(lines) or "invalid request",
-                         "errors": jsonable_encoder(errors)}, status_code=422)
+             for e in errors[:5]]
+    if len(errors) > 5:
+        lines.append(f"and {len(errors) - 5} more")
+    return JSONResponse({"detail": "; ".join(lines) or "invalid request"}, status_code=422)
 
 
 def error_response(e: InteractionError) -> JSONResponse:
@@ -237,16 +243,19 @@ def _ack_bytes(event: Event) -> bytes:
 
 
 async def viewer_action(hub: RoomHub, room_id: str, kind: str, poll_id: str | None,
-                        authorization: str | None, raw: bytes) -> Event:
+                        authorization: str | None, raw: bytes, client: str | None) -> Event:
     """One vote, like or comment from its raw request parts: the busiest code path,
-    shared by the routes and by :class:`FastActions`."""
+    shared by the routes and by :class:`FastActions`. ``client`` is the caller's address,
+    for the per-address comment limit."""
     room = hub.get(room_id)
     vid = room.viewer_for_token(_bearer_value(authorization))
     if kind == "vote":
         return await room.vote(vid, poll_id or "", _parse(VoteIn, raw).option)
     if kind == "likes":
         return await room.like(vid, _parse(LikeIn, raw).count if raw.strip() else 1)
-    return await room.comment(vid, _parse(CommentIn, raw).text)
+    text = _parse(CommentIn, raw).text
+    hub.client_limiter.check(client, "comment", "comments")
+    return await room.comment(vid, text)
 
 
 _FAST_PATH = re.compile(r"^/api/rooms/([^/]+)/(?:polls/([^/]+)/(votes)|(likes|comments))$")
@@ -296,7 +305,9 @@ class FastActions:
                 if len(raw) > MAX_ACTION_BODY:
                     raise PayloadTooLargeError(f"body over {MAX_ACTION_BODY} bytes")
             kind = "vote" if vote else other
-            event = await viewer_action(self.hub, room_id, kind, poll_id, auth, raw)
+            client = scope.get("client")
+            event = await viewer_action(self.hub, room_id, kind, poll_id, auth, raw,
+                                        client[0] if client else None)
             body = _ack_bytes(event)
         except InteractionError as e:
             await _send_error(send, e)
@@ -334,11 +345,100 @@ def _token(creds: HTTPAuthorizationCredentials | None) -> str | None:
     return creds.credentials if creds is not None else None
 
 
-def build_router(hub: RoomHub, admin_token: str | None = None) -> APIRouter:
-    """All room routes for ``hub``; mount with ``app.include_router(build_router(hub))``.
+class ErrorBody(BaseModel):
+    """The one error shape of every route."""
 
-    With ``admin_token`` set, creating a room needs ``Authorization: Bearer <admin_token>``
-    (anyone may create rooms otherwise, which suits demos and local use only).
+    detail: str = Field(description="what is wrong, in words for a person")
+
+
+_ERROR_TEXT = {
+    400: "bad request", 401: "a token is missing or unknown",
+    403: "the token does not allow this", 404: "no such room, poll, viewer or sticker",
+    409: "the room's state forbids it now (poll closed, already following...)",
+    413: "request body too large", 415: "unsupported content type",
+    422: "invalid input: the detail names the field",
+    429: "rate limited: retry after the Retry-After header's seconds",
+    503: "the server is busy or full, or the event store failed",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, all with :class:`ErrorBody`."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for c in codes:
+        entry: dict[str, Any] = {"model": ErrorBody, "description": _ERROR_TEXT[c]}
+        if c in (429, 503):
+            entry["headers"] = {"Retry-After": {"schema": {"type": "integer"},
+                                                "description": "seconds to wait"}}
+        out[c] = entry
+    return out
+
+
+# Every route can answer these: body limits (FastActions), rate limits, a failed store.
+COMMON = (413, 422, 429, 503)
+ROOM = (404, *COMMON)
+VIEWER = (401, 404, 409, *COMMON)
+HOST = (401, 403, 404, 409, *COMMON)
+
+
+class Ack(BaseModel):
+    ok: bool
+    seq: int = Field(description="the event's sequence number in the room's log")
+    ts: float
+
+
+class Joined(BaseModel):
+    viewer_id: str
+    viewer_token: str = Field(description="keep it: it is your identity in this room")
+
+
+class RoomCreated(BaseModel):
+    room_id: str
+    host_token: str = Field(description="shown once; only its hash is stored")
+    state: dict[str, Any]
+
+
+class RoomSummary(BaseModel):
+    room_id: str
+    title: str
+    viewers: int = Field(description="viewers present in the room")
+    created_at: float
+    status: str = Field(description="what viewers see: live, reconnecting, demo, offline, idle")
+    watching: int = Field(description="viewers playing the video now")
+
+
+class RoomPage(BaseModel):
+    rooms: list[RoomSummary]
+    next: str | None = Field(description="pass as ?after= for the next page; null at the end")
+
+
+class Heartbeat(BaseModel):
+    ok: bool
+    idle_s: float | None
+
+
+class AvatarStored(Ack):
+    avatar_url: str
+    bytes: int
+
+
+MediaStatus = Callable[[str], tuple[str, int]]  # room id -> (status, watching)
+PAGE_MAX = 100
+
+
+def client_of(request: Request | WebSocket) -> str | None:
+    """The client's address (the proxy's X-Forwarded-For only where the server trusts it,
+    see the ``trust_proxy`` setting)."""
+    return request.client.host if request.client is not None else None
+
+
+def build_router(hub: RoomHub, *, admin_token: str | None,
+                 media_status: MediaStatus | None = None) -> APIRouter:
+    """All room routes for ``hub``.
+
+    With ``admin_token``, creating a room needs ``Authorization: Bearer <admin_token>``;
+    None lets anyone create rooms (the ``open_rooms`` setting, for demos on a private
+    network). ``media_status`` tells the rooms list what each room's video shows.
     """
     r = APIRouter(route_class=_Route)
     api = "/api/rooms/{room_id}"
@@ -359,8 +459,10 @@ def build_router(hub: RoomHub, admin_token: str | None = None) -> APIRouter:
     HostRoom = Annotated[Room, Depends(host_room)]
     ViewerDep = Annotated[tuple[Room, str], Depends(viewer_of)]
 
-    @r.post("/api/rooms", status_code=201, tags=["rooms"])
-    async def create_room(body: CreateRoom, creds: Credentials) -> dict[str, Any]:
+    @r.post("/api/rooms", status_code=201, tags=["rooms"], response_model=RoomCreated,
+            responses=errors(401, 403, 409, *COMMON))
+    async def create_room(body: CreateRoom, creds: Credentials,
+                          request: Request) -> dict[str, Any]:
         """Create a room; the host token is returned once and never shown again."""
         if admin_token is not None:
             given = _token(creds)
@@ -369,19 +471,28 @@ def build_router(hub: RoomHub, admin_token: str | None = None) -> APIRouter:
                                         "(Authorization: Bearer)")
             if not hmac.compare_digest(given.encode(), admin_token.encode()):
                 raise ForbiddenError("wrong admin token")
+        hub.client_limiter.check(client_of(request), "room", "new rooms")
         room, token = await hub.create_room(body.title, body.room_id)
         return {"room_id": room.id, "host_token": token, "state": state_to_json(room.snapshot())}
 
-    @r.get("/api/rooms", tags=["rooms"])
-    async def list_rooms() -> dict[str, Any]:
-        return {"rooms": [{"room_id": rm.id, "title": rm.title, "viewers": rm.present,
-                           "created_at": rm.created_at} for rm in hub.rooms.values()]}
+    @r.get("/api/rooms", tags=["rooms"], response_model=RoomPage, responses=errors(*COMMON))
+    async def list_rooms(limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 50,
+                         after: Annotated[str | None, Query(max_length=40)] = None
+                         ) -> dict[str, Any]:
+        """Rooms by id, a page at a time (``next`` is the cursor of the next page)."""
+        rooms, cursor = hub.page(limit, after)
+        out = []
+        for rm in rooms:
+            status, watching = media_status(rm.id) if media_status else ("idle", 0)
+            out.append({"room_id": rm.id, "title": rm.title, "viewers": rm.present,
+                        "created_at": rm.created_at, "status": status, "watching": watching})
+        return {"rooms": out, "next": cursor}
 
-    @r.get(api, tags=["rooms"])
+    @r.get(api, tags=["rooms"], responses=errors(*ROOM))
     async def read_room(room: RoomDep) -> dict[str, Any]:
         return state_to_json(room.snapshot())
 
-    @r.get("/api/shades", tags=["rooms"])
+    @r.get("/api/shades", tags=["rooms"], responses=errors(*COMMON))
     async def shades() -> dict[str, Any]:
         from arengine.effects.shades import default_catalog
 
@@ -391,72 +502,88 @@ def build_router(hub: RoomHub, admin_token: str | None = None) -> APIRouter:
 
     # viewers
 
-    @r.post(api + "/join", status_code=201, tags=["viewers"])
-    async def join(room: RoomDep, body: Join, creds: Credentials) -> dict[str, Any]:
+    @r.post(api + "/join", status_code=201, tags=["viewers"], response_model=Joined,
+            responses=errors(*VIEWER))
+    async def join(room: RoomDep, body: Join, creds: Credentials,
+                   request: Request) -> dict[str, Any]:
         """Join as a new viewer, or rejoin with a previous viewer token."""
-        vid, token = await room.join(body.name, _token(creds))
+        token = _token(creds)
+        if not token:  # a new identity: limited per address (a rejoin mints nothing)
+            hub.client_limiter.check(client_of(request), "join", "new viewers")
+        vid, token = await room.join(body.name, token)
         return {"viewer_id": vid, "viewer_token": token}
 
-    @r.post(api + "/leave", tags=["viewers"])
-    async def leave(viewer: ViewerDep) -> dict[str, Any]:
+    @r.post(api + "/leave", tags=["viewers"], responses=errors(*VIEWER))
+    async def leave(viewer: ViewerDep) -> dict[str, bool]:
         room, vid = viewer
         await room.leave(vid)
         return {"ok": True}
 
     # The three busiest routes parse their own body and skip dependency injection: on a
     # small server FastAPI's per-request machinery costs more than the action itself.
-    # The OpenAPI document still describes their body and auth (see _lean). create_app
+    # The OpenAPI document still describes their body and auth (see _lean). The app
     # also puts FastActions in front, which answers them before routing.
 
     @r.post(api + "/comments", status_code=201, tags=["viewers"],
-            response_model=None, openapi_extra=_lean(CommentIn))
+            response_model=None, openapi_extra=_lean(CommentIn), responses=_acked(VIEWER))
     async def comment(request: Request, room_id: str) -> Response:
         event = await viewer_action(hub, room_id, "comments", None,
                                     request.headers.get("authorization"),
-                                    await _read_limited(request, MAX_ACTION_BODY))
+                                    await _read_limited(request, MAX_ACTION_BODY),
+                                    client_of(request))
         return Response(_ack_bytes(event), 201, media_type="application/json")
 
     @r.post(api + "/likes", status_code=201, tags=["viewers"],
-            response_model=None, openapi_extra=_lean(LikeIn, required=False))
+            response_model=None, openapi_extra=_lean(LikeIn, required=False),
+            responses=_acked(VIEWER))
     async def like(request: Request, room_id: str) -> Response:
         event = await viewer_action(hub, room_id, "likes", None,
                                     request.headers.get("authorization"),
-                                    await _read_limited(request, MAX_ACTION_BODY))
+                                    await _read_limited(request, MAX_ACTION_BODY),
+                                    client_of(request))
         return Response(_ack_bytes(event), 201, media_type="application/json")
 
-    @r.post(api + "/shares", status_code=201, tags=["viewers"])
+    @r.post(api + "/shares", status_code=201, tags=["viewers"], response_model=Ack,
+            responses=errors(*VIEWER))
     async def share(viewer: ViewerDep, body: ShareIn | None = None) -> dict[str, Any]:
         room, vid = viewer
         return _ack(await room.share(vid, body.channel if body else None))
 
-    @r.post(api + "/heartbeat", tags=["viewers"])
+    @r.post(api + "/heartbeat", tags=["viewers"], response_model=Heartbeat,
+            responses=errors(*VIEWER))
     async def heartbeat(viewer: ViewerDep) -> dict[str, Any]:
         """Still watching: viewers silent for ``idle_s`` seconds (no request, no heartbeat,
-        no event stream opened with their token) are marked as left."""
+        no event stream opened with their token) are marked as left; a heartbeat or any
+        action from a viewer marked as left brings them back."""
         room, vid = viewer
-        room.touch(vid)
+        await room.heartbeat(vid)
         return {"ok": True, "idle_s": hub.idle_s}
 
-    @r.post(api + "/follows", status_code=201, tags=["viewers"])
+    @r.post(api + "/follows", status_code=201, tags=["viewers"], response_model=Ack,
+            responses=errors(*VIEWER))
     async def follow(viewer: ViewerDep) -> dict[str, Any]:
         room, vid = viewer
         return _ack(await room.follow(vid))
 
-    @r.post(api + "/stickers/{sticker_id}/clicks", status_code=201, tags=["viewers"])
-    async def sticker_click(viewer: ViewerDep, sticker_id: str) -> dict[str, Any]:
+    @r.post(api + "/stickers/{sticker_id}/clicks", status_code=201, tags=["viewers"],
+            response_model=Ack, responses=errors(*VIEWER))
+    async def sticker_click(viewer: ViewerDep,
+                            sticker_id: Annotated[str, FPath(max_length=40)]) -> dict[str, Any]:
         room, vid = viewer
         return _ack(await room.sticker_click(vid, sticker_id))
 
     @r.post(api + "/polls/{poll_id}/votes", status_code=201, tags=["polls"],
-            response_model=None, openapi_extra=_lean(VoteIn))
+            response_model=None, openapi_extra=_lean(VoteIn), responses=_acked(VIEWER))
     async def vote(request: Request, room_id: str, poll_id: str) -> Response:
         """Vote, or move your vote; each viewer has one ballot per poll."""
         event = await viewer_action(hub, room_id, "vote", poll_id,
                                     request.headers.get("authorization"),
-                                    await _read_limited(request, MAX_ACTION_BODY))
+                                    await _read_limited(request, MAX_ACTION_BODY),
+                                    client_of(request))
         return Response(_ack_bytes(event), 201, media_type="application/json")
 
-    @r.put(api + "/viewers/me/avatar", tags=["viewers"],
+    @r.put(api + "/viewers/me/avatar", tags=["viewers"], response_model=AvatarStored,
+           responses=errors(*VIEWER, 415),
            openapi_extra={"requestBody": {"required": True, "content": {
                m: {"schema": {"type": "string", "format": "binary"}}
                for m in ("image/png", "image/jpeg", "image/webp")}}})
@@ -480,72 +607,71 @@ def build_router(hub: RoomHub, admin_token: str | None = None) -> APIRouter:
 
     @r.get(api + "/viewers/{viewer_id}/avatar.png", tags=["viewers"],
            response_class=Response,
-           responses={200: {"content": {"image/png": {}}}})
+           responses={200: {"content": {"image/png": {"schema": {
+               "type": "string", "format": "binary"}}}}, **errors(*ROOM)})
     async def avatar(room: RoomDep, viewer_id: str) -> Response:
         v = room.viewer(viewer_id)
         if v.avatar is None:
-            return JSONResponse({"detail": f"viewer {viewer_id!r} has no avatar"}, 404)
+            raise NotFoundError(f"viewer {shown(viewer_id)} has no avatar")
         return Response(v.avatar, media_type="image/png",
                         headers={"Cache-Control": "public, max-age=60"})
 
     # polls (host)
 
-    @r.post(api + "/polls", status_code=201, tags=["polls"])
+    @r.post(api + "/polls", status_code=201, tags=["polls"], responses=errors(*HOST))
     async def open_poll(room: HostRoom, body: PollIn) -> dict[str, Any]:
         poll = await room.open_poll(body.question, [(o.label, o.shade_id) for o in body.options],
                                     body.duration_s, body.apply_shade)
         return poll.to_json()
 
-    @r.get(api + "/polls/{poll_id}", tags=["polls"])
+    @r.get(api + "/polls/{poll_id}", tags=["polls"], responses=errors(*ROOM))
     async def read_poll(room: RoomDep, poll_id: str) -> dict[str, Any]:
         return room.poll(poll_id).to_json()
 
-    @r.post(api + "/polls/{poll_id}/close", tags=["polls"])
+    @r.post(api + "/polls/{poll_id}/close", tags=["polls"], responses=errors(*HOST))
     async def close_poll(room: HostRoom, poll_id: str) -> dict[str, Any]:
         return (await room.close_poll(poll_id)).to_json()
 
-    @r.get(api + "/polls/{poll_id}/ballots", tags=["polls"])
+    @r.get(api + "/polls/{poll_id}/ballots", tags=["polls"], responses=errors(*HOST))
     async def ballots(room: HostRoom, poll_id: str) -> dict[str, Any]:
         """Each viewer's current choice (host only), for audits."""
         return {"poll_id": poll_id, "ballots": dict(room.poll(poll_id).ballots)}
 
     # room settings (host)
 
-    @r.put(api + "/shade", tags=["host"])
+    @r.put(api + "/shade", tags=["host"], response_model=Ack, responses=errors(*HOST))
     async def set_shade(room: HostRoom, body: ShadeIn) -> dict[str, Any]:
         return _ack(await room.set_shade(body.shade_id))
 
-    @r.put(api + "/effects", tags=["host"])
+    @r.put(api + "/effects", tags=["host"], response_model=Ack, responses=errors(*HOST))
     async def set_effects(room: HostRoom, body: EffectsIn) -> dict[str, Any]:
+        """Turn effects on or off and change their settings, e.g.
+        ``{"effects": {"lipstick": {"settings": {"intensity": 0.5}}}}``; the settings
+        reach the effect on the next frame."""
         effects = {k: v.model_dump(exclude_none=True) for k, v in body.effects.items()}
         return _ack(await room.set_effects(effects))
 
-    @r.put(api + "/product", tags=["host"])
+    @r.put(api + "/product", tags=["host"], response_model=Ack, responses=errors(*HOST))
     async def set_product(room: HostRoom, body: ProductIn) -> dict[str, Any]:
         return _ack(await room.set_product(body.name, body.price, body.url, body.id))
 
-    @r.delete(api + "/product", tags=["host"])
+    @r.delete(api + "/product", tags=["host"], response_model=Ack, responses=errors(*HOST))
     async def clear_product(room: HostRoom) -> dict[str, Any]:
         return _ack(await room.clear_product())
 
-    @r.put(api + "/like-goal", tags=["host"])
+    @r.put(api + "/like-goal", tags=["host"], response_model=Ack, responses=errors(*HOST))
     async def set_like_goal(room: HostRoom, body: LikeGoalIn) -> dict[str, Any]:
         return _ack(await room.set_like_goal(body.target, body.message))
 
     # metrics
 
-    @r.get(api + "/metrics", tags=["metrics"], description=_metrics_doc())
+    @r.get(api + "/metrics", tags=["metrics"], description=_metrics_doc(),
+           responses=errors(*ROOM))
     async def metrics(room: RoomDep,
                       bucket_s: Annotated[float, Query(ge=1, le=3600)] = 60.0
                       ) -> dict[str, Any]:
         """Interaction rate, per-minute activity, votes over time (see metrics.py)."""
         return room_metrics(room, bucket_s)
-
-    @r.get("/metrics", tags=["metrics"], response_class=Response,
-           responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-    async def prometheus() -> Response:
-        hub.refresh_gauges()
-        return Response(generate_latest(hub.registry), media_type=CONTENT_TYPE_LATEST)
 
     # websockets
 
@@ -566,6 +692,12 @@ def build_router(hub: RoomHub, admin_token: str | None = None) -> APIRouter:
         await serve_actions(hub, ws, room_id, token)
 
     return r
+
+
+def _acked(codes: tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
+    """Responses of a route that answers with raw ack bytes (see :func:`_ack_bytes`)."""
+    return {201: {"description": "stored", "content": {"application/json": {
+        "schema": Ack.model_json_schema()}}}, **errors(*codes)}
 
 
 async def _reject(ws: WebSocket, e: InteractionError) -> None:
@@ -637,7 +769,7 @@ async def _drain(ws: WebSocket) -> None:
             await ws.receive_text()
 
 
-_OPS = ("vote", "like", "comment", "share", "follow", "sticker_click", "leave")
+_OPS = ("vote", "like", "comment", "share", "follow", "sticker_click")
 
 
 async def serve_actions(hub: RoomHub, ws: WebSocket, room_id: str, token: str) -> None:
@@ -669,12 +801,16 @@ async def serve_actions(hub: RoomHub, ws: WebSocket, room_id: str, token: str) -
             own = msg.get("token")
             vid = room.viewer_for_token(own if isinstance(own, str) else None) \
                 if own is not None or socket_vid is None else socket_vid
-            event = await _dispatch(room, vid, msg)
+            event = await _dispatch(hub, room, vid, msg, client)
             reply: dict[str, Any] = {"type": "ack", "ref": ref, "seq": event.seq}
         except InteractionError as e:
             reply = {"type": "error", "ref": ref, "status": e.status, "detail": e.message}
             if isinstance(e, RateLimitedError):
                 reply["retry_after"] = e.retry_after
+        except Exception:  # a bug must still answer, or the client waits forever
+            logger.exception("room %s: action %s failed", room.id, shown(msg.get("op")))
+            reply = {"type": "error", "ref": ref, "status": 500,
+                     "detail": "the server could not do this action"}
         finally:
             slots.release()
         await out.put(reply)
@@ -683,12 +819,18 @@ async def serve_actions(hub: RoomHub, ws: WebSocket, room_id: str, token: str) -
         while (item := await out.get()) is not None:
             await ws.send_text(json.dumps(item, ensure_ascii=False))
 
+    client = client_of(ws)
     send_task = asyncio.create_task(writer())
     try:
         while True:
-            text = await ws.receive_text()
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            text = message.get("text")
             await slots.acquire()
             try:
+                if text is None:
+                    raise InvalidInputError("send each action as a JSON text message")
                 if len(text) > WS_MAX_MESSAGE:
                     raise InvalidInputError(f"message over {WS_MAX_MESSAGE} characters")
                 msg = json.loads(text)
@@ -714,7 +856,9 @@ async def serve_actions(hub: RoomHub, ws: WebSocket, room_id: str, token: str) -
         send_task.cancel()
 
 
-async def _dispatch(room: Room, vid: str, msg: dict[str, Any]) -> Event:
+async def _dispatch(hub: RoomHub, room: Room, vid: str, msg: dict[str, Any],
+                    client: str | None) -> Event:
+    """One action message; every field is checked for its type by the room's methods."""
     op = msg.get("op")
     if op == "vote":
         poll_id = msg.get("poll_id")
@@ -724,58 +868,14 @@ async def _dispatch(room: Room, vid: str, msg: dict[str, Any]) -> Event:
     if op == "like":
         return await room.like(vid, msg.get("count", 1))
     if op == "comment":
-        return await room.comment(vid, msg.get("text"))  # type: ignore[arg-type]
+        text = msg.get("text")
+        check_comment(text)  # type: ignore[arg-type]
+        hub.client_limiter.check(client, "comment", "comments")
+        return await room.comment(vid, text)  # type: ignore[arg-type]
     if op == "share":
         return await room.share(vid, msg.get("channel"))
     if op == "follow":
         return await room.follow(vid)
     if op == "sticker_click":
         return await room.sticker_click(vid, msg.get("sticker_id"))  # type: ignore[arg-type]
-    raise InvalidInputError(f"unknown op {op!r}; one of: {', '.join(_OPS[:-1])}")
-
-
-def create_app(db_path: str | Path, *, synchronous: Synchronous = "FULL",
-               hub: RoomHub | None = None, fast_actions: bool = True,
-               admin_token: str | None = None) -> FastAPI:
-    """A standalone FastAPI app serving one hub (opened on ``db_path``).
-
-    ``fast_actions`` puts :class:`FastActions` in front of the routes (same answers,
-    less overhead); an app that mounts ``build_router`` can add it the same way.
-    """
-    the_hub = hub if hub is not None else RoomHub.open(db_path, synchronous=synchronous)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        the_hub.start()
-        yield
-        await the_hub.close()
-
-    app = FastAPI(title="arengine rooms", version="0.1.0", lifespan=lifespan,
-                  description=__doc__)
-    app.state.hub = the_hub
-    app.include_router(build_router(the_hub, admin_token=admin_token))
-    app.add_exception_handler(RequestValidationError, validation_error_response)
-    if fast_actions:
-        app.add_middleware(FastActions, hub=the_hub)
-    return app
-
-
-def app_from_env() -> ASGIApp:
-    """``uvicorn --factory arengine.interaction.api:app_from_env``.
-
-    :class:`FastActions` wraps the whole FastAPI app here, so the busiest requests
-    skip FastAPI's own per-request work too.
-
-    Environment: ``ARENGINE_DB`` (database file), ``ARENGINE_DB_SYNC`` (FULL or NORMAL),
-    ``ARENGINE_ADMIN_TOKEN`` (if set, needed to create rooms).
-    """
-    import os
-
-    path = os.environ.get("ARENGINE_DB", "arengine-rooms.db")
-    sync = os.environ.get("ARENGINE_DB_SYNC", "FULL").upper()
-    if sync not in ("FULL", "NORMAL"):
-        raise ValueError("ARENGINE_DB_SYNC must be FULL or NORMAL")
-    app = create_app(path, synchronous=sync,  # type: ignore[arg-type]
-                     admin_token=os.environ.get("ARENGINE_ADMIN_TOKEN") or None,
-                     fast_actions=False)
-    return FastActions(app, app.state.hub)
+    raise InvalidInputError(f"unknown op {shown(op)}; one of: {', '.join(_OPS)}")

@@ -62,6 +62,23 @@ class UnavailableError(InteractionError):
     status = 503
 
 
+SHOWN_CHARS = 40  # how much of a user's input an error message repeats
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``value`` quoted for an error message, cut to ``limit`` characters.
+
+    Messages name what was wrong but never echo a long input back (a 10,000-character
+    title came back whole in an error once): a client knows what it sent.
+    """
+    if isinstance(value, str):
+        if len(value) > limit:
+            return repr(value[:limit]) + f"... (+{len(value) - limit} characters)"
+        return repr(value)
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class BusyError(RateLimitedError):
     """The server is at capacity for this kind of work (e.g. avatar decodes); retry later.
 

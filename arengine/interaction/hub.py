@@ -21,13 +21,14 @@ re-encoded to 96x96 PNG without metadata.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import contextlib
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,9 +39,10 @@ from arengine.interaction.errors import (
     InvalidInputError,
     NotFoundError,
     UnavailableError,
+    shown,
 )
 from arengine.interaction.events import Event
-from arengine.interaction.ratelimit import RateLimiter, RateLimits
+from arengine.interaction.ratelimit import ClientLimiter, Rate, RateLimiter, RateLimits
 from arengine.interaction.room import ROOM_ID, ROOM_TITLE_MAX_CHARS, Room, new_token, token_hash
 from arengine.interaction.store import GroupCommitter, SQLiteStore, Store, Synchronous
 from arengine.interaction.text import check_text
@@ -74,6 +76,8 @@ class RoomHub:
 
     def __init__(self, store: Store, *, clock: Clock = time.time,
                  limits: RateLimits | None = None,
+                 client_rates: Mapping[str, Rate | None] | None = None,
+                 max_rooms: int | None = None,
                  shade_hex: Callable[[str], str] = _catalog_hex,
                  effect_names: Callable[[], list[str]] = _effect_names,
                  tick_s: float = 0.25, idle_s: float | None = 300.0) -> None:
@@ -82,6 +86,9 @@ class RoomHub:
         self._idle_scan_at = 0.0
         self.clock = clock
         self.limiter = RateLimiter(limits or RateLimits(), clock)
+        # Per client address ("join", "room", "comment"), across all of its tokens.
+        self.client_limiter = ClientLimiter(client_rates or {}, clock)
+        self.max_rooms = max_rooms
         self._shade_hex = shade_hex
         self.effect_names = effect_names
         self.tick_s = tick_s
@@ -114,15 +121,11 @@ class RoomHub:
         self._load()
 
     @classmethod
-    def open(cls, db_path: str | Path, synchronous: Synchronous = "FULL", *,
-             clock: Clock = time.time, limits: RateLimits | None = None,
-             shade_hex: Callable[[str], str] = _catalog_hex,
-             effect_names: Callable[[], list[str]] = _effect_names,
-             tick_s: float = 0.25, idle_s: float | None = 300.0) -> RoomHub:
-        """A hub on an SQLite file (created if missing), with every room replayed."""
-        return cls(SQLiteStore(db_path, synchronous=synchronous), clock=clock, limits=limits,
-                   shade_hex=shade_hex, effect_names=effect_names, tick_s=tick_s,
-                   idle_s=idle_s)
+    def open(cls, db_path: str | Path, synchronous: Synchronous = "FULL",
+             **kwargs: Any) -> RoomHub:
+        """A hub on an SQLite file (created if missing), with every room replayed;
+        ``kwargs`` as for the constructor."""
+        return cls(SQLiteStore(db_path, synchronous=synchronous), **kwargs)
 
     # ------------------------------------------------------------------ rooms
 
@@ -130,15 +133,27 @@ class RoomHub:
         try:
             return self.rooms[room_id]
         except KeyError:
-            raise NotFoundError(f"no room {room_id!r}") from None
+            raise NotFoundError(f"no room {shown(room_id)}") from None
+
+    def page(self, limit: int, after: str | None = None) -> tuple[list[Room], str | None]:
+        """Rooms by id after ``after``, at most ``limit``, and the cursor of the next page."""
+        ids = sorted(self.rooms)
+        start = bisect.bisect_right(ids, after) if after else 0
+        chosen = ids[start:start + limit]
+        more = start + limit < len(ids)
+        return [self.rooms[i] for i in chosen], (chosen[-1] if more and chosen else None)
 
     def verify_host(self, room_id: str, token: str | None) -> bool:
         room = self.rooms.get(room_id)
         return room is not None and room.verify_host(token)
 
-    async def create_room(self, title: str = "", room_id: str | None = None
-                          ) -> tuple[Room, str]:
-        """A new room and its host token (shown once; only its hash is stored)."""
+    async def create_room(self, title: str = "", room_id: str | None = None,
+                          host_token: str | None = None) -> tuple[Room, str]:
+        """A new room and its host token (shown once; only its hash is stored).
+
+        ``host_token`` sets the token instead of a random one (the server's demo room
+        keeps a token derived from its key file, so an OBS set-up survives restarts).
+        """
         if title:
             check_text(title, "title", ROOM_TITLE_MAX_CHARS)
         if room_id is None:
@@ -148,8 +163,10 @@ class RoomHub:
                 "room id must be 3-40 of a-z, 0-9 and -, starting with a letter or digit")
         if room_id in self.rooms:
             raise ConflictError(f"room {room_id!r} already exists")
+        if self.max_rooms is not None and len(self.rooms) >= self.max_rooms:
+            raise UnavailableError(f"this server holds its maximum of {self.max_rooms} rooms")
         self.start()
-        token = new_token()
+        token = host_token or new_token()
         room = Room(room_id, self)
         self.rooms[room_id] = room
         try:
@@ -160,15 +177,16 @@ class RoomHub:
             raise
         return room, token
 
-    async def rotate_host_token(self, room_id: str) -> str:
-        """A new host token for an existing room; the old one stops working.
+    async def rotate_host_token(self, room_id: str, token: str | None = None) -> str:
+        """A new host token for an existing room (``token``, or a random one); the old one
+        stops working.
 
         Only hashes of tokens are stored, so a restarted server cannot show the old token
         again: this is how it hands the operator a working one.
         """
         room = self.get(room_id)
         self.start()
-        token = new_token()
+        token = token or new_token()
         await room._commit([Event(room_id, 0, self.clock(), "host_token_rotated", None,
                                   {"_host_token_sha256": token_hash(token)})])
         return token
@@ -183,7 +201,7 @@ class RoomHub:
             return self._shade_hex(shade_id)
         except KeyError as e:  # UnknownShadeError is a KeyError with a readable message
             raise InvalidInputError(str(e) if str(e) != repr(shade_id)
-                                    else f"unknown shade {shade_id!r}") from None
+                                    else f"unknown shade {shown(shade_id)}") from None
 
     def check_writable(self) -> None:
         if self.committer.failure is not None:

@@ -1,8 +1,10 @@
-"""Token buckets that keep one viewer from flooding a room with comments or likes."""
+"""Token buckets that keep one viewer, or one client address, from flooding the server."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from arengine.interaction.errors import RateLimitedError
@@ -75,3 +77,59 @@ class RateLimiter:
     def forget(self, viewer_id: str) -> None:
         for key in [k for k in self._buckets if k[0] == viewer_id]:
             del self._buckets[key]
+
+
+# Distinct client addresses tracked at once. Beyond it the least recently seen address
+# starts afresh: 100k buckets are ~20 MB, and only an attack from over 100k addresses
+# at once (which per-address limits cannot stop anyway) ever evicts a live one.
+MAX_CLIENTS = 100_000
+
+
+class ClientLimiter:
+    """One bucket per (client address, action), across every token that client holds.
+
+    Per-viewer limits alone let one script mint 2,000 viewer tokens in 5 s and post 500
+    comments in 1 s through 500 of them; these limits follow the network address instead.
+    ``rates`` maps an action ("join", "room", "comment") to its :class:`Rate`; an action
+    with no rate (None or absent) is not limited.
+    """
+
+    def __init__(self, rates: Mapping[str, Rate | None], clock: Callable[[], float],
+                 max_clients: int = MAX_CLIENTS) -> None:
+        self.rates = dict(rates)
+        self.clock = clock
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()
+
+    def check(self, client: str | None, action: str, what: str, cost: float = 1.0) -> None:
+        """Take ``cost`` from the client's bucket or raise :class:`RateLimitedError`;
+        ``what`` names the action in the message ("new viewers", "rooms")."""
+        rate = self.rates.get(action)
+        if rate is None or not client:
+            return
+        now = self.clock()
+        key = (client, action)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(rate, now)
+            if len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        wait = bucket.take(now, cost)
+        if wait > 0:
+            period = rate.burst / rate.per_second
+            raise RateLimitedError(
+                f"too many {what} from your address: at most {rate.burst:g} per "
+                f"{_period(period)}; retry in {max(1, math.ceil(wait))} s",
+                retry_after=wait if wait != float("inf") else period)
+
+
+def _period(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        n = int(seconds // 3600)
+        return "hour" if n == 1 else f"{n} hours"
+    if seconds >= 60 and seconds % 60 == 0:
+        n = int(seconds // 60)
+        return "minute" if n == 1 else f"{n} minutes"
+    return "second" if seconds == 1 else f"{seconds:g} seconds"

@@ -28,6 +28,7 @@ from arengine.interaction.errors import (
     InvalidInputError,
     NotFoundError,
     UnauthorizedError,
+    shown,
 )
 from arengine.interaction.events import INTERACTION_KINDS, Event
 from arengine.interaction.polls import (
@@ -253,13 +254,13 @@ class Room:
         try:
             return self.polls[poll_id]
         except KeyError:
-            raise NotFoundError(f"no poll {poll_id!r} in room {self.id!r}") from None
+            raise NotFoundError(f"no poll {shown(poll_id)} in room {self.id!r}") from None
 
     def viewer(self, viewer_id: str) -> Viewer:
         try:
             return self.viewers[viewer_id]
         except KeyError:
-            raise NotFoundError(f"no viewer {viewer_id!r} in room {self.id!r}") from None
+            raise NotFoundError(f"no viewer {shown(viewer_id)} in room {self.id!r}") from None
 
     def verify_host(self, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(token_hash(token or ""),
@@ -293,13 +294,15 @@ class Room:
 
     # ------------------------------------------------------------ viewer actions
 
-    async def join(self, name: str, token: str | None = None) -> tuple[str, str]:
+    async def join(self, name: str, token: str | None = None, *,
+                   reserved_ok: bool = False) -> tuple[str, str]:
         """Add a viewer (or bring back one who left, given their token): (viewer_id, token).
 
         Joining again with the token of a viewer who is still present changes nothing, so
-        a client can always "join with my token" on (re)connect.
+        a client can always "join with my token" on (re)connect. ``reserved_ok`` lets the
+        built-in demo crowd use its "(demo)" names (see :func:`check_name`).
         """
-        check_name(name)
+        check_name(name, reserved_ok=reserved_ok)
         if token:
             vid = self.viewer_for_token(token)
             if self.viewers[vid].present:
@@ -314,12 +317,14 @@ class Room:
         return vid, token
 
     async def leave(self, viewer_id: str) -> None:
-        self._present(viewer_id)
-        await self._commit([self._event("leave", viewer_id)])
+        """The viewer goes (a closed tab says so); leaving twice changes nothing."""
+        if self.viewer(viewer_id).present:
+            await self._commit([self._event("leave", viewer_id)])
 
-    def touch(self, viewer_id: str) -> None:
-        """Note that a viewer is still watching (a heartbeat); no event is stored."""
-        self._present(viewer_id).last_seen = self.hub.clock()
+    async def heartbeat(self, viewer_id: str) -> None:
+        """Note that a viewer is still watching; no event is stored unless the viewer had
+        been timed out, who is then back (see :meth:`_back`)."""
+        await self._back(viewer_id)
 
     def connect(self, viewer_id: str) -> None:
         """A live connection of this viewer opened: they count as present while it lasts."""
@@ -346,31 +351,31 @@ class Room:
         return len(idle)
 
     async def comment(self, viewer_id: str, text: str) -> Event:
-        self._present(viewer_id)
+        await self._back(viewer_id)
         check_comment(text)
         self.hub.limiter.check(viewer_id, "comment")
         return await self._commit_one(self._event("comment", viewer_id, {"text": text}))
 
     async def like(self, viewer_id: str, count: int = 1) -> Event:
-        self._present(viewer_id)
+        await self._back(viewer_id)
         _check_int(count, "count", 1, MAX_LIKES_PER_REQUEST)
         self.hub.limiter.check(viewer_id, "like", cost=count)
         return await self._commit_like(viewer_id, count)
 
     async def share(self, viewer_id: str, channel: str | None = None) -> Event:
-        self._present(viewer_id)
-        if channel is not None and not CHANNEL.match(channel):
+        await self._back(viewer_id)
+        if channel is not None and (not isinstance(channel, str) or not CHANNEL.match(channel)):
             raise InvalidInputError("channel must be 1-24 of a-z, 0-9, _ and -")
         self.hub.limiter.check(viewer_id, "other")
         return await self._commit_one(self._event("share", viewer_id, {"channel": channel}))
 
     async def follow(self, viewer_id: str) -> Event:
-        if self._present(viewer_id).following:
-            raise ConflictError(f"viewer {viewer_id!r} already follows this host")
+        if (await self._back(viewer_id)).following:
+            raise ConflictError(f"viewer {shown(viewer_id)} already follows this host")
         return await self._commit_one(self._event("follow", viewer_id))
 
     async def sticker_click(self, viewer_id: str, sticker_id: str) -> Event:
-        self._present(viewer_id)
+        await self._back(viewer_id)
         if not isinstance(sticker_id, str) or not STICKER_ID.match(sticker_id):
             raise InvalidInputError("sticker id must be 1-40 of a-z, 0-9, _ and -")
         self.hub.limiter.check(viewer_id, "other")
@@ -379,7 +384,7 @@ class Room:
 
     async def set_avatar(self, viewer_id: str, png: bytes) -> Event:
         """Store a viewer's avatar; ``png`` must already be re-encoded by avatar.py."""
-        self._present(viewer_id)
+        await self._back(viewer_id)
         if not png.startswith(b"\x89PNG\r\n\x1a\n"):
             raise InvalidInputError("avatar must be re-encoded to PNG before storing")
         data = {"_png": base64.b64encode(png).decode("ascii"), "bytes": len(png)}
@@ -388,16 +393,17 @@ class Room:
     async def vote(self, viewer_id: str, poll_id: str, option: int) -> Event:
         """Cast or move the viewer's ballot (one per viewer per poll)."""
         if viewer_id != HOST:
-            self._present(viewer_id)
+            await self._back(viewer_id)
         poll = self.poll(poll_id)
         if not poll.closed and self.hub.clock() >= poll.closes_at:
             await self._close(poll, "deadline")
         if poll.closed:
-            raise ConflictError(f"poll {poll_id!r} is closed")
+            raise ConflictError(f"poll {shown(poll_id)} is closed")
         if isinstance(option, bool) or not isinstance(option, int) \
                 or not 0 <= option < len(poll.options):
             raise InvalidInputError(
-                f"poll {poll_id!r} has options 0..{len(poll.options) - 1}; got {option!r}")
+                f"poll {shown(poll_id)} has options 0..{len(poll.options) - 1}; "
+                f"got {shown(option)}")
         if viewer_id != HOST:
             self.hub.limiter.check(viewer_id, "vote")
         return await self._commit_one(
@@ -417,13 +423,13 @@ class Room:
                 or not MIN_DURATION_S <= duration_s <= MAX_DURATION_S:
             raise InvalidInputError(
                 f"duration_s must be {MIN_DURATION_S:g} to {MAX_DURATION_S:g} seconds; "
-                f"got {duration_s!r}")
+                f"got {shown(duration_s)}")
         opts = []
         labels = set()
         for i, (label, shade_id) in enumerate(options):
             check_text(label, f"option {i} label", OPTION_MAX_CHARS)
             if label in labels:
-                raise InvalidInputError(f"option {i} repeats the label {label!r}")
+                raise InvalidInputError(f"option {i} repeats the label {shown(label)}")
             labels.add(label)
             swatch = None
             if shade_id is not None:
@@ -472,13 +478,14 @@ class Room:
         for name, spec in effects.items():
             if name not in known:
                 raise InvalidInputError(
-                    f"unknown effect {name!r}; known: {', '.join(known) or '(none)'}")
+                    f"unknown effect {shown(name)}; known: {', '.join(known) or '(none)'}")
             if not isinstance(spec, dict) or set(spec) - {"enabled", "settings"}:
                 raise InvalidInputError(
-                    f"effect {name!r}: expected {{\"enabled\": bool, \"settings\": {{...}}}}")
+                    f"effect {shown(name)}: expected "
+                    '{"enabled": bool, "settings": {...}}')
             enabled = spec.get("enabled", self.effects.get(name, {}).get("enabled", True))
             if not isinstance(enabled, bool):
-                raise InvalidInputError(f"effect {name!r}: enabled must be true or false")
+                raise InvalidInputError(f"effect {shown(name)}: enabled must be true or false")
             settings = spec.get("settings", self.effects.get(name, {}).get("settings", {}))
             clean[name] = {"enabled": enabled, "settings": _check_settings(name, settings)}
         return await self._commit_one(self._event("effects_set", None, {"effects": clean}))
@@ -522,10 +529,17 @@ class Room:
 
     # ------------------------------------------------------------------ internals
 
-    def _present(self, viewer_id: str) -> Viewer:
+    async def _back(self, viewer_id: str) -> Viewer:
+        """The acting viewer, present again first if they had left.
+
+        Watching silently is the normal case: a viewer timed out while away (or whose tab
+        said goodbye) who votes, likes or comments later is the same person coming back,
+        so their token re-joins them under their name instead of failing with "has left".
+        """
         v = self.viewer(viewer_id)
         if not v.present:
-            raise ConflictError(f"viewer {viewer_id!r} has left the room; join again")
+            await self._commit([self._event("join", viewer_id,
+                                            {"name": v.name, "reason": "back"})])
         v.last_seen = self.hub.clock()
         return v
 
@@ -540,8 +554,7 @@ class Room:
         if goal is not None and not goal.reached and goal.count + count >= goal.target:
             events.append(self._event("like_goal_reached", None,
                                       {"target": goal.target, "message": goal.message}))
-        await self._commit(events)
-        return events[0]
+        return (await self._commit(events))[0]  # numbered: the ack carries its real seq
 
     async def _close_if_due(self, poll: Poll) -> None:
         if not poll.closed and self.hub.clock() >= poll.closes_at:
@@ -604,18 +617,20 @@ class Room:
             v = self.viewers.get(vid)
             if v is None:
                 v = self.viewers[vid] = Viewer(vid, d["name"], d["_token_sha256"], e.ts, e.ts,
-                                               last_seen=e.ts)
+                                               present=False, last_seen=e.ts)
                 self._by_token[v.token_hash] = vid
             else:
                 v.name = d["name"]
+            if not v.present:  # two actions of a returning viewer may both re-join
+                self.present += 1
             v.present = True
             v.last_active = v.last_seen = e.ts
-            self.present += 1
             self.peak_viewers = max(self.peak_viewers, self.present)
         elif e.kind == "leave":
             v = self.viewers[vid or ""]
+            if v.present:
+                self.present -= 1
             v.present = False
-            self.present -= 1
         elif e.kind == "comment":
             v = self.viewers[vid or ""]
             v.last_comment = d["text"]
@@ -715,20 +730,22 @@ class Room:
 
 def _check_int(value: object, what: str, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise InvalidInputError(f"{what} must be an integer from {lo} to {hi}; got {value!r}")
+        raise InvalidInputError(
+            f"{what} must be an integer from {lo} to {hi}; got {shown(value)}")
 
 
 def _check_settings(effect: str, settings: object) -> dict[str, Any]:
     """Flat JSON settings only: the video pipeline passes them to ``create_effect``."""
     if not isinstance(settings, dict):
-        raise InvalidInputError(f"effect {effect!r}: settings must be an object")
+        raise InvalidInputError(f"effect {shown(effect)}: settings must be an object")
     if len(settings) > MAX_EFFECT_SETTINGS:
         raise InvalidInputError(
-            f"effect {effect!r}: at most {MAX_EFFECT_SETTINGS} settings")
+            f"effect {shown(effect)}: at most {MAX_EFFECT_SETTINGS} settings")
     for key, value in settings.items():
         if not isinstance(key, str) or not SETTING_KEY.match(key):
             raise InvalidInputError(
-                f"effect {effect!r}: setting name {key!r} must be snake_case, <= 40 chars")
+                f"effect {shown(effect)}: setting name {shown(key)} must be snake_case, "
+                "<= 40 chars")
         ok = (isinstance(value, bool | int | str) and (not isinstance(value, str)
                                                         or len(value) <= 200)) \
             or (isinstance(value, float) and math.isfinite(value)) or value is None \
@@ -737,7 +754,7 @@ def _check_settings(effect: str, settings: object) -> dict[str, Any]:
                         and math.isfinite(x) for x in value))
         if not ok:
             raise InvalidInputError(
-                f"effect {effect!r}: setting {key!r} must be a number, bool, short string "
-                "or a list of up to 16 numbers")
+                f"effect {shown(effect)}: setting {shown(key)} must be a number, bool, "
+                "short string or a list of up to 16 numbers")
     return dict(settings)
 
