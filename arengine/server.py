@@ -1,9 +1,14 @@
-"""The real-time server: WHIP in, AR pipeline, WHEP out, pages, stats and metrics.
+"""The media side of the server: WHIP in, a pipeline per room, WHEP out, media stats.
 
-:class:`MediaServer` owns the media side of every room (a :class:`RoomPipeline` each) and
-the WebRTC sessions; it asks the interaction layer's hub only three things: whether a room
-exists, whether a host token is right, and the room's current :class:`RoomState`.
-:func:`create_server` puts it together with the interaction API and the web pages.
+:class:`MediaServer` owns every room's :class:`RoomPipeline` and the WebRTC sessions. It
+asks the interaction layer's :class:`RoomHub` only whether a room exists, whether a host
+token is right, and the room's current :class:`RoomState`. The ASGI app around it is made
+by :func:`arengine.app.create_app`, the only place that makes one.
+
+Who may do what: publishing, ending or changing a WHIP session and reading a room's
+detailed stats need the room's host token; anyone may play a room over WHEP, and a WHEP
+session can be ended only through its resource URL, which carries 256 random bits and is
+told to that viewer alone. No public answer carries a session id.
 """
 
 from __future__ import annotations
@@ -11,20 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer
-from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
-from arengine.interaction.errors import NotFoundError
+from arengine.interaction.api import errors
+from arengine.interaction.errors import shown
+from arengine.interaction.hub import RoomHub
 from arengine.interaction.state import RoomState
 from arengine.pipeline import RoomConfig, RoomPipeline, StatsObserver
 from arengine.tracking.gestures import GestureEvent
@@ -37,24 +40,23 @@ from arengine.transport.whip import WhipSession
 
 logger = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent / "web"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Post, Allow",
 }
-
-
-class Hub(Protocol):
-    """What the media side needs from the interaction layer's room hub."""
-
-    def get(self, room_id: str) -> Any: ...
-
-    def verify_host(self, room_id: str, token: str) -> bool: ...
+MAX_SDP_BYTES = 64 * 1024
 
 
 def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    """A plain-text error that WHIP/WHEP clients (OBS, browsers) show as is."""
-    return PlainTextResponse(message + "\n", status, headers={**CORS_HEADERS, **(headers or {})})
+    """The one error shape (``{"detail": ...}``), with the CORS headers WHIP/WHEP
+    clients in other origins need to read it."""
+    return JSONResponse({"detail": message}, status,
+                        headers={**CORS_HEADERS, **(headers or {})})
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
@@ -70,20 +72,25 @@ class MediaServer:
 
     While started it sets the interpreter's GIL switch interval (``switch_interval``,
     restored on close; None leaves it alone), see :data:`SWITCH_INTERVAL`.
+
+    ``connect_timeout`` bounds how long a session may take to connect: 40 WHEP offers
+    whose clients never completed ICE stayed "connecting" for over 10 minutes and took the
+    server from 8% to 55-70% of a core before sessions were closed at this deadline.
     """
 
-    def __init__(self, hub: Hub, config: RoomConfig | None = None, codec: Codec = "vp8",
+    def __init__(self, hub: RoomHub, config: RoomConfig | None = None, codec: Codec = "vp8",
                  observer: StatsObserver | None = None,
-                 ice_servers: list[str] | None = None,
+                 ice_servers: tuple[str, ...] | list[str] = (),
                  switch_interval: float | None = SWITCH_INTERVAL,
-                 playout_delay: tuple[int, int] | None = (0, 0)) -> None:
+                 playout_delay: tuple[int, int] | None = (0, 0),
+                 connect_timeout: float = 30.0, viewers_per_room: int = 200,
+                 sessions_per_client: int = 20) -> None:
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}")
         # No ICE servers unless asked for: host candidates serve a LAN or a server with a
         # public address, and the server contacts no third party (aiortc's default is a
         # public STUN server).
-        self.rtc_config = RTCConfiguration(
-            iceServers=[RTCIceServer(u) for u in (ice_servers or [])])
+        self.rtc_config = RTCConfiguration(iceServers=[RTCIceServer(u) for u in ice_servers])
         self.hub = hub
         self.config = config or RoomConfig()
         self.codec: Codec = codec
@@ -93,8 +100,13 @@ class MediaServer:
         self.audio: dict[str, RoomAudio] = {}
         self.publishers: dict[str, WhipSession] = {}
         self.sessions: dict[str, PeerSession] = {}
+        self.clients: dict[str, str | None] = {}  # session id -> client address
+        self.connect_timeout = connect_timeout
+        self.viewers_per_room = viewers_per_room
+        self.sessions_per_client = sessions_per_client
         self._locks: dict[str, asyncio.Lock] = {}
         self._events_task: asyncio.Task[None] | None = None
+        self._watchdogs: set[asyncio.Task[None]] = set()
         self.switch_interval = switch_interval
         self.playout_delay = playout_delay  # asked of viewers' players, see playout.py
         self._saved_switch_interval: float | None = None
@@ -102,16 +114,10 @@ class MediaServer:
     # -- rooms -----------------------------------------------------------------------
 
     def room_exists(self, room: str) -> bool:
-        try:
-            return self.hub.get(room) is not None
-        except (LookupError, NotFoundError):
-            return False
+        return room in self.hub.rooms
 
     def _state(self, room: str) -> RoomState | None:
-        try:
-            r = self.hub.get(room)
-        except (LookupError, NotFoundError):
-            return None
+        r = self.hub.rooms.get(room)
         return None if r is None else r.snapshot()
 
     async def pipeline(self, room: str) -> RoomPipeline:
@@ -133,11 +139,11 @@ class MediaServer:
         """Carry out a host gesture's action on the room (likes, vote, close the poll)."""
         r = self.hub.get(room)
         action = event.action
-        if action == "like_burst" and hasattr(r, "like_burst"):
+        if action == "like_burst":
             await r.like_burst(10)
-        elif action == "close_poll" and hasattr(r, "close_poll"):
+        elif action == "close_poll":
             await r.close_poll()
-        elif action.startswith("pick_option_") and hasattr(r, "host_vote"):
+        elif action.startswith("pick_option_"):
             await r.host_vote(int(action.rsplit("_", 1)[1]) - 1)
         else:
             logger.info("room %s: no handler for gesture action %r", room, action)
@@ -149,8 +155,18 @@ class MediaServer:
         return a
 
     def viewers(self, room: str) -> list[WhepSession]:
+        """The room's WHEP sessions, connected or still connecting."""
         return [s for s in self.sessions.values()
                 if isinstance(s, WhepSession) and s.room == room and not s.closed]
+
+    def watching(self, room: str) -> int:
+        """Viewers whose connection is up: only these count as watching."""
+        return sum(1 for s in self.viewers(room) if s.state == "connected")
+
+    def media_status(self, room: str) -> tuple[str, int]:
+        """(what the room's video shows, viewers watching it), for the rooms list."""
+        p = self.pipelines.get(room)
+        return (p.status if p is not None else "idle"), self.watching(room)
 
     async def start(self) -> None:
         if self.switch_interval is not None:
@@ -162,10 +178,12 @@ class MediaServer:
         if self._saved_switch_interval is not None:
             sys.setswitchinterval(self._saved_switch_interval)
             self._saved_switch_interval = None
-        if self._events_task is not None:
-            self._events_task.cancel()
+        tasks = [t for t in (self._events_task, *self._watchdogs) if t is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._events_task
+                await t
         for s in list(self.sessions.values()):
             await s.close()
         for p in list(self.pipelines.values()):
@@ -193,7 +211,60 @@ class MediaServer:
                     if changed or not v.told:
                         v.told = v.send_event(event)
 
+    # -- sessions ----------------------------------------------------------------------
+
+    def _client_sessions(self, client: str | None) -> int:
+        return sum(1 for sid, c in self.clients.items() if c == client and client)
+
+    def _admit(self, client: str | None) -> Response | None:
+        """429 when ``client`` already holds its share of sessions."""
+        if client and self._client_sessions(client) >= self.sessions_per_client:
+            return _problem(429, f"your address already has {self.sessions_per_client} "
+                                 "open sessions; close one first",
+                            {"Retry-After": str(max(1, math.ceil(self.connect_timeout)))})
+        return None
+
+    def _track(self, session: PeerSession, client: str | None) -> None:
+        """Register a new session; close it if it has not connected in time."""
+        self.sessions[session.id] = session
+        self.clients[session.id] = client
+        connected = asyncio.Event()
+
+        @session.pc.on("connectionstatechange")
+        def on_state() -> None:
+            if session.pc.connectionState == "connected":
+                connected.set()
+
+        async def watchdog() -> None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(connected.wait(), self.connect_timeout)
+                return
+            if not session.closed:
+                logger.info("%s session in room %s did not connect within %g s; closed",
+                            session.kind, session.room, self.connect_timeout)
+                self.observer.on_count(session.room, f"timeout:{session.kind}")
+                await session.close()
+
+        task = asyncio.create_task(watchdog(), name=f"connect-{session.kind}")
+        self._watchdogs.add(task)
+        task.add_done_callback(self._watchdogs.discard)
+
+    def _forget(self, session: PeerSession) -> None:
+        self.sessions.pop(session.id, None)
+        self.clients.pop(session.id, None)
+
     # -- WHIP ----------------------------------------------------------------------------
+
+    def _check_host(self, room: str, request: Request) -> Response | None:
+        """401 unless the request carries the room's host token."""
+        token = _bearer(request)
+        if token is None:
+            return _problem(401, "a host token is required: Authorization: Bearer <token>",
+                            {"WWW-Authenticate": 'Bearer realm="arengine"'})
+        if not self.hub.verify_host(room, token):
+            return _problem(401, "wrong host token for this room",
+                            {"WWW-Authenticate": 'Bearer realm="arengine", error="invalid_token"'})
+        return None
 
     async def publish(self, room: str, request: Request) -> Response:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -201,15 +272,10 @@ class MediaServer:
             return _problem(415, "WHIP offers must be sent as Content-Type: application/sdp",
                             {"Accept-Post": "application/sdp"})
         if not self.room_exists(room):
-            return _problem(404, f"no room {room!r}")
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return _problem(401, "a host token is required: Authorization: Bearer <token>",
-                            {"WWW-Authenticate": 'Bearer realm="arengine"'})
-        if not self.hub.verify_host(room, token.strip()):
-            return _problem(401, "wrong host token for this room",
-                            {"WWW-Authenticate": 'Bearer realm="arengine", error="invalid_token"'})
+            return _problem(404, f"no room {shown(room)}")
+        denied = self._check_host(room, request)
+        if denied is not None:
+            return denied
         offer = await _read_sdp(request)
         if isinstance(offer, Response):
             return offer
@@ -217,6 +283,7 @@ class MediaServer:
             inspect_offer(offer, "send")
         except OfferError as e:
             return _problem(e.status, str(e))
+        client = _client(request)
         lock = self._locks.setdefault(room, asyncio.Lock())
         async with lock:
             pipeline = await self.pipeline(room)
@@ -227,13 +294,16 @@ class MediaServer:
                                          "DELETE its session first")
                 logger.info("room %s: replacing a stalled publisher", room)
                 await old.close()
+            full = self._admit(client)
+            if full is not None:
+                return full
             session = WhipSession(room, self.rtc_config,
                                   ingest_bitrate=pipeline.config.ingest_bitrate)
             try:
                 answer = await session.answer(offer)
             except Exception as e:
                 await session.close()
-                return _problem(400, f"cannot use this offer: {e}")
+                return _problem(400, f"cannot use this offer: {_reason(e)}")
             if not session.video.done():
                 await session.close()
                 return _problem(422, "the offer has no video track")
@@ -245,7 +315,7 @@ class MediaServer:
                 audio.attach(host_audio)
 
             async def on_closed(s: PeerSession) -> None:
-                self.sessions.pop(s.id, None)
+                self._forget(s)
                 if self.publishers.get(room) is s:
                     del self.publishers[room]
                 await pipeline.detach_host(track)
@@ -254,7 +324,7 @@ class MediaServer:
 
             session.on_closed(on_closed)
             self.publishers[room] = session
-            self.sessions[session.id] = session
+            self._track(session, client)
         return Response(answer, 201, media_type="application/sdp", headers={
             **CORS_HEADERS, "Location": f"/whip/{room}/{session.id}", "ETag": session.etag})
 
@@ -266,7 +336,7 @@ class MediaServer:
             return _problem(415, "WHEP offers must be sent as Content-Type: application/sdp",
                             {"Accept-Post": "application/sdp"})
         if not self.room_exists(room):
-            return _problem(404, f"no room {room!r}")
+            return _problem(404, f"no room {shown(room)}")
         offer = await _read_sdp(request)
         if isinstance(offer, Response):
             return offer
@@ -275,6 +345,13 @@ class MediaServer:
             codec = choose_codec(info.video_codecs, self.codec)
         except OfferError as e:
             return _problem(e.status, str(e))
+        if len(self.viewers(room)) >= self.viewers_per_room:
+            return _problem(503, f"this room is full ({self.viewers_per_room} viewers); "
+                                 "try again later", {"Retry-After": "30"})
+        client = _client(request)
+        full = self._admit(client)
+        if full is not None:
+            return full
         pipeline = await self.pipeline(room)
         track = pipeline.subscribe(codec)
         audio = self.room_audio(room).subscribe() if info.has_audio else None
@@ -282,7 +359,7 @@ class MediaServer:
                               playout_delay=self.playout_delay)
 
         async def on_closed(s: PeerSession) -> None:
-            self.sessions.pop(s.id, None)
+            self._forget(s)
             await pipeline.unsubscribe(track)
             if audio is not None:
                 self.room_audio(room).unsubscribe(audio)
@@ -292,252 +369,201 @@ class MediaServer:
             answer = await session.answer(offer)
         except Exception as e:
             await session.close()
-            return _problem(400, f"cannot use this offer: {e}")
-        self.sessions[session.id] = session
+            return _problem(400, f"cannot use this offer: {_reason(e)}")
+        self._track(session, client)
         return Response(answer, 201, media_type="application/sdp", headers={
             **CORS_HEADERS, "Location": f"/whep/{room}/{session.id}", "ETag": session.etag})
 
-    async def end(self, kind: str, room: str, session_id: str) -> Response:
+    def _session(self, kind: str, room: str, session_id: str,
+                 request: Request) -> PeerSession | Response:
+        """The session behind a resource URL, if the caller may act on it."""
         s = self.sessions.get(session_id)
         if s is None or s.room != room or s.kind != kind:
             return _problem(404, "no such session")
+        if kind == "whip":  # the host's stream: only the host may end or change it
+            denied = self._check_host(room, request)
+            if denied is not None:
+                return denied
+        return s
+
+    async def end(self, kind: str, room: str, session_id: str, request: Request) -> Response:
+        s = self._session(kind, room, session_id, request)
+        if isinstance(s, Response):
+            return s
         await s.close()
         return Response(status_code=200, headers=CORS_HEADERS)
 
+    # -- stats -------------------------------------------------------------------------
+
+    def stats(self, room: str) -> dict[str, Any]:
+        """A room's detailed media stats (host only): stages, drops, encoders, tracking."""
+        p = self.pipelines.get(room)
+        body: dict[str, Any] = p.stats() if p is not None else {
+            "room": room, "status": "idle", "stages": {}, "fps": {}}
+        body["viewers"] = self.watching(room)
+        body["connecting"] = len(self.viewers(room)) - body["viewers"]
+        pub = self.publishers.get(room)
+        body["publisher"] = None if pub is None else {"state": pub.state,
+                                                      "since": pub.created}
+        body["time"] = time.time()
+        return body
+
+    def status(self, room: str) -> dict[str, Any]:
+        """What anyone may know of a room's video: what it shows and how many watch."""
+        p = self.pipelines.get(room)
+        return {"room": room, "status": p.status if p is not None else "idle",
+                "viewers": self.watching(room),
+                "size": list(p.size) if p is not None and p.size else None}
+
     def router(self) -> APIRouter:
-        r = APIRouter()
-        allow_resource = {"Allow": "DELETE, OPTIONS"}
+        return media_router(self)
 
-        def options(methods: str) -> Response:
-            return Response(status_code=204, headers={
-                **CORS_HEADERS, "Accept-Post": "application/sdp", "Allow": methods,
-                "Access-Control-Allow-Methods": methods,
-                "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
-                "Access-Control-Max-Age": "86400"})
 
-        @r.options("/whip/{room}")
-        @r.options("/whep/{room}")
-        async def endpoint_options() -> Response:
-            return options("POST, OPTIONS")
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client is not None else None
 
-        @r.options("/whip/{room}/{session_id}")
-        @r.options("/whep/{room}/{session_id}")
-        async def resource_options() -> Response:
-            return options("DELETE, OPTIONS")
 
-        @r.post("/whip/{room}")
-        async def whip(room: str, request: Request) -> Response:
-            return await self.publish(room, request)
-
-        @r.post("/whep/{room}")
-        async def whep(room: str, request: Request) -> Response:
-            return await self.play(room, request)
-
-        @r.delete("/whip/{room}/{session_id}")
-        async def whip_delete(room: str, session_id: str) -> Response:
-            return await self.end("whip", room, session_id)
-
-        @r.delete("/whep/{room}/{session_id}")
-        async def whep_delete(room: str, session_id: str) -> Response:
-            return await self.end("whep", room, session_id)
-
-        @r.patch("/whip/{room}/{session_id}")
-        @r.patch("/whep/{room}/{session_id}")
-        async def patch(session_id: str) -> Response:
-            # RFC 9725 4.3: a session that supports neither trickle ICE nor ICE restarts
-            # answers PATCH with 405; candidates all travel in the offer and answer.
-            if session_id not in self.sessions:
-                return _problem(404, "no such session")
-            return _problem(405, "trickle ICE and ICE restarts are not supported; "
-                                 "send all candidates in the offer", allow_resource)
-
-        @r.get("/api/rooms/{room}/stats")
-        async def stats(room: str) -> Response:
-            if not self.room_exists(room):
-                return _problem(404, f"no room {room!r}")
-            p = self.pipelines.get(room)
-            body: dict[str, Any] = p.stats() if p is not None else {
-                "room": room, "status": "idle", "viewers": 0, "stages": {}, "fps": {}}
-            pub = self.publishers.get(room)
-            body["publisher"] = None if pub is None else {
-                "session": pub.id, "state": pub.state, "since": pub.created}
-            body["time"] = time.time()
-            return JSONResponse(body)
-
-        @r.get("/api/rooms/{room}/regions")
-        async def regions(room: str) -> Response:
-            p = self.pipelines.get(room)
-            if not self.room_exists(room):
-                return _problem(404, f"no room {room!r}")
-            size = list(p.size) if p is not None and p.size else None
-            return JSONResponse({"size": size, "regions": p.click_regions() if p else []})
-
-        return r
+def _reason(e: Exception) -> str:
+    """An exception as a short reason for a person (never a repr of an object)."""
+    text = str(e).strip()
+    return text[:200] if text and " object at 0x" not in text else type(e).__name__
 
 
 async def _read_sdp(request: Request) -> str | Response:
-    body = await request.body()
-    if len(body) > 64 * 1024:
-        return _problem(413, "SDP offer too large")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_SDP_BYTES:
+        return _problem(413, f"SDP offer over {MAX_SDP_BYTES // 1024} KB")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_SDP_BYTES:
+            return _problem(413, f"SDP offer over {MAX_SDP_BYTES // 1024} KB")
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
         return _problem(400, "the SDP offer is not UTF-8 text")
 
 
-def _page(name: str) -> HTMLResponse:
-    return HTMLResponse((WEB_DIR / "templates" / name).read_text(encoding="utf-8"),
-                        headers={"Cache-Control": "no-store"})
+# ------------------------------------------------------------------------------- routes
+
+_SDP_BODY = {"requestBody": {"required": True, "content": {
+    "application/sdp": {"schema": {"type": "string"}}}}}
+_CREATED = {"description": "the SDP answer; Location is the session's resource URL",
+            "content": {"application/sdp": {"schema": {"type": "string"}}},
+            "headers": {"Location": {"schema": {"type": "string"}},
+                        "ETag": {"schema": {"type": "string"}}}}
+_NO_CONTENT = {"description": "CORS preflight", "headers": {
+    "Allow": {"schema": {"type": "string"}}, "Accept-Post": {"schema": {"type": "string"}}}}
+_HOST_AUTH: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
 
 
-def add_pages(app: FastAPI, media: MediaServer) -> None:
-    """The landing page, host console, viewer page and their static files."""
+def media_router(media: MediaServer) -> APIRouter:
+    """WHIP/WHEP endpoints (RFC 9725 and the WHEP draft) and the media stats."""
+    r = APIRouter()
+    allow_resource = {"Allow": "DELETE, OPTIONS"}
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return _page("index.html")
+    def options(methods: str) -> Response:
+        return Response(status_code=204, headers={
+            **CORS_HEADERS, "Accept-Post": "application/sdp", "Allow": methods,
+            "Access-Control-Allow-Methods": methods,
+            "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+            "Access-Control-Max-Age": "86400"})
 
-    @app.get("/host/{room}", include_in_schema=False)
-    async def host(room: str) -> Response:
+    @r.options("/whip/{room}", tags=["media"], status_code=204,
+               responses={204: _NO_CONTENT})
+    async def whip_options(room: str) -> Response:
+        return options("POST, OPTIONS")
+
+    @r.options("/whep/{room}", tags=["media"], status_code=204,
+               responses={204: _NO_CONTENT})
+    async def whep_options(room: str) -> Response:
+        return options("POST, OPTIONS")
+
+    @r.options("/whip/{room}/{session_id}", tags=["media"], status_code=204,
+               responses={204: _NO_CONTENT})
+    async def whip_resource_options(room: str, session_id: str) -> Response:
+        return options("DELETE, OPTIONS")
+
+    @r.options("/whep/{room}/{session_id}", tags=["media"], status_code=204,
+               responses={204: _NO_CONTENT})
+    async def whep_resource_options(room: str, session_id: str) -> Response:
+        return options("DELETE, OPTIONS")
+
+    @r.post("/whip/{room}", tags=["media"], status_code=201, response_class=Response,
+            openapi_extra={**_SDP_BODY, **_HOST_AUTH},
+            responses={201: _CREATED, **errors(400, 401, 404, 409, 413, 415, 422, 429)})
+    async def whip(room: str, request: Request) -> Response:
+        """Publish the room's input (WHIP): an SDP offer in, the answer out."""
+        return await media.publish(room, request)
+
+    @r.post("/whep/{room}", tags=["media"], status_code=201, response_class=Response,
+            openapi_extra=_SDP_BODY,
+            responses={201: _CREATED, **errors(400, 404, 413, 415, 422, 429, 503)})
+    async def whep(room: str, request: Request) -> Response:
+        """Play the room's processed video (WHEP): an SDP offer in, the answer out."""
+        return await media.play(room, request)
+
+    @r.delete("/whip/{room}/{session_id}", tags=["media"], response_class=Response,
+              openapi_extra=_HOST_AUTH,
+              responses={200: {"description": "ended"}, **errors(401, 404)})
+    async def whip_delete(room: str, session_id: str, request: Request) -> Response:
+        """End the host's session (needs the host token, as OBS sends it)."""
+        return await media.end("whip", room, session_id, request)
+
+    @r.delete("/whep/{room}/{session_id}", tags=["media"], response_class=Response,
+              responses={200: {"description": "ended"}, **errors(404)})
+    async def whep_delete(room: str, session_id: str, request: Request) -> Response:
+        """End a viewer's session; the resource URL itself is the viewer's secret."""
+        return await media.end("whep", room, session_id, request)
+
+    # RFC 9725 4.3: a session that supports neither trickle ICE nor ICE restarts answers
+    # PATCH with 405; candidates all travel in the offer and answer.
+    @r.patch("/whip/{room}/{session_id}", tags=["media"], response_class=Response,
+             openapi_extra=_HOST_AUTH, responses=errors(401, 404) | {405: {
+                 "description": "trickle ICE and ICE restarts are not supported"}})
+    async def whip_patch(room: str, session_id: str, request: Request) -> Response:
+        s = media._session("whip", room, session_id, request)
+        if isinstance(s, Response):
+            return s
+        return _problem(405, "trickle ICE and ICE restarts are not supported; "
+                             "send all candidates in the offer", allow_resource)
+
+    @r.patch("/whep/{room}/{session_id}", tags=["media"], response_class=Response,
+             responses=errors(404) | {405: {
+                 "description": "trickle ICE and ICE restarts are not supported"}})
+    async def whep_patch(room: str, session_id: str, request: Request) -> Response:
+        s = media._session("whep", room, session_id, request)
+        if isinstance(s, Response):
+            return s
+        return _problem(405, "trickle ICE and ICE restarts are not supported; "
+                             "send all candidates in the offer", allow_resource)
+
+    @r.get("/api/rooms/{room}/stats", tags=["media"], openapi_extra=_HOST_AUTH,
+           responses=errors(401, 404))
+    async def stats(room: str, request: Request) -> Response:
+        """The room's detailed media stats (host token): stages, fps, drops, encoders."""
         if not media.room_exists(room):
-            return HTMLResponse(f"<h1>No room {room!r}</h1>", 404)
-        return _page("host.html")
+            return _problem(404, f"no room {shown(room)}")
+        denied = media._check_host(room, request)
+        if denied is not None:
+            return denied
+        return JSONResponse(media.stats(room))
 
-    @app.get("/watch/{room}", include_in_schema=False)
-    async def watch(room: str) -> Response:
+    @r.get("/api/rooms/{room}/status", tags=["media"], responses=errors(404))
+    async def status(room: str) -> Response:
+        """What the room's video shows now (live, reconnecting, demo...) and who watches."""
         if not media.room_exists(room):
-            return HTMLResponse(f"<h1>No room {room!r}</h1>", 404)
-        return _page("watch.html")
+            return _problem(404, f"no room {shown(room)}")
+        return JSONResponse(media.status(room))
 
-    @app.get("/static/{name}", include_in_schema=False)
-    async def static(name: str) -> Response:
-        path = (WEB_DIR / "static" / name).resolve()
-        if path.parent != (WEB_DIR / "static").resolve() or not path.is_file():
-            return PlainTextResponse("not found", 404)
-        return FileResponse(path, headers={"Cache-Control": "no-cache"})
+    @r.get("/api/rooms/{room}/regions", tags=["media"], responses=errors(404))
+    async def regions(room: str) -> Response:
+        """Clickable regions of the picture (the product card), 0..1 of the frame."""
+        p = media.pipelines.get(room)
+        if not media.room_exists(room):
+            return _problem(404, f"no room {shown(room)}")
+        size = list(p.size) if p is not None and p.size else None
+        return JSONResponse({"size": size, "regions": p.click_regions() if p else []})
 
+    return r
 
-def add_metrics(app: FastAPI, hub: Hub) -> None:
-    """Prometheus text of the default registry plus the hub's own registry, if it has one."""
-    if any(getattr(r, "path", None) == "/metrics" for r in app.routes):
-        return
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        body = generate_latest(REGISTRY)
-        extra = getattr(hub, "registry", None)
-        if extra is not None and extra is not REGISTRY:
-            body += generate_latest(extra)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-
-def build_app(hub: Hub, media: MediaServer, app: FastAPI | None = None) -> FastAPI:
-    """Mount the media routes, pages and metrics on ``app`` (a new one by default)."""
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await media.start()
-        try:
-            yield
-        finally:
-            await media.close()
-
-    if app is None:
-        app = FastAPI(title="arengine", lifespan=lifespan)
-    else:
-        previous = app.router.lifespan_context
-
-        @asynccontextmanager
-        async def chained(a: FastAPI) -> AsyncIterator[None]:
-            async with previous(a), lifespan(a):
-                yield
-
-        app.router.lifespan_context = chained
-    app.state.media = media
-    app.include_router(media.router())
-    add_pages(app, media)
-    add_metrics(app, hub)
-    return app
-
-
-@dataclass
-class ServerOptions:
-    """Everything ``arengine serve`` configures."""
-
-    db_path: str = "arengine.db"
-    demo_room: str | None = "demo"
-    demo_shade: str | None = "velvet-ruby"
-    demo_crowd: bool = False  # labelled demo viewers, votes and likes in the demo room
-    codec: Codec = "vp8"
-    room: RoomConfig = field(default_factory=RoomConfig)
-    public_url: str = "http://127.0.0.1:8080"
-    ice_servers: list[str] = field(default_factory=list)  # stun:/turn: URLs
-    playout_delay: tuple[int, int] | None = (0, 0)  # viewers' min/max playout delay, ms
-
-
-def create_server(options: ServerOptions,
-                  on_ready: Callable[[str | None, str | None], None] | None = None
-                  ) -> FastAPI:
-    """The whole app: interaction API under /api, media, pages, stats and metrics.
-
-    The demo room is created at start-up (when missing); ``on_ready(room, host_token)`` is
-    told its host token, or None when the room already existed in the database (``room``
-    is None when there is no demo room).
-    """
-    from arengine.demo_crowd import DemoCrowd, stage_demo_room
-    from arengine.interaction.api import build_router
-    from arengine.interaction.hub import RoomHub
-
-    hub = RoomHub.open(options.db_path)
-    media = MediaServer(hub, options.room, options.codec, ice_servers=options.ice_servers,
-                        playout_delay=options.playout_delay)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        hub.start()
-        token: str | None = None
-        crowd: DemoCrowd | None = None
-        if options.demo_room is not None:
-            if options.demo_room in hub.rooms:
-                demo = hub.get(options.demo_room)
-                token = await hub.rotate_host_token(options.demo_room)
-            else:
-                demo, token = await hub.create_room("arengine demo", options.demo_room)
-                if options.demo_shade:  # lipstick on from the first frame
-                    await demo.set_shade(options.demo_shade)
-            if options.demo_crowd:
-                await stage_demo_room(demo, options.demo_shade)
-                crowd = DemoCrowd(demo)
-                crowd.start()
-            await media.pipeline(options.demo_room)
-        await media.start()
-        if on_ready is not None:
-            on_ready(options.demo_room, token)
-        try:
-            yield
-        finally:
-            if crowd is not None:
-                await crowd.stop()
-            await media.close()
-            await hub.close()
-
-    app = FastAPI(title="arengine", lifespan=lifespan)
-    app.state.hub = hub
-    app.state.media = media
-    add_metrics(app, hub)  # before the interaction routes: one /metrics with both registries
-    app.include_router(build_router(hub))
-    app.include_router(media.router())
-    add_pages(app, media)
-
-    @app.get("/api/media/rooms", include_in_schema=False)
-    async def rooms() -> JSONResponse:
-        out = []
-        for rid, room in sorted(hub.rooms.items()):
-            p = media.pipelines.get(rid)
-            out.append({"id": rid, "title": getattr(room, "title", ""),
-                        "status": p.status if p else "idle",
-                        "viewers": p.viewer_count if p else 0,
-                        "watch": f"/watch/{rid}", "host": f"/host/{rid}"})
-        return JSONResponse({"rooms": out})
-
-    return app

@@ -45,7 +45,6 @@ import numpy as np
 
 from arengine.bench.frameid import FRAME_ID_JS
 from arengine.demo import astronaut_bgr
-from arengine.interaction.state import RoomState
 from arengine.pipeline import RoomConfig
 
 CHROMIUM = "/usr/bin/chromium"
@@ -140,14 +139,14 @@ window.runPath = async function (room, token, w, h, warmupMs, measureMs) {
   video.requestVideoFrameCallback(onFrame);
   await sleep(warmupMs);
   const before = await rtpCounters(pub.pc, sub.pc);
-  before.server = await (await fetch(`/api/rooms/${room}/stats`)).json();
+  before.server = await roomStats(room, token);
   const first = id;
   measureStart = performance.now();
   measuring = true;
   await sleep(measureMs);
   measuring = false;
   const drawn = id - first;
-  const budget = await latencyBudget(pub.pc, sub.pc, room, before);
+  const budget = await latencyBudget(pub.pc, sub.pc, room, token, before);
   clearInterval(timer);
   await sub.close();
   await pub.close();
@@ -172,14 +171,19 @@ async function rtpCounters(pubPc, subPc) {
   return out;
 }
 
-async function latencyBudget(pubPc, subPc, room, before) {
+async function roomStats(room, token) {
+  const r = await fetch(`/api/rooms/${room}/stats`, {headers: {Authorization: `Bearer ${token}`}});
+  return r.json();
+}
+
+async function latencyBudget(pubPc, subPc, room, token, before) {
   const after = await rtpCounters(pubPc, subPc);
   const d = (side, key) => ((after[side] || {})[key] || 0) - ((before[side] || {})[key] || 0);
   const per = (side, key, count) => {
     const n = d(side, count);
     return n > 0 ? 1000 * d(side, key) / n : null;
   };
-  const server = await (await fetch(`/api/rooms/${room}/stats`)).json();
+  const server = await roomStats(room, token);
   const seconds = (after.pub.timestamp - before.pub.timestamp) / 1000;
   const trackedFps = {};
   for (const [name, t] of Object.entries(server.tracking || {})) {
@@ -209,38 +213,6 @@ async function latencyBudget(pubPc, subPc, room, before) {
 </script></body></html>"""
 
 
-class _Hub:
-    """The bench rooms with host tokens; the effects room shows a busy show's layers."""
-
-    def __init__(self, tokens: dict[str, str]) -> None:
-        from arengine.bench.stages import busy_room_state
-
-        self.tokens = tokens
-        self.states = {r: busy_room_state(10) if r.startswith("effects")
-                       else RoomState(r) for r in tokens}
-
-    def restart(self, room: str) -> None:
-        """The room's show as it is at this moment (the poll open for 40 s more)."""
-        from arengine.bench.stages import busy_room_state
-
-        if room.startswith("effects"):
-            self.states[room] = busy_room_state(10)
-
-    def get(self, room: str) -> Any:
-        if room not in self.tokens:
-            return None
-        state = self.states[room]
-
-        class _Room:
-            def snapshot(self) -> RoomState:
-                return state
-
-        return _Room()
-
-    def verify_host(self, room: str, token: str) -> bool:
-        return self.tokens.get(room) == token
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -253,25 +225,57 @@ def _face_png() -> str:
     return base64.b64encode(data.tobytes()).decode()
 
 
-def _serve_in_thread(hub: _Hub, configs: dict[str, RoomConfig]) -> tuple[str, Any, Any]:
-    import uvicorn
+class _BenchServer:
+    """The app users run (``create_app``), in a uvicorn thread, with the bench rooms.
 
-    from arengine.server import MediaServer, build_app
+    Effects rooms show a busy show's layers (viewers, comments, an open shade poll, likes
+    toward a goal, a product), staged through the rooms' own actions.
+    """
 
-    media = MediaServer(hub, RoomConfig(demo=False))
-    media.room_configs.update(configs)
-    app = build_app(hub, media)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the bench server did not start")
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", server, thread
+    def __init__(self, tokens: dict[str, str], configs: dict[str, RoomConfig],
+                 db: str) -> None:
+        import uvicorn
+
+        from arengine.app import create_app
+        from arengine.settings import Settings
+
+        self.tokens = tokens
+        self.app = create_app(Settings(db=db, demo=False, room=RoomConfig(demo=False)))
+        self.app.state.media.room_configs.update(configs)
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port,
+                                                    log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the bench server did not start")
+            time.sleep(0.05)
+        hub = self.app.state.hub
+        for room, token in tokens.items():
+            hub.run_threadsafe(hub.create_room(room, room, host_token=token)).result(30)
+
+    def restart(self, room: str) -> None:
+        """The room's show as it is at this moment (a fresh poll open for 10 minutes)."""
+        from arengine.bench.stages import stage_busy_room
+
+        if not room.startswith("effects"):
+            return
+        hub = self.app.state.hub
+        r = hub.get(room)
+
+        async def restage() -> None:
+            if r.active_poll is not None:
+                await r.close_poll()
+            await stage_busy_room(r, 10)
+
+        hub.run_threadsafe(restage()).result(60)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
 
 
 def measure_sizes(seconds: float, sizes: dict[str, tuple[int, int]] | None = None,
@@ -290,8 +294,9 @@ def measure_sizes(seconds: float, sizes: dict[str, tuple[int, int]] | None = Non
     configs = {f"effects-{s}": RoomConfig(demo=False, **(settings or {})) for s in sizes}
     configs.update({f"passthrough-{s}": RoomConfig(demo=False, effects=(), track_faces=False,
                                                    track_hands=False) for s in sizes})
-    hub = _Hub(tokens)
-    url, server, thread = _serve_in_thread(hub, configs)
+    tmp = tempfile.TemporaryDirectory(prefix="arengine-e2e-")
+    bench_server = _BenchServer(tokens, configs, str(Path(tmp.name) / "bench.db"))
+    url = bench_server.url
     page_html = PAGE % {"frameid": FRAME_ID_JS, "face": _face_png()}
     results: dict[str, Any] = {}
     try:
@@ -307,7 +312,7 @@ def measure_sizes(seconds: float, sizes: dict[str, tuple[int, int]] | None = Non
                 for size, (w, h) in sizes.items():
                     for path in paths:
                         room = f"{path}-{size}"
-                        hub.restart(room)  # every path sees the same mid-show moment
+                        bench_server.restart(room)  # every path sees the same show
                         page = browser.new_page()
                         page.route(f"{url}/bench", lambda route: route.fulfill(
                             body=page_html, content_type="text/html"))
@@ -324,8 +329,8 @@ def measure_sizes(seconds: float, sizes: dict[str, tuple[int, int]] | None = Non
             finally:
                 browser.close()
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+        bench_server.stop()
+        tmp.cleanup()
     return results
 
 
@@ -374,7 +379,7 @@ class _CountingDecoder:
         return []
 
 
-async def _viewers_cpu(url: str, pid: int, counts: tuple[int, ...],
+async def _viewers_cpu(url: str, token: str, pid: int, counts: tuple[int, ...],
                        window: float) -> list[dict[str, float]]:
     import httpx
     from aiortc import rtcrtpreceiver
@@ -397,7 +402,8 @@ async def _viewers_cpu(url: str, pid: int, counts: tuple[int, ...],
                 await asyncio.sleep(window)
                 c1, t1 = _cpu_seconds(pid), time.monotonic()
                 frames = _CountingDecoder.frames - f0
-                stats = (await http.get("/api/rooms/demo/stats")).json()
+                stats = (await http.get("/api/rooms/demo/stats",
+                                        headers={"Authorization": f"Bearer {token}"})).json()
                 out.append({"viewers": n, "server_cpu_percent": 100 * (c1 - c0) / (t1 - t0),
                             "fps_per_viewer": frames / (t1 - t0) / n,
                             "server_out_fps": float(stats["fps"].get("out:vp8", 0.0)),
@@ -415,22 +421,25 @@ def cpu_per_viewer(counts: tuple[int, ...] = (1, 10, 50), window: float = 8.0
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen(
             [sys.executable, "-m", "arengine", "serve", "--port", str(port),
-             "--db", str(Path(tmp) / "bench.db"), "--log-level", "warning"],
+             "--db", str(Path(tmp) / "bench.db"), "--log-level", "warning",
+             "--limit-sessions", str(max(counts) + 10)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            line = ""
+            line, token = "", ""
             deadline = time.monotonic() + 60
-            while "serving on" not in line:
+            while "viewer:" not in line:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("arengine serve did not start")
                 line = proc.stdout.readline() if proc.stdout else ""
+                if "#token=" in line:
+                    token = line.split("#token=", 1)[1].split()[0]
             # The viewers share the machine with the server: at nice 19 they take only
             # the CPU it leaves, so the figure is what the server needs, not what it got.
             # (Linux sets priority per thread; threads the viewers start inherit it.)
             base_nice = os.getpriority(os.PRIO_PROCESS, 0)
             os.setpriority(os.PRIO_PROCESS, 0, 19)
             try:
-                rows = asyncio.run(_viewers_cpu(f"http://127.0.0.1:{port}", proc.pid,
+                rows = asyncio.run(_viewers_cpu(f"http://127.0.0.1:{port}", token, proc.pid,
                                                 counts, window))
             finally:
                 with contextlib.suppress(PermissionError):  # not root: it stays at 19

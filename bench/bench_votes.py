@@ -59,10 +59,14 @@ def request(base: str, method: str, path: str, body: Any = None,
 
 
 def start_server(db: Path, port: int, http: str, sync: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "ARENGINE_DB": str(db), "ARENGINE_DB_SYNC": sync}
+    # The app users run, from the environment; no demo room (no video), rooms open and
+    # no per-address limits, since every load client of this benchmark is 127.0.0.1.
+    env = {**os.environ, "ARENGINE_DB": str(db), "ARENGINE_DB_SYNC": sync,
+           "ARENGINE_DEMO": "0", "ARENGINE_OPEN_ROOMS": "1", "ARENGINE_LIMIT_JOINS": "off",
+           "ARENGINE_LIMIT_ROOMS": "off", "ARENGINE_LIMIT_COMMENTS": "off"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory",
-         "arengine.interaction.api:app_from_env", "--host", "127.0.0.1",
+         "arengine.app:from_env", "--host", "127.0.0.1",
          "--port", str(port), "--http", http, "--log-level", "warning", "--no-access-log"],
         env=env)
     deadline = time.monotonic() + 30

@@ -69,3 +69,11 @@ def hex_lab(hex_colour: str) -> np.ndarray:
     r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
     px = np.array([[[b, g, r]]], np.uint8)
     return cv2.cvtColor(px, cv2.COLOR_BGR2Lab)[0, 0].astype(np.float32)
+
+
+# `uvicorn --factory arengine.app:from_env` as a load-test target: no demo room (no video
+# to process), rooms open to all and no per-address limits, since every synthetic client
+# of a load test comes from 127.0.0.1. Per-viewer limits stay on.
+LOAD_SERVER_ENV = {"ARENGINE_DEMO": "0", "ARENGINE_OPEN_ROOMS": "1",
+                   "ARENGINE_LIMIT_JOINS": "off", "ARENGINE_LIMIT_ROOMS": "off",
+                   "ARENGINE_LIMIT_COMMENTS": "off", "ARENGINE_LIMIT_SESSIONS": "100000"}

@@ -49,17 +49,17 @@ def test_port_in_use_exit_2(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("wanted", [0.0005, None])
-def test_media_server_sets_the_gil_switch_interval_while_started(wanted) -> None:
+def test_media_server_sets_the_gil_switch_interval_while_started(wanted, tmp_path) -> None:
     import asyncio
 
+    from arengine.interaction.hub import RoomHub
     from arengine.server import SWITCH_INTERVAL, MediaServer
-    from tests.pipeline.conftest import MemoryHub
 
     before = sys.getswitchinterval()
     assert SWITCH_INTERVAL == 0.0005 and before != SWITCH_INTERVAL
 
     async def main() -> float:
-        media = MediaServer(MemoryHub(), switch_interval=wanted)
+        media = MediaServer(RoomHub.open(tmp_path / "rooms.db"), switch_interval=wanted)
         await media.start()
         during = sys.getswitchinterval()
         await media.close()

@@ -91,30 +91,6 @@ BROWSER_METHOD = ("browser loopback (Chromium via bench/bench_e2e.py): canvas ca
 
 # -- the aiortc loopback ----------------------------------------------------------------------
 
-class _Hub:
-    """The two rooms the loopback uses, with host tokens; the media side's hub protocol."""
-
-    def __init__(self, rooms: dict[str, str]) -> None:
-        from arengine.bench.stages import busy_room_state
-
-        self.tokens = rooms
-        self.states = {r: busy_room_state(10) for r in rooms}
-
-    def get(self, room: str) -> Any:
-        if room not in self.tokens:
-            return None
-        state = self.states[room]
-
-        class _Room:
-            def snapshot(self) -> Any:
-                return state
-
-        return _Room()
-
-    def verify_host(self, room: str, token: str) -> bool:
-        return self.tokens.get(room) == token
-
-
 class CameraClock:
     """A fake camera: a real moving face at ``fps`` with a frame id in two corners.
 
@@ -177,15 +153,16 @@ def read_any_corner(image: np.ndarray) -> int | None:
 
 async def _one_path(name: str, seconds: float, warmup: float) -> tuple[list[float], int, int]:
     """Latency samples, unreadable frames and frames sent, for one room's path."""
-    import httpx
+    import tempfile
 
+    from arengine.app import create_app, running
+    from arengine.bench.stages import stage_busy_room
     from arengine.pipeline.room import RoomConfig
-    from arengine.server import MediaServer, build_app
+    from arengine.settings import Settings
     from arengine.transport.client import WhepClient, WhipClient
 
     config = RoomConfig(demo=False) if name == "effects" else \
         RoomConfig(demo=False, effects=(), track_faces=False, track_hands=False)
-    hub = _Hub({name: f"token-{name}"})
     samples: list[float] = []
     unread = [0]
     t_measure = [float("inf")]
@@ -204,36 +181,34 @@ async def _one_path(name: str, seconds: float, warmup: float) -> tuple[list[floa
         seen.add(fid)
         samples.append((now - sent) * 1000.0)
 
-    media = MediaServer(hub, config, "vp8")
-    app = build_app(hub, media)
-    await media.start()
     clients: list[Any] = []
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://arengine.bench") as http:
-            whip = WhipClient(http, f"/whip/{name}")
-            clients.append(whip)
-            await whip.publish(_camera_track(camera), f"token-{name}", "vp8")
-            whep = WhepClient(http, f"/whep/{name}")
-            clients.append(whep)
-            await whep.play("vp8", data_channel=False, on_frame=on_frame)
-            # Peers and models take seconds to start on a small machine: warm up from the
-            # first picture the viewer sees.
-            await whep.wait_frames(1, timeout=60.0)
-            await asyncio.sleep(warmup)
-            t_measure[0] = time.perf_counter()
-            first = camera._index
-            await asyncio.sleep(seconds)
-            sent = camera._index - first
-            for c in reversed(clients):
-                with contextlib.suppress(Exception):
-                    await c.close()
-            clients.clear()
-    finally:
-        for c in reversed(clients):
-            with contextlib.suppress(Exception):
-                await c.close()
-        await media.close()
+    with tempfile.TemporaryDirectory(prefix="arengine-glass-") as tmp:
+        app = create_app(Settings(db=f"{tmp}/bench.db", demo=False, room=config,
+                                  codec="vp8"))
+        token = f"bench-host-token-{name}"
+        async with running(app) as http:
+            room, _ = await app.state.hub.create_room(name, name, host_token=token)
+            if name == "effects":
+                await stage_busy_room(room, 10)
+            try:
+                whip = WhipClient(http, f"/whip/{name}")
+                clients.append(whip)
+                await whip.publish(_camera_track(camera), token, "vp8")
+                whep = WhepClient(http, f"/whep/{name}")
+                clients.append(whep)
+                await whep.play("vp8", data_channel=False, on_frame=on_frame)
+                # Peers and models take seconds to start on a small machine: warm up from
+                # the first picture the viewer sees.
+                await whep.wait_frames(1, timeout=60.0)
+                await asyncio.sleep(warmup)
+                t_measure[0] = time.perf_counter()
+                first = camera._index
+                await asyncio.sleep(seconds)
+                sent = camera._index - first
+            finally:
+                for c in reversed(clients):
+                    with contextlib.suppress(Exception):
+                        await c.close()
     return samples, unread[0], sent
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import av
 import cv2
@@ -41,6 +41,9 @@ from arengine.interaction.state import (
 )
 from arengine.render.chain import BackendChain
 from arengine.types import Scene, StageTiming
+
+if TYPE_CHECKING:
+    from arengine.interaction.room import Room
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +188,24 @@ def busy_room_state(viewers: int = 50, now: float | None = None) -> RoomState:
                      like_goal=LikeGoalView(2000, 1234, "2000 likes: 10% off"),
                      product=ProductView("sku-1", "Velvet Ruby Lipstick", "$19.90"),
                      shade_id="velvet-ruby", viewer_count=viewers, interaction_rate=3.0)
+
+
+async def stage_busy_room(room: Room, viewers: int = 10) -> None:
+    """Make ``room`` look like :func:`busy_room_state` through the room's own actions
+    (joins, comments, an open shade poll with votes, likes toward a goal, a product),
+    so a benchmark of the real server draws what a show would."""
+    names = ["Mai", "Linh", "Ayu", "Siti", "小美", "Nong", "Putri", "Hoa", "Dewi", "阿珍"]
+    await room.set_shade("velvet-ruby")
+    await room.set_product("Velvet Ruby Lipstick", "$19.90", None, "sku-1")
+    await room.set_like_goal(2000, "2000 likes: 10% off")
+    poll = await room.open_poll("Which shade next?", [("Velvet Ruby", "velvet-ruby"),
+                                                      ("Cherry Silk", "silk-cherry")], 600)
+    for i in range(viewers):
+        vid, _ = await room.join(f"{names[i % len(names)]}{i}")
+        if i % 3 == 0:
+            await room.comment(vid, "love this shade!")
+        await room.vote(vid, poll.id, i % 2)
+        await room.like(vid, 20)
 
 
 def make_effects(names: tuple[str, ...], backend: Any, state: RoomState

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -132,7 +133,14 @@ class HttpBackend:
         return r.status_code, data
 
     async def create_room(self, title: str) -> tuple[str, str]:
-        status, data = await self._post("/api/rooms", {"title": title}, None)
+        # A server that is not open to all needs its admin token to make a room; it is
+        # read from the environment so it never shows in the process list.
+        admin = os.environ.get("ARENGINE_ADMIN_TOKEN") or None
+        status, data = await self._post("/api/rooms", {"title": title}, admin)
+        if status in (401, 403):
+            raise UserError(f"could not create a room: {data.get('detail', status)}; set "
+                            "ARENGINE_ADMIN_TOKEN to the server's admin token, or pass "
+                            "--room with an existing room")
         if status != 201:
             raise UserError(f"could not create a room: {status} {data.get('detail', '')}")
         return data["room_id"], data["host_token"]

@@ -17,6 +17,7 @@ import pytest
 from arengine.cli import main
 from arengine.commands.simulate import COMMENTS
 from arengine.interaction.hub import RoomHub
+from tests.conftest import LOAD_SERVER_ENV
 
 
 def test_in_process_run_fills_the_room(tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -84,9 +85,9 @@ def test_against_a_running_server(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "ARENGINE_DB": str(tmp_path / "srv.db")}
+    env = {**os.environ, **LOAD_SERVER_ENV, "ARENGINE_DB": str(tmp_path / "srv.db")}
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "arengine.interaction.api:app_from_env",
+        [sys.executable, "-m", "uvicorn", "--factory", "arengine.app:from_env",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env)
     url = f"http://127.0.0.1:{port}"
     try:

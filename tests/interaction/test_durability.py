@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import LOAD_SERVER_ENV
+
 OPTIONS = 4
 VIEWERS = 240
 CLIENTS = 8
@@ -40,9 +42,9 @@ def free_port() -> int:
 
 
 def start(db: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "ARENGINE_DB": str(db)}
+    env = {**os.environ, **LOAD_SERVER_ENV, "ARENGINE_DB": str(db)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "arengine.interaction.api:app_from_env",
+        [sys.executable, "-m", "uvicorn", "--factory", "arengine.app:from_env",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
          "--no-access-log"], env=env)
     deadline = time.monotonic() + 30

@@ -1,65 +1,50 @@
-"""Fixtures for the WebRTC tests: an in-process server and real aiortc peers."""
+"""Fixtures for the WebRTC tests: the real app in process and real aiortc peers."""
 
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import httpx
 import pytest
 
-from arengine.interaction.state import RoomState
+from arengine.app import create_app, running
 from arengine.pipeline import RoomConfig
-from arengine.server import MediaServer, build_app
+from arengine.server import MediaServer
+from arengine.settings import Settings
 
 
-class MemoryHub:
-    """The three things the media side asks the interaction hub, kept in memory."""
+@dataclass
+class Rooms:
+    """The rooms a server under test starts with: id -> (host token, shade)."""
 
-    def __init__(self) -> None:
-        self.tokens: dict[str, str] = {}
-        self.states: dict[str, RoomState] = {}
+    rooms: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
     def add(self, room: str, token: str, shade: str | None = None) -> None:
-        self.tokens[room] = token
-        self.states[room] = RoomState(room, shade_id=shade)
-
-    def set_shade(self, room: str, shade: str) -> None:
-        self.states[room] = replace(self.states[room], shade_id=shade)
-
-    def get(self, room: str) -> MemoryHub._Room | None:
-        return MemoryHub._Room(self, room) if room in self.tokens else None
-
-    def verify_host(self, room: str, token: str) -> bool:
-        return self.tokens.get(room) == token
-
-    class _Room:
-        def __init__(self, hub: MemoryHub, room: str) -> None:
-            self.hub, self.room = hub, room
-
-        def snapshot(self) -> RoomState:
-            return self.hub.states[self.room]
+        self.rooms[room] = (token, shade)
 
 
 @contextlib.asynccontextmanager
-async def running_server(hub: MemoryHub, config: RoomConfig,
-                         codec: str = "vp8") -> AsyncIterator[tuple[httpx.AsyncClient,
-                                                                      MediaServer]]:
-    media = MediaServer(hub, config, codec)  # type: ignore[arg-type]
-    app = build_app(hub, media)
-    await media.start()
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://arengine.test") as http:
-            yield http, media
-    finally:
-        await media.close()
+async def running_server(rooms: Rooms, config: RoomConfig, codec: str = "vp8",
+                         settings: Settings | None = None
+                         ) -> AsyncIterator[tuple[httpx.AsyncClient, MediaServer]]:
+    """The app users run (``create_app``), started in this loop on a fresh database."""
+    with tempfile.TemporaryDirectory(prefix="arengine-test-") as tmp:
+        app = create_app(replace(settings or Settings(), db=f"{tmp}/rooms.db", demo=False,
+                                 room=config, codec=codec))  # type: ignore[arg-type]
+        async with running(app) as http:
+            for room, (token, shade) in rooms.rooms.items():
+                r, _ = await app.state.hub.create_room(room, room, host_token=token)
+                if shade:
+                    await r.set_shade(shade)
+            yield http, app.state.media
 
 
 @pytest.fixture
-def hub() -> MemoryHub:
-    h = MemoryHub()
+def hub() -> Rooms:
+    h = Rooms()
     h.add("demo", "host-secret", shade="velvet-plum")
     return h
 

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import av
 import cv2
-import httpx
 import numpy as np
 import pytest
 from aiortc import MediaStreamTrack
 
-from arengine.interaction.hub import RoomHub
+from arengine.app import create_app, running
 from arengine.pipeline import RoomConfig
-from arengine.server import MediaServer, build_app
+from arengine.settings import Settings
 from arengine.transport.client import WhepClient, WhipClient
 
 CONFIG = RoomConfig(demo_size=(320, 180), fps=15, track_faces=False, effects=(),
@@ -47,30 +46,23 @@ def test_thumbs_up_makes_a_like_burst(tmp_path: Path, data_dir: Path) -> None:
     img = cv2.resize(img, (640, 520))[:480]
 
     async def main() -> None:
-        hub = RoomHub.open(tmp_path / "rooms.db")
-        room, token = await hub.create_room("gestures", "studio")
-        media = MediaServer(hub, CONFIG)
-        app = build_app(hub, media)
-        await media.start()
-        try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                         base_url="http://arengine.test") as http:
-                viewer = WhepClient(http, "http://arengine.test/whep/studio")
-                await viewer.play()
-                host = WhipClient(http, "http://arengine.test/whip/studio")
-                await host.publish(StillTrack(img), token)
-                for _ in range(150):
-                    if room.snapshot().likes > 0:
-                        break
-                    await asyncio.sleep(0.1)
-                assert room.snapshot().likes == 10  # one burst: held, fired once
-                stats = (await http.get("/api/rooms/studio/stats")).json()
-                assert stats["frames"]["gesture:thumbs_up"] == 1
-                assert stats["stages"]["gestures"]["n"] > 0
-                await host.close()
-                await viewer.close()
-        finally:
-            await media.close()
-            await hub.close()
+        app = create_app(Settings(db=str(tmp_path / "rooms.db"), demo=False, room=CONFIG))
+        async with running(app) as http:
+            room, token = await app.state.hub.create_room("gestures", "studio")
+            viewer = WhepClient(http, "http://arengine.local/whep/studio")
+            await viewer.play()
+            host = WhipClient(http, "http://arengine.local/whip/studio")
+            await host.publish(StillTrack(img), token)
+            for _ in range(150):
+                if room.snapshot().likes > 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert room.snapshot().likes == 10  # one burst: held, fired once
+            stats = (await http.get("/api/rooms/studio/stats",
+                                    headers={"Authorization": f"Bearer {token}"})).json()
+            assert stats["frames"]["gesture:thumbs_up"] == 1
+            assert stats["stages"]["gestures"]["n"] > 0
+            await host.close()
+            await viewer.close()
 
     asyncio.run(main())

@@ -17,6 +17,8 @@ from arengine.pipeline.slot import LatestSlot
 from arengine.transport.client import WhepClient, WhipClient
 from arengine.types import Scene
 
+HOST_AUTH = {"Authorization": "Bearer host-secret"}
+
 FAST = RoomConfig(demo_size=(320, 180), fps=15, track_faces=False, track_hands=False,
                   effects=(), stale_after=0.5, reconnect_grace=30.0)
 URL = "http://arengine.test"
@@ -101,7 +103,7 @@ def test_ten_viewers_share_one_encoder(hub, server) -> None:
             assert list(pipeline.encoders) == ["vp8"]
             enc = pipeline.encoders["vp8"]
             assert len(enc.fanout) == 10
-            stats = (await http.get("/api/rooms/demo/stats")).json()
+            stats = (await http.get("/api/rooms/demo/stats", headers=HOST_AUTH)).json()
             assert stats["viewers"] == 10
             # one encode per frame, whatever the number of viewers
             encoded = stats["stages"]["encode:vp8"]["n"]
@@ -159,7 +161,7 @@ def test_effect_exception_sends_frame_without_it(hub, server, caplog) -> None:
 
             await viewer.play(on_frame=on_frame)
             await viewer.wait_frames(30, timeout=60)
-            stats = (await http.get("/api/rooms/demo/stats")).json()
+            stats = (await http.get("/api/rooms/demo/stats", headers=HOST_AUTH)).json()
             assert stats["errors"]["effect:boom"] >= 5
             assert greens >= 5 and plain >= 5  # failed frames went out, without the effect
             assert "effect:boom failed" in caplog.text

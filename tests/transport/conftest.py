@@ -1,6 +1,6 @@
 """Fixtures for the WebRTC transport tests: the same in-process server and hub as the
 pipeline tests (real aiortc peers talk to it)."""
 
-from tests.pipeline.conftest import MemoryHub, hub, running_server, server
+from tests.pipeline.conftest import Rooms, hub, running_server, server
 
-__all__ = ["MemoryHub", "hub", "running_server", "server"]
+__all__ = ["Rooms", "hub", "running_server", "server"]

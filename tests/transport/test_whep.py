@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import replace
 
 import pytest
 
-from arengine.interaction.state import ProductView
 from arengine.pipeline import RoomConfig
 from arengine.transport.client import WhepClient, WhipError
 from arengine.transport.whep import choose_codec
@@ -63,11 +61,10 @@ def test_whep_errors(hub, server) -> None:
 
 @pytest.mark.slow
 def test_viewer_gets_frames_and_product_regions(hub, server) -> None:
-    hub.states["demo"] = replace(hub.states["demo"], product=ProductView(
-        "lip-01", "Velvet Plum Lipstick", "$19.90", "https://shop.example/lip-01"))
-
     async def main() -> None:
         async with server(hub, FAST) as (http, media):
+            await media.hub.get("demo").set_product(
+                "Velvet Plum Lipstick", "$19.90", "https://shop.example/lip-01", "lip-01")
             viewer = WhepClient(http, f"{URL}/whep/demo")
             await viewer.play("h264")
             assert viewer.location and viewer.etag

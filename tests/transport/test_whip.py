@@ -11,6 +11,8 @@ from arengine.demo import DemoSource, DemoTrack
 from arengine.pipeline import RoomConfig
 from arengine.transport.client import WhepClient, WhipClient, WhipError
 
+HOST_AUTH = {"Authorization": "Bearer host-secret"}
+
 SMALL = RoomConfig(demo_size=(640, 360), fps=15, track_hands=False,
                    effects=("lipstick",), stale_after=0.6, reconnect_grace=30.0)
 PLUM = "#5B2140"
@@ -112,11 +114,20 @@ def test_publish_play_lipstick_then_second_publisher_409(hub, server, codec,
                 await second.publish(DemoTrack(DemoSource(320, 180)), "host-secret")
             assert err.value.status == 409
 
+            trickle = {"Content-Type": "application/trickle-ice-sdpfrag"}
             r = await http.patch(host.location, content="a=ice-ufrag:x",
-                                 headers={"Content-Type": "application/trickle-ice-sdpfrag"})
+                                 headers={**trickle, **HOST_AUTH})
             assert r.status_code == 405 and "DELETE" in r.headers["allow"]
+            # Only the host may change or end the host's session (it was: anyone).
+            r = await http.patch(host.location, content="a=ice-ufrag:x", headers=trickle)
+            assert r.status_code == 401
+            for auth in ({}, {"Authorization": "Bearer not-the-host"}):
+                r = await http.delete(host.location, headers=auth)
+                assert r.status_code == 401, r.text
+            assert media.pipelines["demo"].status == "live"
+            assert "session" not in str((await http.get("/api/rooms/demo/status")).json())
 
-            stats = (await http.get("/api/rooms/demo/stats")).json()
+            stats = (await http.get("/api/rooms/demo/stats", headers=HOST_AUTH)).json()
             for stage in ("decode", "convert", "track_face", "effect:lipstick",
                           f"encode:{codec}", "send", "server_total"):
                 assert stats["stages"][stage]["n"] > 0, stage

@@ -8,14 +8,15 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 import uvicorn
 
+from arengine.app import Ready, create_app
 from arengine.pipeline import RoomConfig
-from arengine.server import ServerOptions, create_server
+from arengine.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -26,6 +27,7 @@ class LiveServer:
     room: str
     token: str
     app: object
+    admin_token: str | None = None
 
     @property
     def media(self):  # the MediaServer, to look inside the pipeline
@@ -44,10 +46,12 @@ def live_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Live
     config = marker.args[0] if marker else RoomConfig(demo_size=(640, 360), fps=15)
     codec_marker = request.node.get_closest_marker("server_codec")
     codec = codec_marker.args[0] if codec_marker else "vp8"
-    tokens: dict[str | None, str | None] = {}
-    app = create_server(ServerOptions(db_path=str(tmp_path / "rooms.db"), room=config,
-                                      codec=codec),
-                        lambda room, token: tokens.update({room: token}))
+    ready: list[Ready] = []
+    settings_marker = request.node.get_closest_marker("server_settings")
+    settings = replace(settings_marker.args[0] if settings_marker else Settings(),
+                       db=str(tmp_path / "rooms.db"), room=config, codec=codec,
+                       demo_crowd=False)
+    app = create_app(settings, on_ready=ready.append)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
@@ -58,9 +62,9 @@ def live_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Live
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the server did not start")
         time.sleep(0.05)
-    token = tokens["demo"]
+    token = ready[0].host_token
     assert token is not None
-    yield LiveServer(f"http://127.0.0.1:{port}", "demo", token, app)
+    yield LiveServer(f"http://127.0.0.1:{port}", "demo", token, app, ready[0].admin_token)
     server.should_exit = True
     thread.join(timeout=20)
 
@@ -77,3 +81,5 @@ def chromium_or_fail() -> str:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "room_config(config): RoomConfig for live_server")
     config.addinivalue_line("markers", "server_codec(name): viewer codec of live_server")
+    config.addinivalue_line("markers", "server_settings(settings): Settings of live_server "
+                                       "(db, room and codec are set by the fixture)")

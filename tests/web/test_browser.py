@@ -101,7 +101,7 @@ def go_live(browser, server) -> object:
     host.goto(f"{server.url}/host/demo?token={server.token}")
     host.click("#live")
     with httpx.Client(base_url=server.url) as http:
-        wait_for(lambda: http.get("/api/rooms/demo/stats").json()["status"] == "live", 30,
+        wait_for(lambda: http.get("/api/rooms/demo/status").json()["status"] == "live", 30,
                  "the host to go live")
     return host
 

@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from arengine.server import WEB_DIR
+from arengine.web.pages import WEB_DIR
 
 
 def test_pages_served_without_cdn(live_server) -> None:
@@ -32,11 +32,13 @@ def test_static_files_have_no_remote_urls() -> None:
 
 def test_room_list_and_stats(live_server) -> None:
     with httpx.Client(base_url=live_server.url) as http:
-        rooms = http.get("/api/media/rooms").json()["rooms"]
-        assert [r["id"] for r in rooms] == ["demo"]
-        stats = http.get("/api/rooms/demo/stats").json()
+        page = http.get("/api/rooms").json()
+        assert [r["room_id"] for r in page["rooms"]] == ["demo"] and page["next"] is None
+        assert page["rooms"][0]["status"] == "demo" and page["rooms"][0]["watching"] == 0
+        host = {"Authorization": f"Bearer {live_server.token}"}
+        stats = http.get("/api/rooms/demo/stats", headers=host).json()
         assert stats["status"] == "demo" and stats["viewers"] == 0
-        assert http.get("/api/rooms/nope/stats").status_code == 404
+        assert http.get("/api/rooms/nope/stats", headers=host).status_code == 404
         metrics = http.get("/metrics").text
         assert "arengine_stage_seconds" in metrics  # media metrics (default registry)
         assert "arengine_room_events" in metrics  # the interaction hub's registry

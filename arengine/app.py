@@ -1,0 +1,159 @@
+"""The app factory: the one way the ASGI app is made.
+
+``arengine serve``, ``uvicorn --factory arengine.app:from_env``, every test and every
+benchmark call :func:`create_app` with a :class:`~arengine.settings.Settings`, so what is
+tested and measured is what users run. Before, the app was built four ways and the one
+users ran had the fewest settings (an admin token and the database settings were ignored
+by ``serve``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from arengine.interaction.api import FastActions, build_router, validation_error_response
+from arengine.interaction.hub import RoomHub
+from arengine.keys import ServerKeys
+from arengine.server import MediaServer
+from arengine.settings import Settings
+from arengine.web.pages import SecurityHeaders, add_pages
+
+logger = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class Ready:
+    """What the server tells its operator once it serves."""
+
+    demo_room: str | None
+    host_token: str | None  # the demo room's (stable across restarts, see keys.py)
+    admin_token: str | None  # None when anyone may create rooms
+
+
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
+               on_ready: Callable[[Ready], None] | None = None) -> FastAPI:
+    """The whole app: interaction API, WHIP/WHEP and media stats, pages, Prometheus.
+
+    ``clock`` is for tests that move time by hand (poll deadlines, rate limits). The
+    database and the key file are opened here; rooms are replayed from the log.
+    """
+    keys = ServerKeys(settings.keys_path)
+    admin = None if settings.open_rooms else (settings.admin_token or keys.token("admin"))
+    limits = settings.limits
+    hub = RoomHub.open(settings.db, settings.db_sync, clock=clock, limits=limits.viewer,
+                       client_rates={"join": limits.joins, "room": limits.rooms,
+                                     "comment": limits.comments},
+                       max_rooms=limits.max_rooms, idle_s=limits.viewer_idle_s)
+    media = MediaServer(hub, settings.room, settings.codec, ice_servers=settings.ice_servers,
+                        playout_delay=settings.playout_delay,
+                        connect_timeout=limits.connect_timeout_s,
+                        viewers_per_room=limits.viewers_per_room,
+                        sessions_per_client=limits.sessions_per_client)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from arengine.demo_crowd import DemoCrowd, stage_demo_room
+
+        hub.start()
+        crowd: DemoCrowd | None = None
+        demo = "demo" if settings.demo else None
+        token: str | None = None
+        if demo is not None:
+            token = keys.token(f"host:{demo}")
+            if demo in hub.rooms:
+                room = hub.get(demo)
+                if not room.verify_host(token):
+                    await hub.rotate_host_token(demo, token)
+            else:
+                room, _ = await hub.create_room("arengine demo", demo, host_token=token)
+                if settings.demo_shade:  # lipstick on from the first frame
+                    await room.set_shade(settings.demo_shade)
+            if settings.demo_crowd:
+                await stage_demo_room(room, settings.demo_shade)
+                crowd = DemoCrowd(room)
+                crowd.start()
+            await media.pipeline(demo)
+        await media.start()
+        if on_ready is not None:
+            on_ready(Ready(demo, token, admin))
+        try:
+            yield
+        finally:
+            if crowd is not None:
+                await crowd.stop()
+            await media.close()
+            await hub.close()
+
+    # No /docs or /redoc: FastAPI's pages load their script from a CDN, and nothing here
+    # downloads at run time. The OpenAPI document is at /openapi.json.
+    app = FastAPI(title="arengine", version=VERSION, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, description=_description())
+    app.state.settings = settings
+    app.state.hub = hub
+    app.state.media = media
+    app.add_exception_handler(RequestValidationError, validation_error_response)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _server_error)
+
+    @app.get("/metrics", tags=["metrics"], response_class=Response, responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    async def metrics() -> Response:
+        """Prometheus: the media registry and the hub's rooms registry."""
+        hub.refresh_gauges()
+        body = generate_latest(REGISTRY) + generate_latest(hub.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(build_router(hub, admin_token=admin, media_status=media.media_status))
+    app.include_router(media.router())
+    add_pages(app, media.room_exists)
+    app.add_middleware(FastActions, hub=hub)  # answers votes, likes, comments first
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+@asynccontextmanager
+async def running(app: FastAPI, client: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
+    """``app`` started (its lifespan run) in this event loop, with an HTTP client that
+    calls it in process as if from ``client``: how tests and benchmarks drive the server
+    without a socket."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=(client, 40000))
+        async with httpx.AsyncClient(transport=transport,
+                                     base_url="http://arengine.local") as http:
+            yield http
+
+
+def from_env() -> FastAPI:
+    """``uvicorn --factory arengine.app:from_env``: settings from ``ARENGINE_*``."""
+    return create_app(Settings.from_env())
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's 404/405 in the one error shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else "request refused"
+    return JSONResponse({"detail": detail}, exc.status_code, headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "the server failed on this request; it has been logged"},
+                        500)
+
+
+def _description() -> str:
+    from arengine.interaction import api
+
+    return (api.__doc__ or "").strip()

@@ -1,0 +1,58 @@
+"""The server's key file: the secret from which its stable tokens are derived.
+
+The database keeps only hashes of tokens, so a copy of it grants nothing; but an operator
+needs some tokens to survive a restart: the admin token (to create rooms) and the demo
+room's host token (an OBS set-up that publishes to the demo room broke on every restart
+when it was rotated at start). Both are derived from one random secret kept in a file
+beside the database, readable by its owner only (mode 0600), like an SSH key. Deleting
+the file rotates both at the next start.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+
+from arengine.errors import UserError
+
+
+class ServerKeys:
+    """Tokens derived from the secret in ``path`` (created on first use)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._secret = self._load()
+
+    def _load(self) -> bytes:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            secret = bytes.fromhex(data["secret"])
+            if len(secret) < 32:
+                raise ValueError("secret too short")
+            return secret
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UserError(f"the key file {self.path} is unreadable ({type(e).__name__}); "
+                            "delete it to make a new one (this rotates the admin and demo "
+                            "host tokens)") from None
+        secret = secrets.token_bytes(32)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"secret": secret.hex()}, f)
+        except FileExistsError:  # another process made it first: use theirs
+            return self._load()
+        except OSError as e:
+            raise UserError(f"cannot write the key file {self.path}: {e.strerror}") from None
+        return secret
+
+    def token(self, purpose: str) -> str:
+        """A stable token for ``purpose`` (e.g. "admin", "host:demo"), 43 URL-safe chars."""
+        digest = hmac.new(self._secret, purpose.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
