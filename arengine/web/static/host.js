@@ -1,9 +1,8 @@
 // Host console: publish over WHIP, watch the output over WHEP, drive shade/polls/effects.
 "use strict";
 
-const params = new URLSearchParams(location.search);
 const tokenField = document.getElementById("token");
-tokenField.value = params.get("token") || sessionStorage.getItem(`host-token:${ROOM}`) || "";
+tokenField.value = takeSecret("token", `host-token:${ROOM}`);
 document.getElementById("room-name").textContent = ROOM;
 const watchLink = document.getElementById("watch-link");
 watchLink.href = `/watch/${encodeURIComponent(ROOM)}`;
@@ -78,7 +77,7 @@ document.getElementById("live").onclick = goLive;
 document.getElementById("stop").onclick = stop;
 window.addEventListener("pagehide", () => {
   // End the WHIP session even when the tab closes, so viewers see "reconnecting" at once.
-  if (publisher && publisher.location) fetch(publisher.location, {method: "DELETE", keepalive: true});
+  if (publisher) publisher.closeOnUnload();
 });
 
 // -- output preview -----------------------------------------------------------------
@@ -182,8 +181,11 @@ function renderState(s) {
 
 async function refreshStats() {
   try {
-    const r = await fetch(`${API}/stats`);
+    const t = token();
+    if (!t) { document.getElementById("summary").textContent = "Enter the host token to see live stats."; return; }
+    const r = await fetch(`${API}/stats`, {headers: {"Authorization": `Bearer ${t}`}});
     const st = await r.json();
+    if (!r.ok) { document.getElementById("summary").textContent = st.detail || r.statusText; return; }
     const fps = st.fps || {};
     const out = Object.entries(fps).filter(([k]) => k.startsWith("out:")).map(([k, v]) => `${k.slice(4)} ${v} fps`);
     const drops = Object.entries(st.dropped || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "none";

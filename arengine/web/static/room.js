@@ -4,15 +4,36 @@
 const ROOM = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
 const API = `/api/rooms/${encodeURIComponent(ROOM)}`;
 
+// Builds elements from data: strings become text nodes, never markup. `style` goes through
+// the CSSOM (the page's Content-Security-Policy refuses inline style attributes).
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (k === "class") e.className = v;
+    else if (k === "style") e.style.cssText = v;
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v);
   }
   for (const c of children) if (c !== null && c !== undefined) e.append(c);
   return e;
+}
+
+// A secret handed to the page in its URL (#name=... or ?name=...): kept in sessionStorage
+// under `key` and taken out of the address bar at once, so it never shows on a screen
+// share, in the history or in a Referer.
+function takeSecret(name, key) {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const query = new URLSearchParams(location.search);
+  const value = hash.get(name) || query.get(name);
+  if (value) {
+    sessionStorage.setItem(key, value);
+    hash.delete(name);
+    query.delete(name);
+    const q = query.toString();
+    const h = hash.toString();
+    history.replaceState(null, "", location.pathname + (q ? `?${q}` : "") + (h ? `#${h}` : ""));
+  }
+  return sessionStorage.getItem(key) || "";
 }
 
 async function api(method, path, body, token) {
@@ -27,8 +48,10 @@ async function api(method, path, body, token) {
   return data;
 }
 
-// Calls onState(state) with the room state now and after every room event.
-function watchRoom(onState) {
+// Calls onState(state) with the room state now and after every room event. `token()`, if
+// given, is the viewer's token: the server then counts the viewer present while the
+// event stream is open.
+function watchRoom(onState, token) {
   let ws = null;
   let pending = null;
   async function fetchState() {
@@ -37,7 +60,8 @@ function watchRoom(onState) {
   }
   function connect() {
     const proto = location.protocol === "https:" ? "wss" : "ws";
-    ws = new WebSocket(`${proto}://${location.host}${API}/events`);
+    const t = token ? token() : "";
+    ws = new WebSocket(`${proto}://${location.host}${API}/events${t ? `?token=${encodeURIComponent(t)}` : ""}`);
     ws.onmessage = (m) => {
       const msg = JSON.parse(m.data);
       if (msg.type === "snapshot") onState(msg.state);
@@ -47,6 +71,7 @@ function watchRoom(onState) {
   }
   connect();
   fetchState();
+  return {reconnect: () => { if (ws) ws.close(); }};
 }
 
 async function loadShades() {

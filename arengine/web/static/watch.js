@@ -195,7 +195,7 @@ nameField.addEventListener("change", async () => {
     viewer = null;
     joined = null;
     localStorage.removeItem(`viewer:${ROOM}`);
-    ensureJoined().catch(showError);
+    ensureJoined().then(() => feed.reconnect()).catch(showError);
   }
 });
 
@@ -203,8 +203,24 @@ loadShades().then((list) => {
   shades = list;
   document.getElementById("suggest").replaceChildren(...list.map((s) => el("option", {value: s.id}, s.name)));
 }).catch(() => {});
-ensureJoined().catch(() => {});
-watchRoom(renderState);
+// Presence: the event stream is opened with the viewer's token, so the server counts this
+// viewer present while the page is open, for hours if need be; a heartbeat while the video
+// plays covers a proxy that cuts long-lived sockets. (Before, a viewer who only watched was
+// marked as left after 5 minutes.) A viewer timed out anyway is taken back by the server on
+// the next vote, like or comment.
+const feed = watchRoom(renderState, () => (viewer ? viewer.token : ""));
+ensureJoined().then(() => feed.reconnect()).catch(() => {});
+let beatMs = 60000;
+async function heartbeat() {
+  if (viewer && !video.paused) {
+    try {
+      const r = await api("POST", "/heartbeat", undefined, viewer.token);
+      if (r.idle_s) beatMs = Math.max(2000, Math.min(60000, (r.idle_s * 1000) / 3));
+    } catch (e) { /* offline for a moment: the next beat tries again */ }
+  }
+  setTimeout(heartbeat, beatMs);
+}
+setTimeout(heartbeat, 5000);
 
 window.addEventListener("pagehide", () => {
   if (viewer) {  // leave the room's viewer row at once; the token stays for a later visit

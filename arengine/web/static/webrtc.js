@@ -22,7 +22,9 @@ async function exchange(pc, url, headers) {
   const text = await r.text();
   if (r.status !== 201) {
     pc.close();
-    const err = new Error(`${r.status}: ${text.trim()}`);
+    let detail = text.trim();
+    try { detail = JSON.parse(text).detail || detail; } catch (e) { /* not JSON */ }
+    const err = new Error(`${r.status}: ${detail}`);
     err.status = r.status;
     throw err;
   }
@@ -37,15 +39,22 @@ async function exchange(pc, url, headers) {
   return location;
 }
 
+// A WHIP/WHEP session. `headers` go with its DELETE: ending a host's WHIP session needs
+// the host token; a viewer's WHEP resource URL is its own secret.
 class Session {
-  constructor(pc, location) { this.pc = pc; this.location = location; }
+  constructor(pc, location, headers) { this.pc = pc; this.location = location; this.headers = headers || {}; }
   async close() {
     if (this.location) {
       const loc = this.location;
       this.location = null;
-      try { await fetch(loc, {method: "DELETE"}); } catch (e) { /* server gone */ }
+      try { await fetch(loc, {method: "DELETE", headers: this.headers}); } catch (e) { /* server gone */ }
     }
     this.pc.close();
+  }
+  // For pagehide: the request outlives the page.
+  closeOnUnload() {
+    if (this.location) fetch(this.location, {method: "DELETE", keepalive: true, headers: this.headers});
+    this.location = null;
   }
 }
 
@@ -55,8 +64,9 @@ async function whipPublish(url, stream, token) {
   for (const track of stream.getTracks()) {  // video, and the microphone when given
     pc.addTransceiver(track, {direction: "sendonly", streams: [stream]});
   }
-  const location = await exchange(pc, url, token ? {"Authorization": `Bearer ${token}`} : {});
-  return new Session(pc, location);
+  const auth = token ? {"Authorization": `Bearer ${token}`} : {};
+  const location = await exchange(pc, url, auth);
+  return new Session(pc, location, auth);
 }
 
 // Play a WHEP endpoint (video and the host's audio) into `video`; `onEvent` gets the data
