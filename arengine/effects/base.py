@@ -9,7 +9,8 @@ HTTP API can ask for them without importing their classes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -57,6 +58,60 @@ def create_effect(name: str, **settings: Any) -> Effect:
         raise ValueError(f"unknown effect {name!r}; known: {', '.join(sorted(_REGISTRY))}") \
             from None
     return cls(**settings)
+
+
+# Constructor arguments that are wiring, not settings a host may change over the API:
+# the render backend and text renderer are the server's, the shade is the room's.
+WIRING = frozenset({"backend", "text", "catalog", "per_face", "shade"})
+
+
+def settings_of(name: str) -> tuple[str, ...]:
+    """The settings a host may give effect ``name`` (its constructor's own arguments)."""
+    _load_builtin()
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown effect {name!r}; known: {', '.join(sorted(_REGISTRY))}") \
+            from None
+    params = inspect.signature(cls.__init__).parameters
+    return tuple(p for p in params if p != "self" and p not in WIRING
+                 and params[p].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                        inspect.Parameter.KEYWORD_ONLY))
+
+
+def check_settings(name: str, settings: Mapping[str, Any]) -> None:
+    """Raise ValueError, in words for a host, unless ``settings`` make a working effect.
+
+    The room API calls this before storing settings, so a bad value is a 422 at once
+    instead of a setting that silently does nothing on the picture.
+    """
+    allowed = settings_of(name)
+    params = inspect.signature(_REGISTRY[name].__init__).parameters
+    for key, value in settings.items():
+        if key not in allowed:
+            raise ValueError(f"effect {name!r} has no setting {key[:40]!r}; its settings: "
+                             f"{', '.join(allowed) or '(none)'}")
+        default = params[key].default
+        kind = _kind(default)
+        if kind is not None and value is not None and _kind(value) != kind:
+            raise ValueError(f"effect {name!r}: {key} must be {kind}, not {_kind(value)}")
+    try:
+        create_effect(name, **settings)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"effect {name!r}: {e}") from None
+
+
+def _kind(value: object) -> str | None:
+    """A setting's kind in words, from its value (None: any kind is checked later)."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return None
 
 
 def _load_builtin() -> None:

@@ -65,6 +65,12 @@ def _effect_names() -> list[str]:
     return effect_names()
 
 
+def _check_effect_settings(name: str, settings: Mapping[str, Any]) -> None:
+    from arengine.effects import check_settings
+
+    check_settings(name, settings)
+
+
 class RoomHub:
     """Rooms by id, their store, and the shared services rooms use (clock, limits, metrics).
 
@@ -80,6 +86,8 @@ class RoomHub:
                  max_rooms: int | None = None,
                  shade_hex: Callable[[str], str] = _catalog_hex,
                  effect_names: Callable[[], list[str]] = _effect_names,
+                 check_effect_settings: Callable[[str, Mapping[str, Any]], None] =
+                 _check_effect_settings,
                  tick_s: float = 0.25, idle_s: float | None = 300.0) -> None:
         self.store = store
         self.idle_s = idle_s
@@ -91,6 +99,7 @@ class RoomHub:
         self.max_rooms = max_rooms
         self._shade_hex = shade_hex
         self.effect_names = effect_names
+        self._check_effect_settings = check_effect_settings
         self.tick_s = tick_s
         self.committer = GroupCommitter(store)
         self.rooms: dict[str, Room] = {}
@@ -202,6 +211,14 @@ class RoomHub:
         except KeyError as e:  # UnknownShadeError is a KeyError with a readable message
             raise InvalidInputError(str(e) if str(e) != repr(shade_id)
                                     else f"unknown shade {shown(shade_id)}") from None
+
+    def check_effect_settings(self, name: str, settings: Mapping[str, Any]) -> None:
+        """422 unless ``settings`` make a working effect ``name`` (checked when stored,
+        so a setting never silently does nothing on the picture)."""
+        try:
+            self._check_effect_settings(name, settings)
+        except ValueError as e:
+            raise InvalidInputError(str(e)) from None
 
     def check_writable(self) -> None:
         if self.committer.failure is not None:

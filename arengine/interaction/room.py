@@ -487,7 +487,9 @@ class Room:
             if not isinstance(enabled, bool):
                 raise InvalidInputError(f"effect {shown(name)}: enabled must be true or false")
             settings = spec.get("settings", self.effects.get(name, {}).get("settings", {}))
-            clean[name] = {"enabled": enabled, "settings": _check_settings(name, settings)}
+            checked = _check_settings(name, settings)
+            self.hub.check_effect_settings(name, checked)
+            clean[name] = {"enabled": enabled, "settings": checked}
         return await self._commit_one(self._event("effects_set", None, {"effects": clean}))
 
     async def set_product(self, name: str, price: str, url: str | None = None,

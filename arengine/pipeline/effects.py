@@ -37,23 +37,51 @@ class EffectChain:
         self.effects: dict[str, Effect] = {}
         if effects is not None:
             self.effects.update(effects)
-        else:
+        self._built: set[str] = set()  # effects this chain made, so it can remake them
+        self._shade: str | None = None
+        self._shade_set = False
+        if effects is None:
             for name in names:
-                # Lipstick starts bare: the room's shade (if any) fades in with the state.
-                settings: dict[str, Any] = {"shade": None} if name == "lipstick" else {}
-                if self.backend is not None:
-                    settings["backend"] = self.backend
                 try:
-                    self.effects[name] = create_effect(name, **settings)
+                    self.effects[name] = self._make(name, {})
+                    self._built.add(name)
                 except ValueError as e:
                     logger.warning("effect %r is not available, skipped: %s", name, e)
                 except Exception:
                     logger.exception("effect %r failed to start, skipped", name)
         self.enabled: dict[str, bool] = dict.fromkeys(self.effects, True)
+        self._settings: dict[str, dict[str, Any]] = {n: {} for n in self.effects}
         self._render = BackendChain(self.effects, self.backend)
         self._state: RoomState | None = None
-        self._shade: str | None = None
-        self._shade_set = False
+
+    def _make(self, name: str, settings: dict[str, Any]) -> Effect:
+        """A new effect with the host's ``settings`` plus the chain's wiring."""
+        wiring: dict[str, Any] = {}
+        if name == "lipstick":
+            # The room's shade is the truth; a remade lipstick keeps it without a fade
+            # (a first one starts bare and fades the room's shade in with the state).
+            wiring["shade"] = self._shade
+        if self.backend is not None:
+            wiring["backend"] = self.backend
+        return create_effect(name, **settings, **wiring)
+
+    def _apply_settings(self, state: RoomState) -> None:
+        """Remake each effect whose settings changed in the room (settings go to
+        ``__init__``, as for every effect): the new one draws from the next frame."""
+        for name in self._built:
+            wanted = state.effect_settings.get(name, {})
+            if wanted == self._settings.get(name, {}):
+                continue
+            try:
+                effect = self._make(name, wanted)
+            except Exception as e:  # the API checked them; a bad one keeps the old effect
+                logger.warning("effect %r: settings %s not applied: %s", name, wanted, e)
+                self._settings[name] = dict(wanted)
+                continue
+            self.effects[name] = effect
+            self._render.effects[name] = effect
+            self._settings[name] = dict(wanted)
+            logger.info("effect %r now runs with %s", name, wanted or "its defaults")
 
     @property
     def names(self) -> list[str]:
@@ -64,6 +92,7 @@ class EffectChain:
         if state is None or state is self._state:
             return
         self._state = state
+        self._apply_settings(state)
         for name, effect in self.effects.items():
             if name in state.effects:
                 self.enabled[name] = bool(state.effects[name])

@@ -161,6 +161,19 @@ def test_host_settings(client: TestClient, room: dict[str, Any]) -> None:
     r = client.put(f"/api/rooms/{rid}/effects", headers=host,
                    json={"effects": {"no-such-effect": {"enabled": True}}})
     assert r.status_code == 422 and "unknown effect" in r.json()["detail"]
+    # Effect settings are checked against the effect itself (they used to be stored and
+    # never reach it), so a bad one is refused at once, in words.
+    for settings, words in (({"intensity": 2}, "intensity must be between 0 and 1"),
+                            ({"intensity": "half"}, "intensity must be a number"),
+                            ({"opacity": 0.5}, "has no setting 'opacity'")):
+        r = client.put(f"/api/rooms/{rid}/effects", headers=host,
+                       json={"effects": {"lipstick": {"settings": settings}}})
+        assert r.status_code == 422 and words in r.json()["detail"], r.text
+    r = client.put(f"/api/rooms/{rid}/effects", headers=host,
+                   json={"effects": {"lipstick": {"settings": {"intensity": 0.4}}}})
+    assert r.status_code == 200 and r.json()["seq"] > 0
+    assert client.get(f"/api/rooms/{rid}").json()["effects"]["lipstick"]["settings"] == \
+        {"intensity": 0.4}
     r = client.put(f"/api/rooms/{rid}/product", headers=host,
                    json={"name": "Velvet Ruby", "price": "¥129", "url": "ftp://x"})
     assert r.status_code == 422

@@ -287,7 +287,8 @@ def test_rate_limits_use_the_injected_clock(make_hub: Callable[..., RoomHub], cl
 
 def test_settings_validation(make_hub: Callable[..., RoomHub]) -> None:
     async def main() -> None:
-        hub = make_hub(effect_names=lambda: ["lipstick", "stickers"])
+        hub = make_hub(effect_names=lambda: ["lipstick", "stickers"],
+                       check_effect_settings=lambda name, settings: None)
         room, _ = await hub.create_room()
         with pytest.raises(InvalidInputError, match="unknown effect 'glitter'; known: lipstick"):
             await room.set_effects({"glitter": {"enabled": True}})

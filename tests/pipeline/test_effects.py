@@ -33,6 +33,29 @@ def test_room_shade_turns_lipstick_on_and_off() -> None:
     assert np.array_equal(_apply(chain, image, scene, 8.0), image)
 
 
+def test_room_effect_settings_reach_the_effect() -> None:
+    """A host's lipstick intensity changes the picture (settings were stored and ignored)."""
+    image = DemoSource(640, 360).frame_at(0.0)
+    with FaceTracker("image") as ft:
+        scene = ft.track(image)
+    chain = EffectChain(("lipstick",))
+    chain.set_state(RoomState("r", shade_id="velvet-plum"))
+    _apply(chain, image, scene, 1.0)
+    full = _apply(chain, image, scene, 3.0)
+    change = np.abs(full.astype(int) - image).sum()
+    assert change > 0
+    chain.set_state(RoomState("r", shade_id="velvet-plum",
+                              effect_settings={"lipstick": {"intensity": 0.3}}))
+    weak = _apply(chain, image, scene, 3.1)  # the shade stays on: no fade from bare lips
+    weak_change = np.abs(weak.astype(int) - image).sum()
+    assert 0.15 * change < weak_change < 0.5 * change, (weak_change, change)
+    chain.set_state(RoomState("r", shade_id="velvet-plum",
+                              effect_settings={"lipstick": {"intensity": 7}}))  # kept out
+    assert np.array_equal(_apply(chain, image, scene, 3.2), weak)
+    chain.set_state(RoomState("r", shade_id="velvet-plum", effect_settings={}))
+    assert np.array_equal(_apply(chain, image, scene, 3.3), full)
+
+
 def test_room_effect_toggles_and_unknown_effects(caplog) -> None:
     caplog.set_level(logging.WARNING)
     chain = EffectChain(("lipstick", "no_such_layer"))
