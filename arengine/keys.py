@@ -43,6 +43,7 @@ class ServerKeys:
                             "host tokens)") from None
         secret = secrets.token_bytes(32)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # as the database's folder
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump({"secret": secret.hex()}, f)

@@ -329,6 +329,8 @@ def _fmt_default(o: Option) -> str:
         return "off" if "limit" in o.name else "none"
     if o.target in ("room.bitrate", "room.ingest_bitrate"):
         return str(d // 1000)
+    if isinstance(d, float):
+        return f"{d:g}"
     if isinstance(d, tuple):
         if o.name == "size":
             return f"{d[0]}x{d[1]}"
