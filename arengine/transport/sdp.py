@@ -2,6 +2,11 @@
 
 aiortc raises assorted exceptions (or none at all) on odd SDP; WHIP/WHEP clients need a
 400 for a malformed offer and a 422 for one that parses but carries no usable video.
+
+A section with port 0 is disabled (RFC 3264), except a ``bundle-only`` one inside a BUNDLE
+group whose first (tagged) section is live (RFC 8843): that is how a max-bundle offerer,
+such as GStreamer's webrtcbin, offers every section after the first, and aiortc receives
+such sections over the bundle's one transport.
 """
 
 from __future__ import annotations
@@ -31,6 +36,38 @@ class OfferInfo:
     has_datachannel: bool
 
 
+def _bundle_only(text: str) -> list[bool]:
+    """Per m= section, whether it carries ``a=bundle-only`` (aiortc's parser drops it)."""
+    flags: list[bool] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("m="):
+            flags.append(False)
+        elif flags and line == "a=bundle-only":
+            flags[-1] = True
+    return flags
+
+
+def live_sections(desc: SessionDescription, text: str) -> list[bool]:
+    """Per m= section of ``desc`` (parsed from ``text``), whether it is in use.
+
+    Live: a non-zero port, or port 0 with ``a=bundle-only`` in a BUNDLE group whose tagged
+    section has a port. Any other port-0 section is disabled.
+    """
+    flags = _bundle_only(text)
+    if len(flags) != len(desc.media):  # not split the way aiortc split it: trust ports only
+        flags = [False] * len(desc.media)
+    by_mid = {m.rtp.muxId: m for m in desc.media if m.rtp.muxId}
+    bundled: set[str] = set()
+    for group in desc.group:
+        if group.semantic == "BUNDLE" and group.items:
+            tagged = by_mid.get(str(group.items[0]))
+            if tagged is not None and tagged.port != 0:
+                bundled.update(str(mid) for mid in group.items)
+    return [m.port != 0 or (only and m.rtp.muxId in bundled)
+            for m, only in zip(desc.media, flags, strict=True)]
+
+
 def inspect_offer(text: str, want: str) -> OfferInfo:
     """Parse and check an offer; ``want`` is "send" (WHIP) or "recv" (WHEP) for video."""
     if not text.strip():
@@ -43,7 +80,8 @@ def inspect_offer(text: str, want: str) -> OfferInfo:
         raise OfferError(400, f"malformed SDP offer: {e or type(e).__name__}") from None
     if not desc.media:
         raise OfferError(400, "malformed SDP offer: no m= sections")
-    for m in desc.media:
+    used = [m for m, live in zip(desc.media, live_sections(desc, text), strict=True) if live]
+    for m in used:  # a disabled section is not used, so not checked either
         if m.kind in ("audio", "video") and (
                 m.ice is None or not m.ice.usernameFragment or not m.ice.password):
             raise OfferError(400, f"malformed SDP offer: {m.kind} section lacks ICE "
@@ -51,9 +89,12 @@ def inspect_offer(text: str, want: str) -> OfferInfo:
         if m.kind in ("audio", "video") and (m.dtls is None or not m.dtls.fingerprints):
             raise OfferError(400, f"malformed SDP offer: {m.kind} section lacks a DTLS "
                                   "fingerprint")
-    video = [m for m in desc.media if m.kind == "video" and m.port != 0]
+    video = [m for m in used if m.kind == "video"]
     if not video:
-        raise OfferError(422, "the offer has no video track")
+        disabled = any(m.kind == "video" for m in desc.media)
+        raise OfferError(422, "the offer has no video track" + (
+            " (its video section has port 0 without a=bundle-only in a BUNDLE group: "
+            "disabled)" if disabled else ""))
     m = video[0]
     direction = m.direction or "sendrecv"
     if want == "send" and direction not in ("sendonly", "sendrecv"):
@@ -66,6 +107,5 @@ def inspect_offer(text: str, want: str) -> OfferInfo:
         offered = ", ".join(sorted({c.name for c in m.rtp.codecs})) or "none"
         raise OfferError(422, f"unsupported video codecs ({offered}); "
                               f"use one of {', '.join(SUPPORTED_VIDEO)}")
-    return OfferInfo(codecs, direction,
-                     any(x.kind == "audio" and x.port != 0 for x in desc.media),
-                     any(x.kind == "application" for x in desc.media))
+    return OfferInfo(codecs, direction, any(x.kind == "audio" for x in used),
+                     any(x.kind == "application" for x in used))
