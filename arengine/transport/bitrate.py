@@ -16,11 +16,11 @@ control reads the receiver reports aiortc keeps sending), and a sender's own cei
 from __future__ import annotations
 
 import logging
-from typing import Any
+
+from arengine.transport import hooks
 
 logger = logging.getLogger(__name__)
 
-_ESTIMATOR_ATTR = "_RTCRtpReceiver__remote_bitrate_estimator"
 INTERVAL_MS = 500
 
 
@@ -45,20 +45,19 @@ class AnnouncedBitrate:
         return self.bitrate, [ssrc]
 
 
-def announce_bitrate(receiver: Any, bitrate: int) -> bool:
+def announce_bitrate(receiver: object, bitrate: int) -> bool:
     """Make an aiortc video receiver announce ``bitrate`` (bit/s); False if it cannot.
 
-    aiortc has no hook for its estimator, so this swaps a private attribute; call it
-    before the first packet arrives. An aiortc without that attribute keeps its own
-    estimator, and the reason is logged.
+    aiortc has no hook for its estimator (see :mod:`arengine.transport.hooks`); call this
+    before the first packet arrives. An aiortc without one keeps its own estimator, and the
+    reason is logged.
     """
-    current = getattr(receiver, _ESTIMATOR_ATTR, False)
+    current = hooks.bitrate_estimator(receiver)
     if isinstance(current, AnnouncedBitrate):
         current.bitrate = bitrate
         return True
-    if current is False or current is None or not hasattr(current, "add"):
+    if current is None or not hooks.set_bitrate_estimator(receiver, AnnouncedBitrate(bitrate)):
         logger.warning("this aiortc has no replaceable bitrate estimator; the host's "
                        "bitrate follows aiortc's delay-based estimate")
         return False
-    setattr(receiver, _ESTIMATOR_ATTR, AnnouncedBitrate(bitrate))
     return True

@@ -17,6 +17,8 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from arengine.transport import hooks
+
 
 class WhipError(RuntimeError):
     """The server refused an offer; ``status`` is its HTTP status."""
@@ -28,13 +30,16 @@ class WhipError(RuntimeError):
 
 class _Client:
     def __init__(self, http: httpx.AsyncClient, url: str) -> None:
+        hooks.allow_rsa_dtls()  # servers with RSA certificates (GStreamer's)
         self.http = http
         self.url = url
         self.pc = RTCPeerConnection()
         self.location: str | None = None
         self.etag: str | None = None
+        self._auth: dict[str, str] = {}  # sent again with the DELETE (WHIP: the host token)
 
     async def _exchange(self, headers: dict[str, str]) -> None:
+        self._auth = {k: v for k, v in headers.items() if k.lower() == "authorization"}
         await self.pc.setLocalDescription(await self.pc.createOffer())
         r = await self.http.post(self.url, content=self.pc.localDescription.sdp,
                                  headers={"Content-Type": "application/sdp", **headers})
@@ -49,7 +54,7 @@ class _Client:
         """DELETE the session resource, then close the peer connection."""
         if self.location is not None:
             with contextlib.suppress(httpx.HTTPError):
-                await self.http.delete(self.location)
+                await self.http.delete(self.location, headers=self._auth)
             self.location = None
         await self.pc.close()
 

@@ -13,63 +13,56 @@ next timestamp.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtp import RtpPacket
+
+from arengine.transport import hooks
 
 logger = logging.getLogger(__name__)
 
-_RECEIVER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 
-
-class MarkerJitterBuffer(JitterBuffer):
+class MarkerJitterBuffer(hooks.OpenJitterBuffer):
     """aiortc's video jitter buffer, completing frames on the RTP marker bit."""
 
     def __init__(self, capacity: int = 512) -> None:
-        super().__init__(capacity=capacity, is_video=True)
+        super().__init__(capacity=capacity)
         self.completed_on_marker = 0
         self.completed_on_timestamp = 0
 
-    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
-        if self._origin is None:
-            return None
-        packets: list[Any] = []
+    def next_frame(self) -> JitterFrame | None:
+        packets: list[RtpPacket] = []
         timestamp: int | None = None
         for count in range(self.capacity):
-            packet = self._packets[(self._origin + count) % self.capacity]
+            packet = self.packet_at(count)
             if packet is None:
-                return None  # a gap: wait for the missing packet (or a NACK resend)
+                return None  # a gap (or nothing yet): wait for the missing packet or a resend
             if timestamp is None:
                 timestamp = packet.timestamp
             elif packet.timestamp != timestamp:
                 # The previous frame had no marked last packet: complete it now.
                 self.completed_on_timestamp += 1
-                return self._take(packets, timestamp, count)
+                return self.take_frame(packets, timestamp, count)
             packets.append(packet)
             if packet.marker:
                 self.completed_on_marker += 1
-                return self._take(packets, timestamp, count + 1)
+                return self.take_frame(packets, timestamp, count + 1)
         return None
 
-    def _take(self, packets: list[Any], timestamp: int, count: int) -> JitterFrame:
-        frame = JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)
-        self.remove(count)
-        return frame
 
-
-def use_marker_jitter_buffer(receiver: Any) -> bool:
+def use_marker_jitter_buffer(receiver: object) -> bool:
     """Give an aiortc video receiver a :class:`MarkerJitterBuffer`; False if it cannot.
 
-    aiortc has no hook for its jitter buffer, so this swaps its private attribute; call it
-    before the first packet arrives (between setRemoteDescription and the answer). On an
-    aiortc whose receiver has no such attribute nothing changes and the reason is logged.
+    aiortc has no hook for its jitter buffer (see :mod:`arengine.transport.hooks`); call
+    this before the first packet arrives (between setRemoteDescription and the answer). On
+    an aiortc whose receiver has no such buffer nothing changes and the reason is logged.
     """
-    current = getattr(receiver, _RECEIVER_ATTR, None)
+    current = hooks.jitter_buffer(receiver)
     if isinstance(current, MarkerJitterBuffer):
         return True
-    if not isinstance(current, JitterBuffer):
+    if current is None or not hooks.set_jitter_buffer(receiver,
+                                                      MarkerJitterBuffer(current.capacity)):
         logger.warning("this aiortc has no replaceable video jitter buffer; frames will "
                        "wait one frame interval in it")
         return False
-    setattr(receiver, _RECEIVER_ATTR, MarkerJitterBuffer(current.capacity))
     return True

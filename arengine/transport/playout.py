@@ -12,7 +12,7 @@ uneven motion instead of as latency.
 aiortc neither negotiates nor writes this extension, so :func:`use_playout_delay` adds it
 to a video transceiver's negotiated extensions when the offer has it (between
 setRemoteDescription and createAnswer) and gives the sender a header-extension map that
-writes it on every packet.
+writes it on every packet (both through :mod:`arengine.transport.hooks`).
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ import logging
 from typing import Any
 
 from aiortc import rtp
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtcrtpparameters import RTCRtpParameters
 from aiortc.sdp import SessionDescription
+
+from arengine.transport import hooks
 
 logger = logging.getLogger(__name__)
 
 PLAYOUT_DELAY_URI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
 MAX_DELAY_MS = 40950  # 12 bits of 10 ms units
-_SENDER_MAP_ATTR = "_RTCRtpSender__rtp_header_extensions_map"
 
 
 def pack_playout_delay(min_ms: int, max_ms: int) -> bytes:
@@ -110,14 +111,10 @@ def use_playout_delay(transceiver: Any, offer_sdp: str, min_ms: int = 0,
     ext_id = offered_extension_id(offer_sdp, transceiver.mid, PLAYOUT_DELAY_URI)
     if ext_id is None:
         return False
-    sender = transceiver.sender
-    if not isinstance(getattr(sender, _SENDER_MAP_ATTR, None), rtp.HeaderExtensionsMap):
+    if not hooks.set_header_extensions_map(transceiver.sender,
+                                           PlayoutDelayMap(min_ms, max_ms)):
         logger.warning("this aiortc has no replaceable header-extension map; viewers keep "
                        "their browser's playout delay")
         return False
-    exts = list(getattr(transceiver, "_headerExtensions", []))
-    if not any(e.uri == PLAYOUT_DELAY_URI for e in exts):
-        exts.append(RTCRtpHeaderExtensionParameters(id=ext_id, uri=PLAYOUT_DELAY_URI))
-        transceiver._headerExtensions = exts
-    setattr(sender, _SENDER_MAP_ATTR, PlayoutDelayMap(min_ms, max_ms))
+    hooks.add_negotiated_header_extension(transceiver, ext_id, PLAYOUT_DELAY_URI)
     return True

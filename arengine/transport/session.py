@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from arengine.transport import hooks
+
 logger = logging.getLogger(__name__)
 
 
@@ -24,7 +26,10 @@ class PeerSession:
     kind = "session"
 
     def __init__(self, room: str, config: RTCConfiguration | None = None) -> None:
-        self.id = secrets.token_urlsafe(12)
+        hooks.allow_rsa_dtls()  # publishers and viewers with RSA certificates (GStreamer)
+        # The resource URL is the only thing that lets a viewer end its session: 256
+        # random bits, never listed anywhere public.
+        self.id = secrets.token_urlsafe(32)
         self.etag = f'"{secrets.token_hex(8)}"'
         self.room = room
         self.created = time.time()

@@ -15,8 +15,8 @@ import logging
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCRtpSender
-from aiortc.rtcpeerconnection import filter_preferred_codecs
 
+from arengine.transport import hooks
 from arengine.transport.encoder import MIME_TYPES, Codec, EncodedTrack
 from arengine.transport.playout import use_playout_delay
 from arengine.transport.session import PeerSession
@@ -72,14 +72,13 @@ class WhepSession(PeerSession):
             # aiortc applies preferences when it reads the offer, which for an answerer has
             # already happened: narrow the negotiated list too, or the answer would list
             # the viewer's first codec and the shared packets would be labelled with it.
-            t._codecs = filter_preferred_codecs(t._codecs, prefs)
-            if not t._codecs:
+            if not hooks.narrow_negotiated_codecs(t, prefs):
                 raise ValueError(f"the offer does not accept {self.codec.upper()}")
             if self.playout_delay is not None:
                 self.playout_delay_sent = use_playout_delay(
                     t, self.pc.remoteDescription.sdp, *self.playout_delay)
             # The shared encoder honours keyframe requests (PLI/FIR) for this viewer.
-            sender._send_keyframe = self.track.fanout.request_keyframe  # type: ignore[method-assign]
+            hooks.route_keyframe_requests(sender, self.track.fanout.request_keyframe)
             return
         raise ValueError("the offer has no video section")
 

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from typing import Any
 
 import av
 from aiortc import MediaStreamTrack, RTCConfiguration
-from aiortc import rtcrtpreceiver as _receiver
 from aiortc.mediastreams import MediaStreamError
 
+from arengine.transport import hooks
 from arengine.transport.bitrate import announce_bitrate
 from arengine.transport.jitter import use_marker_jitter_buffer
 from arengine.transport.session import PeerSession
@@ -45,20 +44,13 @@ class _TimedDecoder:
         return list(frames)
 
 
+def _time_video(codec: Any, decoder: Any) -> Any:
+    return _TimedDecoder(decoder) if codec.mimeType.lower().startswith("video/") else decoder
+
+
 def install_decode_timing() -> None:
     """Time aiortc's video decoding (idempotent; aiortc has no hook for it)."""
-    original = _receiver.get_decoder
-    if getattr(original, "_arengine_timed", False):
-        return
-
-    @functools.wraps(original)
-    def get_decoder(codec: Any) -> Any:
-        decoder = original(codec)
-        return _TimedDecoder(decoder) if codec.mimeType.lower().startswith("video/") \
-            else decoder
-
-    get_decoder._arengine_timed = True  # type: ignore[attr-defined]
-    _receiver.get_decoder = get_decoder
+    hooks.wrap_decoders(_time_video)
 
 
 class WhipSession(PeerSession):
@@ -96,7 +88,7 @@ class WhipSession(PeerSession):
     def codec(self) -> str | None:
         for t in self.pc.getTransceivers():
             if t.kind == "video" and t.receiver.track is not None:
-                codecs = getattr(t, "_codecs", None)
+                codecs = hooks.negotiated_codecs(t)
                 if codecs:
                     return str(codecs[0].mimeType)
         return None
