@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from arengine.interaction.api import FastActions, build_router, validation_error_response
 from arengine.interaction.hub import RoomHub
@@ -141,10 +142,27 @@ def from_env() -> FastAPI:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's 404/405 in the one error shape."""
+    """Starlette's 404/405 in the one error shape; a 405 lists every method the path
+    has (Starlette names only the first route's), as RFC 9110 asks of Allow."""
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else "request refused"
-    return JSONResponse({"detail": detail}, exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        methods: set[str] = set()
+        for route in request.app.router.routes:
+            match, _ = route.matches({**request.scope, "method": "\0"})
+            if match is not Match.NONE:
+                methods |= set(getattr(route, "methods", None) or ())
+        methods.discard("HEAD")
+        headers["Allow"] = ", ".join(sorted(methods))
+        path = request.url.path
+        if path.startswith(("/whip/", "/whep/")) and path.count("/") == 3:
+            # RFC 9725 4.3: no trickle ICE, no ICE restart: PATCH is 405.
+            detail = ("trickle ICE and ICE restarts are not supported; send all candidates "
+                      "in the offer")
+        else:
+            detail = f"{request.method} is not allowed here; use {headers['Allow']}"
+    return JSONResponse({"detail": detail}, exc.status_code, headers=headers)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -33,6 +33,7 @@ from arengine.pipeline import RoomConfig, RoomPipeline, StatsObserver
 from arengine.tracking.gestures import GestureEvent
 from arengine.transport.audio import RoomAudio
 from arengine.transport.encoder import CODECS, Codec
+from arengine.transport.hooks import verify_hooks
 from arengine.transport.sdp import OfferError, inspect_offer
 from arengine.transport.session import PeerSession
 from arengine.transport.whep import WhepSession, choose_codec
@@ -169,6 +170,7 @@ class MediaServer:
         return (p.status if p is not None else "idle"), self.watching(room)
 
     async def start(self) -> None:
+        verify_hooks()  # every reach into aiortc's private parts still fits (clear error)
         if self.switch_interval is not None:
             self._saved_switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(self.switch_interval)
@@ -267,6 +269,9 @@ class MediaServer:
         return None
 
     async def publish(self, room: str, request: Request) -> Response:
+        if _bearer(request) is None:
+            return _problem(401, "a host token is required: Authorization: Bearer <token>",
+                            {"WWW-Authenticate": 'Bearer realm="arengine"'})
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/sdp":
             return _problem(415, "WHIP offers must be sent as Content-Type: application/sdp",
@@ -460,7 +465,6 @@ _HOST_AUTH: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
 def media_router(media: MediaServer) -> APIRouter:
     """WHIP/WHEP endpoints (RFC 9725 and the WHEP draft) and the media stats."""
     r = APIRouter()
-    allow_resource = {"Allow": "DELETE, OPTIONS"}
 
     def options(methods: str) -> Response:
         return Response(status_code=204, headers={
@@ -515,28 +519,6 @@ def media_router(media: MediaServer) -> APIRouter:
     async def whep_delete(room: str, session_id: str, request: Request) -> Response:
         """End a viewer's session; the resource URL itself is the viewer's secret."""
         return await media.end("whep", room, session_id, request)
-
-    # RFC 9725 4.3: a session that supports neither trickle ICE nor ICE restarts answers
-    # PATCH with 405; candidates all travel in the offer and answer.
-    @r.patch("/whip/{room}/{session_id}", tags=["media"], response_class=Response,
-             openapi_extra=_HOST_AUTH, responses=errors(401, 404) | {405: {
-                 "description": "trickle ICE and ICE restarts are not supported"}})
-    async def whip_patch(room: str, session_id: str, request: Request) -> Response:
-        s = media._session("whip", room, session_id, request)
-        if isinstance(s, Response):
-            return s
-        return _problem(405, "trickle ICE and ICE restarts are not supported; "
-                             "send all candidates in the offer", allow_resource)
-
-    @r.patch("/whep/{room}/{session_id}", tags=["media"], response_class=Response,
-             responses=errors(404) | {405: {
-                 "description": "trickle ICE and ICE restarts are not supported"}})
-    async def whep_patch(room: str, session_id: str, request: Request) -> Response:
-        s = media._session("whep", room, session_id, request)
-        if isinstance(s, Response):
-            return s
-        return _problem(405, "trickle ICE and ICE restarts are not supported; "
-                             "send all candidates in the offer", allow_resource)
 
     @r.get("/api/rooms/{room}/stats", tags=["media"], openapi_extra=_HOST_AUTH,
            responses=errors(401, 404))

@@ -46,10 +46,26 @@ from arengine.interaction.errors import (
 from arengine.interaction.events import Event
 from arengine.interaction.hub import RoomHub
 from arengine.interaction.metrics import room_metrics
-from arengine.interaction.polls import MAX_DURATION_S, MAX_OPTIONS, MIN_DURATION_S, MIN_OPTIONS
-from arengine.interaction.room import Room
+from arengine.interaction.polls import (
+    MAX_DURATION_S,
+    MAX_OPTIONS,
+    MIN_DURATION_S,
+    MIN_OPTIONS,
+    OPTION_MAX_CHARS,
+    QUESTION_MAX_CHARS,
+)
+from arengine.interaction.room import (
+    GOAL_MESSAGE_MAX_CHARS,
+    LIKE_GOAL_MAX,
+    MAX_LIKES_PER_REQUEST,
+    PRODUCT_NAME_MAX_CHARS,
+    PRODUCT_PRICE_MAX_CHARS,
+    ROOM_TITLE_MAX_CHARS,
+    URL_MAX_CHARS,
+    Room,
+)
 from arengine.interaction.state import RoomState
-from arengine.interaction.text import check_comment
+from arengine.interaction.text import COMMENT_MAX_CHARS, NAME_MAX_CHARS, check_comment
 
 _M = TypeVar("_M", bound=BaseModel)
 logger = logging.getLogger(__name__)
@@ -102,68 +118,117 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def _shade_ids() -> list[str]:
+    from arengine.effects.shades import default_catalog
+
+    return list(default_catalog().ids())
+
+
+def _shade_enum(schema: dict[str, Any]) -> None:
+    """The catalog's ids in the OpenAPI document, so a client (and schemathesis) knows
+    exactly which shade ids are accepted."""
+    for option in schema.get("anyOf", [schema]):
+        if option.get("type") == "string":
+            option["enum"] = _shade_ids()
+
+
+# The limits below are documented in the OpenAPI document (json_schema_extra) and checked
+# by the room itself, the one place the rules live, with messages that say what is wrong
+# ("comment is 250 characters; the limit is 200"). The text rules beyond lengths (no
+# control characters, a visible character, no name posing as the host) are more than JSON
+# Schema can say; they answer 422 with a message naming the rule.
+ROOM_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,39}$"
+# What text.py refuses anywhere in a string: control characters and bidi overrides.
+PLAIN_TEXT = r"^[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$"
+STICKER_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+
+
+def _doc(**limits: Any) -> dict[str, Any]:
+    """JSON Schema keywords for a field's OpenAPI entry (camelCase, as the spec spells them)."""
+    return {"".join(w.capitalize() if n else w for n, w in enumerate(k.split("_"))): v
+            for k, v in limits.items()}
+
+
+def _text(shortest: int, longest: int) -> dict[str, Any]:
+    return _doc(min_length=shortest, max_length=longest, pattern=PLAIN_TEXT)
+
+
 class CreateRoom(_Body):
-    title: str = Field("", max_length=120)
-    room_id: str | None = Field(None, description="3-40 of a-z, 0-9 and -; generated if absent")
+    title: str = Field("", json_schema_extra=_text(0, ROOM_TITLE_MAX_CHARS))
+    room_id: str | None = Field(None, description="3-40 of a-z, 0-9 and -; generated if absent",
+                                json_schema_extra=_doc(pattern=ROOM_ID_PATTERN))
 
 
 class Join(_Body):
-    name: str = Field(description="display name, 1-40 characters")
+    name: str = Field(description="display name",
+                      json_schema_extra=_text(1, NAME_MAX_CHARS))
 
 
 class CommentIn(_Body):
-    text: str = Field(description="1-200 characters, kept exactly; no control characters")
+    text: str = Field(description="kept exactly as sent",
+                      json_schema_extra=_text(1, COMMENT_MAX_CHARS))
 
 
 class LikeIn(_Body):
-    count: int = Field(1, description="likes in this request (1-50), e.g. from rapid taps")
+    count: int = Field(1, description="likes in this request, e.g. from rapid taps",
+                       json_schema_extra=_doc(minimum=1, maximum=MAX_LIKES_PER_REQUEST))
 
 
 class ShareIn(_Body):
-    channel: str | None = Field(None, description="where it was shared, e.g. 'line'")
+    channel: str | None = Field(None, description="where it was shared, e.g. 'line'",
+                                json_schema_extra=_doc(pattern=r"^[a-z0-9][a-z0-9_-]{0,23}$"))
 
 
 class VoteIn(_Body):
-    option: int = Field(description="option index, 0-based")
+    option: int = Field(description="option index, 0-based",
+                        json_schema_extra=_doc(minimum=0, maximum=MAX_OPTIONS - 1))
 
 
 class PollOptionIn(_Body):
-    label: str
-    shade_id: str | None = Field(None, description="a shade id from GET /api/shades")
+    label: str = Field(json_schema_extra=_text(1, OPTION_MAX_CHARS))
+    shade_id: str | None = Field(None, json_schema_extra=_shade_enum,
+                                 description="a shade id from GET /api/shades")
 
 
 class PollIn(_Body):
-    question: str
+    question: str = Field(json_schema_extra=_text(1, QUESTION_MAX_CHARS))
     options: list[PollOptionIn] = Field(
-        description=f"{MIN_OPTIONS} to {MAX_OPTIONS} options")
-    duration_s: float = Field(description=f"{MIN_DURATION_S:g} to {MAX_DURATION_S:g} s")
+        json_schema_extra=_doc(min_items=MIN_OPTIONS, max_items=MAX_OPTIONS))
+    duration_s: float = Field(description="seconds", json_schema_extra=_doc(
+        minimum=MIN_DURATION_S, maximum=MAX_DURATION_S))
     apply_shade: bool = Field(
-        False, description="when the poll closes, put the winning shade on the host")
+        False, description="when the poll closes, put the winning shade on the host "
+                           "(every option must name a shade)")
 
 
 class ShadeIn(_Body):
-    shade_id: str | None = Field(description="a shade id from GET /api/shades, or null")
+    shade_id: str | None = Field(json_schema_extra=_shade_enum,
+                                 description="a shade id from GET /api/shades, or null")
 
 
 class EffectIn(_Body):
     enabled: bool | None = None
-    settings: dict[str, Any] | None = None
+    settings: dict[str, Any] | None = Field(
+        None, description="the effect's own settings, e.g. lipstick intensity (checked "
+                          "against the effect)", json_schema_extra=_doc(max_properties=32))
 
 
 class EffectsIn(_Body):
-    effects: dict[str, EffectIn]
+    effects: dict[str, EffectIn] = Field(json_schema_extra=_doc(min_properties=1))
 
 
 class ProductIn(_Body):
-    name: str
-    price: str = Field(description="formatted for display, e.g. '¥129' or '$19.90'")
-    url: str | None = None
-    id: str | None = None
+    name: str = Field(json_schema_extra=_text(1, PRODUCT_NAME_MAX_CHARS))
+    price: str = Field(description="formatted for display, e.g. '¥129' or '$19.90'",
+                       json_schema_extra=_text(1, PRODUCT_PRICE_MAX_CHARS))
+    url: str | None = Field(None, json_schema_extra=_doc(max_length=URL_MAX_CHARS,
+                                                         pattern=r"^https?://\S+$"))
+    id: str | None = Field(None, json_schema_extra=_doc(pattern=STICKER_ID_PATTERN))
 
 
 class LikeGoalIn(_Body):
-    target: int
-    message: str
+    target: int = Field(json_schema_extra=_doc(minimum=1, maximum=LIKE_GOAL_MAX))
+    message: str = Field(json_schema_extra=_text(1, GOAL_MESSAGE_MAX_CHARS))
 
 
 # ------------------------------------------------------------------- serialising
@@ -375,7 +440,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 # Every route can answer these: body limits (FastActions), rate limits, a failed store.
-COMMON = (413, 422, 429, 503)
+COMMON = (400, 413, 422, 429, 503)
 ROOM = (404, *COMMON)
 VIEWER = (401, 404, 409, *COMMON)
 HOST = (401, 403, 404, 409, *COMMON)
@@ -423,6 +488,8 @@ class AvatarStored(Ack):
 
 
 MediaStatus = Callable[[str], tuple[str, int]]  # room id -> (status, watching)
+# A bearer token that may be left out (join: a previous viewer token to come back as).
+_OPTIONAL_AUTH: dict[str, Any] = {"security": [{}, {"HTTPBearer": []}]}
 PAGE_MAX = 100
 
 
@@ -460,7 +527,8 @@ def build_router(hub: RoomHub, *, admin_token: str | None,
     ViewerDep = Annotated[tuple[Room, str], Depends(viewer_of)]
 
     @r.post("/api/rooms", status_code=201, tags=["rooms"], response_model=RoomCreated,
-            responses=errors(401, 403, 409, *COMMON))
+            responses=errors(401, 403, 409, *COMMON),
+            openapi_extra=None if admin_token is not None else _OPTIONAL_AUTH)
     async def create_room(body: CreateRoom, creds: Credentials,
                           request: Request) -> dict[str, Any]:
         """Create a room; the host token is returned once and never shown again."""
@@ -503,7 +571,7 @@ def build_router(hub: RoomHub, *, admin_token: str | None,
     # viewers
 
     @r.post(api + "/join", status_code=201, tags=["viewers"], response_model=Joined,
-            responses=errors(*VIEWER))
+            responses=errors(*VIEWER), openapi_extra=_OPTIONAL_AUTH)
     async def join(room: RoomDep, body: Join, creds: Credentials,
                    request: Request) -> dict[str, Any]:
         """Join as a new viewer, or rejoin with a previous viewer token."""

@@ -35,7 +35,7 @@ async def busy_room(hub: RoomHub, clock) -> tuple[Room, str, dict[str, str]]:
     await room.set_like_goal(20, "Goal! 🎉")
     await room.like(vids[0], 20)
     await room.set_product("Velvet Ruby", "¥129", "https://shop.example/p/1", "ruby-01")
-    await room.set_effects({"lipstick": {"enabled": True, "settings": {"opacity": 0.8}}})
+    await room.set_effects({"lipstick": {"enabled": True, "settings": {"intensity": 0.8}}})
     poll = await room.open_poll("Which shade?", [("Ruby", "velvet-ruby"),
                                                  ("Nude", "velvet-nude")], 60,
                                 apply_shade=True)
