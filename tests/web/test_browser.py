@@ -98,7 +98,7 @@ def source_frame(face_video: Path, t: float = 1.0) -> np.ndarray:
 
 def go_live(browser, server) -> object:
     host = browser.new_page()
-    host.goto(f"{server.url}/host/demo?token={server.token}")
+    host.goto(f"{server.url}/host/demo#token={server.token}")
     host.click("#live")
     with httpx.Client(base_url=server.url) as http:
         wait_for(lambda: http.get("/api/rooms/demo/status").json()["status"] == "live", 30,

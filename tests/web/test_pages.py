@@ -42,3 +42,45 @@ def test_room_list_and_stats(live_server) -> None:
         metrics = http.get("/metrics").text
         assert "arengine_stage_seconds" in metrics  # media metrics (default registry)
         assert "arengine_room_events" in metrics  # the interaction hub's registry
+
+
+def test_host_console_form_limits_match_the_api() -> None:
+    """The poll form allowed 10-3600 s while the API takes 15-1800 s (and so on)."""
+    from html.parser import HTMLParser
+
+    from arengine.interaction import polls, room
+
+    inputs: dict[str, dict[str, str]] = {}
+
+    class Inputs(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = {k: v or "" for k, v in attrs}
+            if tag == "input" and "id" in a:
+                inputs[a["id"]] = a
+
+    Inputs().feed((WEB_DIR / "templates" / "host.html").read_text(encoding="utf-8"))
+    assert inputs["poll-duration"]["min"] == f"{polls.MIN_DURATION_S:g}"
+    assert inputs["poll-duration"]["max"] == f"{polls.MAX_DURATION_S:g}"
+    assert inputs["poll-q"]["maxlength"] == str(polls.QUESTION_MAX_CHARS)
+    assert inputs["product-name"]["maxlength"] == str(room.PRODUCT_NAME_MAX_CHARS)
+    assert inputs["product-price"]["maxlength"] == str(room.PRODUCT_PRICE_MAX_CHARS)
+    assert inputs["product-url"]["maxlength"] == str(room.URL_MAX_CHARS)
+    assert inputs["goal-target"]["max"] == str(room.LIKE_GOAL_MAX)
+    assert inputs["goal-message"]["maxlength"] == str(room.GOAL_MESSAGE_MAX_CHARS)
+    watch: dict[str, dict[str, str]] = {}
+    inputs.clear()
+    Inputs().feed((WEB_DIR / "templates" / "watch.html").read_text(encoding="utf-8"))
+    watch.update(inputs)
+    from arengine.interaction import text
+
+    assert watch["comment"]["maxlength"] == str(text.COMMENT_MAX_CHARS)
+    assert watch["name"]["maxlength"] == str(text.NAME_MAX_CHARS)
+
+
+def test_pages_have_no_inline_script_or_style() -> None:
+    """The Content-Security-Policy refuses both: a page that used them would break."""
+    for f in (WEB_DIR / "templates").iterdir():
+        text = f.read_text(encoding="utf-8")
+        assert not re.search(r"<script(?![^>]*\bsrc=)", text), f.name
+        assert not re.search(r"\son\w+=", text), f.name
+        assert " style=" not in text, f.name
