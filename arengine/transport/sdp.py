@@ -68,6 +68,20 @@ def live_sections(desc: SessionDescription, text: str) -> list[bool]:
             for m, only in zip(desc.media, flags, strict=True)]
 
 
+def _bad_line(text: str) -> str:
+    """Where a failed parse went wrong, for a person: the first line after which the
+    offer no longer parses (aiortc's own errors read like "list index out of range")."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    for n in range(1, len(lines) + 1):
+        try:
+            SessionDescription.parse("\r\n".join(lines[:n]) + "\r\n")
+        except Exception:
+            line = lines[n - 1]
+            shown = line if len(line) <= 60 else line[:60] + "..."
+            return f"line {n} cannot be read: {shown!r}"
+    return "it cannot be read as SDP"
+
+
 def inspect_offer(text: str, want: str) -> OfferInfo:
     """Parse and check an offer; ``want`` is "send" (WHIP) or "recv" (WHEP) for video."""
     if not text.strip():
@@ -76,8 +90,8 @@ def inspect_offer(text: str, want: str) -> OfferInfo:
         raise OfferError(400, "malformed SDP offer: it must start with v=0")
     try:
         desc = SessionDescription.parse(text)
-    except Exception as e:  # aiortc's parser raises whatever its split/int calls raise
-        raise OfferError(400, f"malformed SDP offer: {e or type(e).__name__}") from None
+    except Exception:  # aiortc's parser raises whatever its split/int calls raise
+        raise OfferError(400, f"malformed SDP offer: {_bad_line(text)}") from None
     if not desc.media:
         raise OfferError(400, "malformed SDP offer: no m= sections")
     used = [m for m, live in zip(desc.media, live_sections(desc, text), strict=True) if live]

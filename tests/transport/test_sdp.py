@@ -4,6 +4,7 @@ sections are disabled, and a bundle-only offer publishes through WHIP end to end
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -136,3 +137,15 @@ def test_a_max_bundle_audio_video_offer_publishes(hub, server) -> None:
                 await pc.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("offer", [
+    "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video x UDP/TLS/RTP/SAVPF 96\r\n",
+    "v=0\r\nm=video\r\n",
+])
+def test_a_malformed_offer_names_the_line(offer: str) -> None:
+    """It said "malformed SDP offer:" and nothing more, or aiortc's own exception text."""
+    with pytest.raises(OfferError) as e:
+        inspect_offer(offer, "recv")
+    assert e.value.status == 400
+    assert re.search(r"malformed SDP offer: line \d+ cannot be read: 'm=video", str(e.value))
