@@ -10,6 +10,7 @@ by ``serve``).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,7 +22,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from arengine.interaction.api import FastActions, build_router, validation_error_response
 from arengine.interaction.hub import RoomHub
@@ -124,16 +124,18 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
     return app
 
 
+def client_for(app: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:
+    """An HTTP client calling ``app`` in process as if from ``address`` (no socket)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 40000)),
+                             base_url="http://arengine.local")
+
+
 @asynccontextmanager
 async def running(app: FastAPI, client: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
-    """``app`` started (its lifespan run) in this event loop, with an HTTP client that
-    calls it in process as if from ``client``: how tests and benchmarks drive the server
-    without a socket."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=(client, 40000))
-        async with httpx.AsyncClient(transport=transport,
-                                     base_url="http://arengine.local") as http:
-            yield http
+    """``app`` started (its lifespan run once) in this event loop, with a
+    :func:`client_for` it: how tests and benchmarks drive the server without a socket."""
+    async with app.router.lifespan_context(app), client_for(app, client) as http:
+        yield http
 
 
 def from_env() -> FastAPI:
@@ -148,13 +150,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else "request refused"
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
-        methods: set[str] = set()
-        for route in request.app.router.routes:
-            match, _ = route.matches({**request.scope, "method": "\0"})
-            if match is not Match.NONE:
-                methods |= set(getattr(route, "methods", None) or ())
-        methods.discard("HEAD")
-        headers["Allow"] = ", ".join(sorted(methods))
+        headers["Allow"] = ", ".join(_allowed_methods(request.app, request.url.path))
         path = request.url.path
         if path.startswith(("/whip/", "/whep/")) and path.count("/") == 3:
             # RFC 9725 4.3: no trickle ICE, no ICE restart: PATCH is 405.
@@ -163,6 +159,34 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         else:
             detail = f"{request.method} is not allowed here; use {headers['Allow']}"
     return JSONResponse({"detail": detail}, exc.status_code, headers=headers)
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods ``path`` answers: from the OpenAPI document (the API's truth) and the
+    app's own page routes."""
+    table = getattr(app.state, "allowed_methods", None)
+    if table is None:
+        table = []
+        for template, ops in app.openapi().get("paths", {}).items():
+            pattern = re.escape(template)
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", pattern)
+            table.append((re.compile(f"^{pattern}$"),
+                          {m.upper() for m in ops if m.upper() in _METHODS}))
+        for route in app.router.routes:
+            path_regex = getattr(route, "path_regex", None)
+            methods = getattr(route, "methods", None)
+            if path_regex is not None and methods:
+                table.append((path_regex, set(methods)))
+        app.state.allowed_methods = table
+    allowed: set[str] = set()
+    for regex, methods in table:
+        if regex.match(path):
+            allowed |= methods
+    allowed.discard("HEAD")
+    return sorted(allowed)
+
+
+_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from aiortc import RTCPeerConnection
 
-from arengine.app import Ready, create_app, running
+from arengine.app import Ready, client_for, create_app, running
 from arengine.demo import DemoSource, DemoTrack
 from arengine.interaction.ratelimit import Rate
 from arengine.settings import Limits, Settings
@@ -177,7 +177,7 @@ def test_per_client_limits_with_retry_after(tmp_path: Path) -> None:
 
     async def main() -> None:
         app = create_app(s)
-        async with running(app) as http, running(app, client="10.0.0.2") as other:
+        async with running(app) as http, client_for(app, "10.0.0.2") as other:
             assert (await http.post("/api/rooms", json={"room_id": "one"})).status_code == 201
             r = await http.post("/api/rooms", json={"room_id": "two"})
             assert r.status_code == 429 and int(r.headers["retry-after"]) > 60
@@ -204,7 +204,7 @@ def test_per_client_limits_with_retry_after(tmp_path: Path) -> None:
             r = await _offer_and_vanish(http, "one")
             assert r.status_code == 429 and "open sessions" in r.json()["detail"]
             assert (await _offer_and_vanish(other, "one")).status_code == 201
-            async with running(app, client="10.0.0.3") as third:
+            async with client_for(app, "10.0.0.3") as third:
                 r = await _offer_and_vanish(third, "one")
                 assert r.status_code == 503 and r.headers["retry-after"]
                 assert "room is full" in r.json()["detail"]

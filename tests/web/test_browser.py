@@ -190,8 +190,9 @@ def test_vote_in_viewer_page_changes_the_sticker(browser, live_server) -> None:
     n_before, n_after = _colour_pixels(before, rect, swatch), _colour_pixels(after, rect, swatch)
     print(f"sticker bar pixels: before vote {n_before}, after {n_after}")
     assert n_after > n_before + 200, (n_before, n_after)
-    viewer.wait_for_function(
-        "document.querySelector('#poll-meta').textContent.startsWith('1 votes')", timeout=10000)
+    viewer.wait_for_function(  # a function, not an expression: the page's CSP refuses eval
+        "() => document.querySelector('#poll-meta').textContent.startsWith('1 votes')",
+        timeout=10000)
     host.close()
     viewer.close()
 
@@ -231,7 +232,8 @@ def test_host_console_controls_and_product_click(browser, live_server) -> None:
               headers={"Authorization": f"Bearer {viewer_token}"})
     host.wait_for_selector("#comments >> text=plum please", timeout=10000)
 
-    host.wait_for_function("document.querySelectorAll('#stages tbody tr').length >= 5",
+    host.wait_for_function(
+        "() => document.querySelectorAll('#stages tbody tr').length >= 5",
                            timeout=20000)
     stages = host.text_content("#stages")
     assert "effect:lipstick" in stages and "encode:vp8" in stages
@@ -287,7 +289,8 @@ def test_viewer_joins_comments_and_likes(browser, live_server) -> None:
     for _ in range(3):
         viewer.click("#like")
     wait_for(lambda: http.get("/api/rooms/demo").json()["likes"] == 3, 10, "three likes")
-    viewer.wait_for_function("document.querySelector('#likes').textContent === '3'",
+    viewer.wait_for_function(
+        "() => document.querySelector('#likes').textContent === '3'",
                              timeout=10000)
     viewer.close()
     http.close()
