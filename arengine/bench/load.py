@@ -43,7 +43,10 @@ def _observer(samples: dict[str, RoomSamples], t0: list[float]) -> Any:
 
         def on_timing(self, room: str, timing: StageTiming) -> None:
             super().on_timing(room, timing)
-            if timing.stage == "server_total" and t0[0] > 0 and timing.start >= t0[0]:
+            # Frames that entered the pipeline inside the window [t0[0], t0[1]); those
+            # arriving while the pipelines wind down are not the window's.
+            if timing.stage == "server_total" and t0[0] > 0 \
+                    and t0[0] <= timing.start < t0[1]:
                 s = samples[room]
                 s.latency_ms.append(timing.duration_ms)
                 s.at_s.append(timing.end - t0[0])
@@ -70,7 +73,7 @@ async def _run_rooms(rooms: int, viewers: int, seconds: float, warmup: float, fp
     from arengine.pipeline.room import RoomConfig, RoomPipeline
 
     samples = {f"bench-{i}": RoomSamples() for i in range(rooms)}
-    t0 = [0.0]
+    t0 = [0.0, float("inf")]
     observer = _observer(samples, t0)
     state = busy_room_state(viewers)
     pipes = [RoomPipeline(name, RoomConfig(demo=True, demo_size=(1280, 720), fps=fps),
@@ -91,7 +94,7 @@ async def _run_rooms(rooms: int, viewers: int, seconds: float, warmup: float, fp
                                                              samples[p.room])))
         await asyncio.sleep(warmup)
         t0[0] = time.perf_counter()
-        end = t0[0] + seconds
+        end = t0[1] = t0[0] + seconds
         while (now := time.perf_counter()) < end:
             if on_tick is not None:
                 on_tick(now - t0[0])
