@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from arengine.effects import check_settings, effect_names
 from arengine.interaction.api import FastActions, build_router, validation_error_response
 from arengine.interaction.hub import RoomHub
 from arengine.keys import ServerKeys
@@ -54,6 +55,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
     admin = None if settings.open_rooms else (settings.admin_token or keys.token("admin"))
     limits = settings.limits
     hub = RoomHub.open(settings.db, settings.db_sync, clock=clock, limits=limits.viewer,
+                       effect_names=effect_names, check_effect_settings=check_settings,
                        client_rates={"join": limits.joins, "room": limits.rooms,
                                      "comment": limits.comments},
                        max_rooms=limits.max_rooms, idle_s=limits.viewer_idle_s)

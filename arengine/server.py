@@ -28,8 +28,8 @@ from fastapi.responses import JSONResponse
 from arengine.interaction.api import errors
 from arengine.interaction.errors import shown
 from arengine.interaction.hub import RoomHub
-from arengine.interaction.state import RoomState
 from arengine.pipeline import RoomConfig, RoomPipeline, StatsObserver
+from arengine.state import RoomState
 from arengine.tracking.gestures import GestureEvent
 from arengine.transport.audio import RoomAudio
 from arengine.transport.encoder import CODECS, Codec

@@ -280,7 +280,7 @@ def _shade(raw: Any) -> str | None:
     text = str(raw).strip()
     if text.lower() in ("", "none"):
         return None
-    from arengine.effects.shades import default_catalog
+    from arengine.catalog import default_catalog
 
     try:
         default_catalog().get(text)

@@ -37,7 +37,7 @@ from arengine.effects.base import Effect
 from arengine.effects.likes import Likes
 from arengine.effects.product import ProductSticker
 from arengine.effects.vote_sticker import VoteSticker
-from arengine.interaction.state import (
+from arengine.state import (
     LikeGoalView,
     PollOptionView,
     PollView,

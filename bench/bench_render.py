@@ -42,6 +42,7 @@ import numpy as np
 
 from arengine.bench.machine import machine_info
 from arengine.bench.stats import summarize
+from arengine.catalog import default_catalog
 from arengine.data import sample_video
 from arengine.effects.lipstick import (
     LipParams,
@@ -50,7 +51,6 @@ from arengine.effects.lipstick import (
     lip_roi_mask,
     roi_to_lab,
 )
-from arengine.effects.shades import default_catalog
 from arengine.render.backend import RenderBackend, select_backend
 from arengine.render.sprites import circle_crop, premultiply
 from arengine.tracking import FaceTracker

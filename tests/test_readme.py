@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from arengine.effects.shades import default_catalog
+from arengine.catalog import default_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Quick start (30 seconds)"

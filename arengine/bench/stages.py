@@ -31,7 +31,8 @@ import numpy as np
 
 from arengine.bench.stats import summarize
 from arengine.effects import Effect, create_effect, effect_names
-from arengine.interaction.state import (
+from arengine.effects.chain import BackendChain
+from arengine.state import (
     LikeGoalView,
     PollOptionView,
     PollView,
@@ -39,7 +40,6 @@ from arengine.interaction.state import (
     RoomState,
     ViewerView,
 )
-from arengine.render.chain import BackendChain
 from arengine.types import Scene, StageTiming
 
 if TYPE_CHECKING:
@@ -351,8 +351,8 @@ def shade_bgr_of(effect: Effect | None) -> tuple[int, int, int] | None:
     if effect is None:
         return None
     try:
+        from arengine.catalog import default_catalog
         from arengine.effects.lipstick import DEFAULT_SHADE
-        from arengine.effects.shades import default_catalog
 
         return default_catalog().get(DEFAULT_SHADE).bgr
     except Exception:

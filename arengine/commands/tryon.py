@@ -56,7 +56,7 @@ def add_parser(subparsers: Any) -> None:
 
 def shade_table(out: TextIO) -> None:
     """The catalog as an aligned text table: id, name, line, finish, hex."""
-    from arengine.effects.shades import default_catalog
+    from arengine.catalog import default_catalog
 
     rows = [("ID", "NAME", "LINE", "FINISH", "HEX")]
     rows += [(s.id, s.name, s.line, s.finish, s.hex) for s in default_catalog()]
@@ -150,8 +150,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.intensity <= 1.0:
         raise UserError(f"--intensity must be between 0 and 1, got {args.intensity}")
 
+    from arengine.catalog import default_catalog
     from arengine.effects.lipstick import DEFAULT_SHADE
-    from arengine.effects.shades import default_catalog
 
     shade = default_catalog().get(args.shade or DEFAULT_SHADE)  # unknown: UserError
     src, dst = Path(args.input), Path(args.output)

@@ -27,7 +27,6 @@ import numpy as np
 from arengine.effects.base import Effect, register_effect
 from arengine.effects.layout import Rect, StateClock, free_side, obstacles, reserve, ui_scale
 from arengine.effects.vote_sticker import _Tween, ease_out
-from arengine.interaction.state import RoomState, ViewerView
 from arengine.render.sprites import (
     Canvas,
     SpriteBackend,
@@ -40,6 +39,7 @@ from arengine.render.sprites import (
     rounded_rect,
 )
 from arengine.render.text import TextRenderer, default_renderer
+from arengine.state import RoomState, ViewerView
 from arengine.types import Scene
 
 Side = Literal["auto", "left", "right"]

@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from arengine.interaction.state import RoomState
+from arengine.state import RoomState
 from arengine.types import Scene
 
 Anchor = Literal["top-left", "top-right", "bottom-left", "bottom-right", "left", "right",

@@ -23,7 +23,6 @@ import numpy as np
 from arengine.effects.base import Effect, register_effect
 from arengine.effects.layout import Placer, Rect, StateClock, obstacles, reserve, ui_scale
 from arengine.effects.vote_sticker import WINNER, _Tween, ease_out
-from arengine.interaction.state import LikeGoalView, RoomState
 from arengine.render.sprites import (
     Canvas,
     SpriteBackend,
@@ -34,6 +33,7 @@ from arengine.render.sprites import (
     rounded_rect,
 )
 from arengine.render.text import TextRenderer, default_renderer
+from arengine.state import LikeGoalView, RoomState
 from arengine.types import Scene
 
 BGR = tuple[int, int, int]

@@ -17,7 +17,6 @@ import numpy as np
 from arengine.effects.base import Effect, register_effect
 from arengine.effects.layout import Placer, Rect, StateClock, obstacles, reserve, ui_scale
 from arengine.effects.vote_sticker import ease_out
-from arengine.interaction.state import ProductView, RoomState
 from arengine.render.sprites import (
     Canvas,
     SpriteBackend,
@@ -28,6 +27,7 @@ from arengine.render.sprites import (
     rounded_rect,
 )
 from arengine.render.text import TextRenderer, default_renderer
+from arengine.state import ProductView, RoomState
 from arengine.types import Scene
 
 

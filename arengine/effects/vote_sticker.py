@@ -19,7 +19,6 @@ import numpy as np
 
 from arengine.effects.base import Effect, register_effect
 from arengine.effects.layout import Placer, Rect, StateClock, obstacles, reserve, ui_scale
-from arengine.interaction.state import PollView, RoomState
 from arengine.render.sprites import (
     Canvas,
     SpriteBackend,
@@ -32,6 +31,7 @@ from arengine.render.sprites import (
     rounded_rect,
 )
 from arengine.render.text import TextRenderer, default_renderer
+from arengine.state import PollView, RoomState
 from arengine.types import Scene
 
 BGR = tuple[int, int, int]

@@ -64,8 +64,8 @@ from arengine.interaction.room import (
     URL_MAX_CHARS,
     Room,
 )
-from arengine.interaction.state import RoomState
 from arengine.interaction.text import COMMENT_MAX_CHARS, NAME_MAX_CHARS, check_comment
+from arengine.state import RoomState
 
 _M = TypeVar("_M", bound=BaseModel)
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class _Body(BaseModel):
 
 
 def _shade_ids() -> list[str]:
-    from arengine.effects.shades import default_catalog
+    from arengine.catalog import default_catalog
 
     return list(default_catalog().ids())
 
@@ -562,7 +562,7 @@ def build_router(hub: RoomHub, *, admin_token: str | None,
 
     @r.get("/api/shades", tags=["rooms"], responses=errors(*COMMON))
     async def shades() -> dict[str, Any]:
-        from arengine.effects.shades import default_catalog
+        from arengine.catalog import default_catalog
 
         cat = default_catalog()
         return {"shades": [{"id": s.id, "name": s.name, "hex": s.hex}

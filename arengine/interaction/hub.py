@@ -54,28 +54,26 @@ IDLE_SCAN_S = 5.0
 
 
 def _catalog_hex(shade_id: str) -> str:
-    from arengine.effects.shades import default_catalog
+    from arengine.catalog import default_catalog
 
     return default_catalog().get(shade_id).hex
 
 
-def _effect_names() -> list[str]:
-    from arengine.effects import effect_names
-
-    return effect_names()
+def _no_effects() -> list[str]:
+    return []
 
 
-def _check_effect_settings(name: str, settings: Mapping[str, Any]) -> None:
-    from arengine.effects import check_settings
-
-    check_settings(name, settings)
+def _no_settings(name: str, settings: Mapping[str, Any]) -> None:
+    """A hub told of no effects accepts no settings for them (see ``check_effect_settings``)."""
 
 
 class RoomHub:
     """Rooms by id, their store, and the shared services rooms use (clock, limits, metrics).
 
-    ``clock``, ``shade_hex`` and ``effect_names`` can be injected, so tests drive poll
-    deadlines and rate limits without sleeping. Viewers not seen for ``idle_s`` seconds
+    ``clock`` and ``shade_hex`` can be injected, so tests drive poll deadlines and rate
+    limits without sleeping. ``effect_names`` and ``check_effect_settings`` come from the
+    app (the effects package sits beside this one, not below it): a hub given none knows
+    no effects. Viewers not seen for ``idle_s`` seconds
     (no request, no heartbeat, no open event stream) are marked as left; None keeps
     everyone until they leave.
     """
@@ -85,9 +83,9 @@ class RoomHub:
                  client_rates: Mapping[str, Rate | None] | None = None,
                  max_rooms: int | None = None,
                  shade_hex: Callable[[str], str] = _catalog_hex,
-                 effect_names: Callable[[], list[str]] = _effect_names,
+                 effect_names: Callable[[], list[str]] = _no_effects,
                  check_effect_settings: Callable[[str, Mapping[str, Any]], None] =
-                 _check_effect_settings,
+                 _no_settings,
                  tick_s: float = 0.25, idle_s: float | None = 300.0) -> None:
         self.store = store
         self.idle_s = idle_s

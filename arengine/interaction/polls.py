@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from arengine.interaction.state import PollOptionView, PollView
+from arengine.state import PollOptionView, PollView
 
 MIN_OPTIONS = 2
 MAX_OPTIONS = 5

@@ -18,9 +18,9 @@ import math
 import re
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from arengine.interaction.errors import (
     ConflictError,
@@ -41,17 +41,15 @@ from arengine.interaction.polls import (
     Poll,
     PollOption,
 )
-from arengine.interaction.state import (
+from arengine.interaction.ratelimit import RateLimiter
+from arengine.interaction.text import check_comment, check_name, check_text
+from arengine.state import (
     CommentView,
     LikeGoalView,
     ProductView,
     RoomState,
     ViewerView,
 )
-from arengine.interaction.text import check_comment, check_name, check_text
-
-if TYPE_CHECKING:
-    from arengine.interaction.hub import RoomHub
 
 HOST = "host"  # viewer id used for the host's own votes and likes
 RECENT_LIKES = 64
@@ -174,10 +172,27 @@ class Subscription:
         self.close()
 
 
-class Room:
-    """One live-commerce room. Create rooms through :class:`RoomHub`, not directly."""
+class RoomServices(Protocol):
+    """What a room asks of the hub that holds it (:class:`~arengine.interaction.hub.RoomHub`
+    provides it): a protocol here so the room never imports its hub."""
 
-    def __init__(self, room_id: str, hub: RoomHub) -> None:
+    limiter: RateLimiter
+
+    def clock(self) -> float: ...
+    def shade_hex(self, shade_id: str) -> str: ...
+    def effect_names(self) -> list[str]: ...
+    def check_effect_settings(self, name: str, settings: Mapping[str, Any]) -> None: ...
+    def check_writable(self) -> None: ...
+    async def persist(self, events: list[Event]) -> None: ...
+    def observe(self, event: Event) -> None: ...
+    def on_loop_thread(self) -> bool: ...
+    def call_on_loop(self, fn: Callable[[], object]) -> bool: ...
+
+
+class Room:
+    """One live-commerce room. Create rooms through the hub, not directly."""
+
+    def __init__(self, room_id: str, hub: RoomServices) -> None:
         self.id = room_id
         self.hub = hub
         self.title = ""

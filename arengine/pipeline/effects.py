@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from arengine.effects import Effect, create_effect
-from arengine.interaction.state import RoomState
+from arengine.effects.chain import BackendChain
 from arengine.render.backend import RenderBackend
-from arengine.render.chain import BackendChain
+from arengine.state import RoomState
 from arengine.types import Scene, StageTiming
 
 logger = logging.getLogger(__name__)

@@ -30,12 +30,12 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from arengine.demo import DemoClock, DemoSource
-from arengine.interaction.state import RoomState
 from arengine.pipeline.effects import DEFAULT_EFFECTS, EffectChain
 from arengine.pipeline.observer import ENCODERS, PUBLISHING, VIEWERS, Observer, StatsObserver
 from arengine.pipeline.pacing import CpuLoad, TrackingPacer
 from arengine.pipeline.slot import LatestSlot
 from arengine.pipeline.tracking import TrackingWorker, face_worker, hand_worker
+from arengine.state import RoomState
 from arengine.tracking.gestures import GestureEvent, GestureRecognizer
 from arengine.transport.encoder import (
     VIDEO_TIME_BASE,

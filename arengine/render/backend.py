@@ -44,7 +44,7 @@ class RenderBackend(ABC):
     name: str = ""
     # True when ``begin_frame(frame, inplace=True)`` leaves ``frame`` untouched until
     # ``end_frame`` writes the result into it (a GPU composites on its own copy). A caller
-    # that may have to redo a frame (see arengine.render.chain) then needs no backup copy.
+    # that may have to redo a frame (see arengine.effects.chain) then needs no backup copy.
     defers_writes: bool = False
 
     def __init__(self) -> None:
@@ -81,7 +81,7 @@ class RenderBackend(ABC):
         """Colour the lips inside ``box`` (x1, y1, x2, y2) where ``mask`` (float32 0..1).
 
         ``mask`` has the box's shape; ``params`` (a ``LipParams``) and ``options`` go to
-        ``arengine.effects.lipstick.composite_lips`` unchanged on the CPU, and drive the
+        ``arengine.render.lips.composite_lips`` unchanged on the CPU, and drive the
         same formula in the lip shader on the GPU.
         """
         w, h = self._open()

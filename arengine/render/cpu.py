@@ -16,7 +16,7 @@ from arengine.render.sprites import blend_sprite
 
 
 class CPUBackend(RenderBackend):
-    """Composites with :func:`arengine.effects.lipstick.composite_lips` and
+    """Composites with :func:`arengine.render.lips.composite_lips` and
     :func:`arengine.render.sprites.blend_sprite`."""
 
     name = "cpu"
@@ -30,7 +30,7 @@ class CPUBackend(RenderBackend):
 
     def _lips(self, box: tuple[int, int, int, int], mask: np.ndarray, params: Any,
               options: dict[str, Any]) -> None:
-        from arengine.effects.lipstick import composite_lips
+        from arengine.render.lips import composite_lips
 
         assert self._canvas is not None
         x1, y1, x2, y2 = box

@@ -270,7 +270,7 @@ class Canvas:
     back. Use it as a context manager so a failing layer never leaves a frame open.
 
     When the backend already has a frame open (a chain of effects sharing one upload and
-    one readback, see :mod:`arengine.render.chain`), the canvas joins it: it draws into that
+    one readback, see :mod:`arengine.effects.chain`), the canvas joins it: it draws into that
     frame, and :meth:`finish` returns ``frame`` as given; ending or dropping the frame is
     left to whoever opened it.
     """

@@ -50,8 +50,8 @@ def test_source_pictures_and_decode_loop(face_video) -> None:
 
 
 def test_lip_shift_sees_lipstick_and_no_change(load_image) -> None:
+    from arengine.catalog import default_catalog
     from arengine.effects.lipstick import LipstickEffect
-    from arengine.effects.shades import default_catalog
     from arengine.tracking import FaceTracker
 
     img = load_image("mediapipe_samples/business-person.png")

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from arengine.effects.shades import default_catalog, hex_to_bgr
+from arengine.catalog import default_catalog, hex_to_bgr
 from arengine.tracking import FaceTracker, polygon_mask
 from tests.test_media import make_clip
 

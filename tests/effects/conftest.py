@@ -8,6 +8,9 @@ import pytest
 from arengine.effects.layout import Rect
 from arengine.tracking import FaceTracker
 from arengine.types import Scene
+from tests.render.conftest import cpu, gl, make_gl
+
+__all__ = ["cpu", "face_scenes", "gl", "make_gl"]  # the chain tests draw through backends
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import pytest
 from arengine.effects import create_effect
 from arengine.effects.avatars import Avatars, avatar_colour, decode_avatar, initials
 from arengine.effects.layout import Rect
-from arengine.interaction.state import RoomState, ViewerView
 from arengine.render.sprites import blend_sprite
+from arengine.state import RoomState, ViewerView
 from arengine.types import HandLandmarks, Scene
 
 NAMES = ["Mai Anh", "王小明", "สมชาย", "Budi Santoso", "Lucy", "陈静", "Nguyễn Văn A", "Siti",

@@ -15,7 +15,7 @@ from arengine.effects.layout import (
     reserve,
     ui_scale,
 )
-from arengine.interaction.state import RoomState
+from arengine.state import RoomState
 from arengine.types import FaceLandmarks, HandLandmarks, Scene
 
 

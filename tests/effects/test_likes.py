@@ -11,7 +11,7 @@ from arengine.effects import create_effect
 from arengine.effects.layout import Rect
 from arengine.effects.likes import HEART_COLOURS, Likes, heart_mask
 from arengine.effects.vote_sticker import WINNER
-from arengine.interaction.state import LikeGoalView, RoomState
+from arengine.state import LikeGoalView, RoomState
 from arengine.tracking import FaceTracker
 from arengine.types import Scene
 

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from arengine.catalog import Shade, UnknownShadeError, default_catalog
 from arengine.effects import create_effect
 from arengine.effects.lipstick import (
     LipGeometry,
@@ -24,7 +25,6 @@ from arengine.effects.lipstick import (
     lip_roi_mask,
     roi_to_lab,
 )
-from arengine.effects.shades import Shade, UnknownShadeError, default_catalog
 from arengine.tracking import FaceTracker, HandTracker, hands_mask
 from arengine.types import LIPS_INNER, LIPS_OUTER, FaceLandmarks, Scene
 

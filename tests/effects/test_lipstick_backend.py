@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
+from arengine.catalog import FINISHES, Shade, default_catalog
 from arengine.effects.avatars import Avatars
 from arengine.effects.base import Effect, create_effect
 from arengine.effects.lipstick import LipstickEffect, lip_geometry, lip_roi_mask
-from arengine.effects.shades import FINISHES, Shade, default_catalog
 from arengine.effects.vote_sticker import VoteSticker
-from arengine.interaction.state import PollOptionView, PollView, RoomState, ViewerView
 from arengine.render.backend import RenderBackend, select_backend
 from arengine.render.cpu import CPUBackend
+from arengine.state import PollOptionView, PollView, RoomState, ViewerView
 from arengine.tracking import FaceTracker
 from arengine.types import Scene
 

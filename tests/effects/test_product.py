@@ -8,7 +8,7 @@ import pytest
 from arengine.effects import create_effect
 from arengine.effects.layout import Rect
 from arengine.effects.product import ClickRegion, ProductSticker
-from arengine.interaction.state import ProductView, RoomState
+from arengine.state import ProductView, RoomState
 from arengine.tracking import FaceTracker
 from arengine.types import Scene
 

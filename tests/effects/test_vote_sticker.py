@@ -11,7 +11,7 @@ import pytest
 from arengine.effects import create_effect
 from arengine.effects.layout import Rect
 from arengine.effects.vote_sticker import WINNER, VoteSticker, countdown_text, ease_out
-from arengine.interaction.state import PollOptionView, PollView, RoomState
+from arengine.state import PollOptionView, PollView, RoomState
 from arengine.types import Scene
 
 SWATCHES = ("#9B111E", "#FF69B4", "#2E8B57")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from arengine.effects.shades import default_catalog
+from arengine.catalog import default_catalog
 from arengine.interaction.errors import (
     ConflictError,
     ForbiddenError,

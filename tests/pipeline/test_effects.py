@@ -7,8 +7,8 @@ import logging
 import numpy as np
 
 from arengine.demo import DemoSource
-from arengine.interaction.state import RoomState
 from arengine.pipeline import EffectChain
+from arengine.state import RoomState
 from arengine.tracking import FaceTracker
 
 
@@ -72,8 +72,8 @@ def test_gl_backend_chain_matches_cpu_with_one_readback_per_frame() -> None:
 
     import pytest
 
-    from arengine.interaction.state import PollOptionView, PollView, ViewerView
     from arengine.render.backend import select_backend
+    from arengine.state import PollOptionView, PollView, ViewerView
 
     backend = select_backend("gl")
     if backend.name != "gl":

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from arengine.catalog import default_catalog
 from arengine.effects.lipstick import LipParams
-from arengine.effects.shades import default_catalog
 from arengine.render import backend as backend_mod
 from arengine.render.backend import (
     BackendError,

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from arengine.catalog import FINISHES, default_catalog
 from arengine.data import SHADERS_DIR
 from arengine.effects.lipstick import LipParams
-from arengine.effects.shades import FINISHES, default_catalog
 from arengine.render.cpu import CPUBackend
 from arengine.render.gl_shaders import (
     ShaderCompileError,

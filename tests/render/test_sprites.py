@@ -10,14 +10,6 @@ from arengine.effects.base import Effect
 from arengine.effects.likes import Likes
 from arengine.effects.product import ProductSticker
 from arengine.effects.vote_sticker import VoteSticker
-from arengine.interaction.state import (
-    LikeGoalView,
-    PollOptionView,
-    PollView,
-    ProductView,
-    RoomState,
-    ViewerView,
-)
 from arengine.render.cpu import CPUBackend
 from arengine.render.sprites import (
     Canvas,
@@ -32,6 +24,14 @@ from arengine.render.sprites import (
     premultiply,
     rounded_rect,
     solid,
+)
+from arengine.state import (
+    LikeGoalView,
+    PollOptionView,
+    PollView,
+    ProductView,
+    RoomState,
+    ViewerView,
 )
 from arengine.types import Scene
 

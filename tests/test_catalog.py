@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from arengine.effects.shades import (
+from arengine.catalog import (
     FINISHES,
     LANGUAGES,
     Shade,

@@ -8,11 +8,14 @@ import pytest
 
 from arengine.effects.avatars import Avatars as AvatarsEffect
 from arengine.effects.base import Effect
+from arengine.effects.chain import BackendChain, render_chain
 from arengine.effects.likes import Likes as LikesEffect
 from arengine.effects.lipstick import LipstickEffect
 from arengine.effects.product import ProductSticker as ProductEffect
 from arengine.effects.vote_sticker import VoteSticker as VoteStickerEffect
-from arengine.interaction.state import (
+from arengine.render.backend import RenderBackend
+from arengine.render.cpu import CPUBackend
+from arengine.state import (
     LikeGoalView,
     PollOptionView,
     PollView,
@@ -20,9 +23,6 @@ from arengine.interaction.state import (
     RoomState,
     ViewerView,
 )
-from arengine.render.backend import RenderBackend
-from arengine.render.chain import BackendChain, render_chain
-from arengine.render.cpu import CPUBackend
 from arengine.types import Scene, StageTiming
 
 LIP_IMAGES = ("mediapipe_samples/business-person.png", "faces/obama-720p.jpg")
