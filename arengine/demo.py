@@ -11,19 +11,16 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from arengine.types import Frame
+from arengine.types import VIDEO_TIME_BASE, Frame
 
 if TYPE_CHECKING:
     import av
 
-VIDEO_CLOCK_RATE = 90000
-VIDEO_TIME_BASE = Fraction(1, VIDEO_CLOCK_RATE)
 
 # Face centre and height in the 512x512 astronaut portrait (from MediaPipe landmarks).
 _FACE_CENTRE = (225.0, 125.0)
@@ -78,7 +75,8 @@ class DemoSource:
     def frame(self, index: int) -> Frame:
         """Frame number ``index`` with pts in the 90 kHz video clock."""
         t = index / self.fps
-        return Frame(self.frame_at(t), round(t * VIDEO_CLOCK_RATE), VIDEO_TIME_BASE, index)
+        pts = round(t * VIDEO_TIME_BASE.denominator)
+        return Frame(self.frame_at(t), pts, VIDEO_TIME_BASE, index)
 
 
 class DemoClock:

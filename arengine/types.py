@@ -20,6 +20,9 @@ import numpy as np
 if TYPE_CHECKING:
     import av
 
+# RTP's video clock (RFC 3551): every video pts in the engine counts 1/90000 s.
+VIDEO_TIME_BASE = Fraction(1, 90000)
+
 FACE_POINTS = 478
 HAND_POINTS = 21
 

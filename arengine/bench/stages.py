@@ -31,7 +31,7 @@ import numpy as np
 
 from arengine.bench.stats import summarize
 from arengine.effects import Effect, create_effect, effect_names
-from arengine.effects.chain import BackendChain
+from arengine.effects.chain import DEFAULT_EFFECTS, EffectChain
 from arengine.state import (
     LikeGoalView,
     PollOptionView,
@@ -40,7 +40,7 @@ from arengine.state import (
     RoomState,
     ViewerView,
 )
-from arengine.types import Scene, StageTiming
+from arengine.types import VIDEO_TIME_BASE, Scene, StageTiming
 
 if TYPE_CHECKING:
     from arengine.interaction.room import Room
@@ -49,8 +49,7 @@ log = logging.getLogger(__name__)
 
 RESOLUTIONS: dict[str, tuple[int, int]] = {
     "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "2160p": (3840, 2160)}
-DEFAULT_EFFECTS = ("lipstick", "avatars", "vote_sticker", "likes", "product")
-VIDEO_TIME_BASE = Fraction(1, 90000)
+
 SOURCE_BITRATE_PER_PIXEL = 4.0  # bits per pixel per second: ~3.7 Mbit/s at 720p30
 
 
@@ -476,15 +475,18 @@ class StageResult:
 
 
 class StagePipeline:
-    """One room's frame pipeline with a timer around each stage.
+    """One room's frame path with a timer around each stage: decode, the compositor the
+    server runs (tracking every frame inline, effects, render backend), encode.
 
     ``step()`` processes one frame and returns the per-stage milliseconds; it is also what
-    the load and soak suites run, one pipeline per room.
+    the soak suite runs. Tracking runs inline here (each frame tracked before it is drawn)
+    so every stage's cost is counted; the live room runs the same compositor with its
+    tracking in worker threads.
     """
 
     def __init__(self, run: StageRun, pictures: list[np.ndarray] | None = None,
                  backend: Any = None, state: RoomState | None = None) -> None:
-        from arengine.tracking import FaceTracker, HandTracker
+        from arengine.pipeline.compositor import Compositor, InlineTracking
 
         self.run = run
         w, h = run.size
@@ -494,18 +496,17 @@ class StagePipeline:
         else:
             self.source_name = "given pictures"
         self.source = EncodedSource(pictures, run.fps)
-        self.faces = FaceTracker("video", max_faces=4)
-        self.hands = HandTracker("video", max_hands=2)
         self.state = state or busy_room_state(run.viewers)
         self.effects, self.where = make_effects(run.effects, backend, self.state)
-        # Effects drawing through a GPU backend share one frame on it (one upload, one
-        # readback); the CPU path runs them one after the other, in place, as before.
-        self.chain: BackendChain | None = None
-        if backend_is_gpu_path(backend):
-            self.chain = BackendChain(self.effects, backend)
-            shared = [n for n, e in self.effects.items() if self.chain.shares_frame(e)]
+        self._ms: dict[str, float] = {}
+        chain = EffectChain(effects=self.effects,
+                            backend=backend if backend_is_gpu_path(backend) else None)
+        self.gpu_chain = chain.backend is not None
+        if self.gpu_chain:
+            shared = [n for n, e in self.effects.items() if chain.shares_frame(e)]
             self.where["composite"] = (f"render backend {_backend_line(backend)}: one upload "
                                        f"and one readback for {', '.join(shared) or 'none'}")
+        self.compositor = Compositor(chain, InlineTracking("video"), on_timing=self._time)
         codec = run.codec
         self.encoder = Encoder(codec, run.fps)
         self.where.update({"decode": "cpu (libavcodec h264)", "track_face": "cpu (MediaPipe)",
@@ -517,9 +518,11 @@ class StagePipeline:
         self.shade = shade_bgr_of(self.effects.get("lipstick"))
         self.last_lip_shift: float | None = None
 
+    def _time(self, t: StageTiming) -> None:
+        self._ms[t.stage] = self._ms.get(t.stage, 0.0) + t.duration_ms
+
     def close(self) -> None:
-        self.faces.close()
-        self.hands.close()
+        self.compositor.close()
         self.source.close()
 
     def step(self, check: bool = False) -> tuple[dict[str, float], Scene]:
@@ -528,28 +531,20 @@ class StagePipeline:
         i = self.index
         self.index += 1
         ts = i / self.run.fps
-        ms: dict[str, float] = {}
+        self._ms = ms = {}
         t = clock()
         image = self.source.next()
-        t1 = clock()
-        ms["decode"] = (t1 - t) / 1e6
-        scene = self.faces.track(image, ts, i)
-        t2 = clock()
-        ms["track_face"] = (t2 - t1) / 1e6
-        scene = scene.with_hands(self.hands.detect(image))
-        t3 = clock()
-        ms["track_hands"] = (t3 - t2) / 1e6
+        ms["decode"] = (clock() - t) / 1e6
+        before = image.copy() if check and "lipstick" in self.effects else None
+        out = self.compositor.process(image, ts, i, self.state, host=False)
+        image, scene = out.image, out.scene
+        total = ms.pop("effects", 0.0)
+        if self.gpu_chain:  # opening the frame, upload, GPU passes, readback
+            spent = sum(v for k, v in ms.items() if k.startswith("effect:"))
+            ms["effect:composite"] = max(0.0, total - spent)
         self.last_lip_shift = None
-        if self.chain is not None:
-            image = self._chain_step(self.chain, image, scene, ms, check)
-        for name, effect in self.effects.items() if self.chain is None else ():
-            before = image.copy() if check and name == "lipstick" else None
-            ta = clock()
-            image = effect.apply(image, scene)
-            tb = clock()
-            ms[f"effect:{name}"] = (tb - ta) / 1e6
-            if before is not None and self.shade is not None:
-                self.last_lip_shift = lip_shift(before, image, scene, self.shade)
+        if before is not None and self.shade is not None:
+            self.last_lip_shift = lip_shift(before, image, scene, self.shade)
         te = clock()
         packets = self.encoder.encode(image, i)
         for q in self.fanout:  # one shared encode, handed to every viewer
@@ -557,26 +552,6 @@ class StagePipeline:
         ms["encode"] = (clock() - te) / 1e6
         self._last_packets = len(packets)
         return ms, scene
-
-    def _chain_step(self, chain: BackendChain, image: np.ndarray, scene: Scene,
-                    ms: dict[str, float], check: bool) -> np.ndarray:
-        """Every effect in one backend frame: each effect's own time, and the rest of the
-        chain (opening the frame, upload, GPU passes, readback) as ``effect:composite``."""
-        before = image.copy() if check and "lipstick" in self.effects else None
-        spent: dict[str, float] = {}
-
-        def on_timing(t: StageTiming) -> None:
-            if t.stage.startswith("effect:"):
-                spent[t.stage] = spent.get(t.stage, 0.0) + t.duration_ms
-
-        t0 = time.perf_counter_ns()
-        image = chain.apply(image, scene, on_timing=on_timing)
-        total = (time.perf_counter_ns() - t0) / 1e6
-        ms.update(spent)
-        ms["effect:composite"] = max(0.0, total - sum(spent.values()))
-        if before is not None and self.shade is not None:
-            self.last_lip_shift = lip_shift(before, image, scene, self.shade)
-        return image
 
 
 def run_stages(run: StageRun, backend: Any = None,

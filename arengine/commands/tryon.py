@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from arengine.errors import UserError
 from arengine.render.backend import add_render_argument, select_backend
-from arengine.types import LIPS_INNER, LIPS_OUTER, Frame
+from arengine.types import LIPS_INNER, LIPS_OUTER, Frame, StageTiming
 
 STAGES = ("decode", "track", "effect", "encode")
 LIP_POINTS = LIPS_OUTER + LIPS_INNER
@@ -259,8 +259,10 @@ def _progress(args: argparse.Namespace, total: int | None, is_video: bool) -> An
 
 def _process(args: argparse.Namespace, source: Any, sink: Any, shade: Any,
              effect_cls: Any) -> dict[str, Any]:
+    from arengine.effects.chain import EffectChain
     from arengine.media import VideoInput
-    from arengine.tracking import JitterMeter, Tracker
+    from arengine.pipeline.compositor import Compositor, InlineTracking
+    from arengine.tracking import JitterMeter
 
     is_video = isinstance(source, VideoInput)
     backend = select_backend(getattr(args, "render", "cpu"))
@@ -272,34 +274,47 @@ def _process(args: argparse.Namespace, source: Any, sink: Any, shade: Any,
     frames = with_face = 0
     bar = _progress(args, source.info.frames, is_video)
     t_start = time.perf_counter_ns()
-    tracker = Tracker("video" if is_video else "image", hands=not args.no_hands)
-    with tracker, bar:
-        for frame, t0, t1 in _timed_frames(source.frames()):
-            ts = frame.time if frame.time is not None else frame.index / fps
-            t2 = timer.now()
-            scene = tracker.faces.track(frame.image, ts, frame.index)
-            t3 = timer.now()
-            if tracker.hands is not None:
-                scene = scene.with_hands(tracker.hands.detect(frame.image))
-            t4 = timer.now()
-            image = effect.apply(frame.image, scene) if len(scene.faces) else frame.image
-            t5 = timer.now()
-            sink.write(frame.replace(image))
-            t6 = timer.now()
-            if len(scene.faces):
-                with_face += 1
-                jitter.update(scene.faces.track_id, scene.faces.raw, scene.faces.points)
-            timer.rows.append({
-                "index": frame.index, "pts": frame.pts, "faces": len(scene.faces),
-                "hands": len(scene.hands), "decode_ms": _ms(t0, t1), "track_ms": _ms(t2, t4),
-                "track_face_ms": _ms(t2, t3),
-                "track_hands_ms": _ms(t3, t4) if tracker.hands is not None else None,
-                "effect_ms": _ms(t4, t5), "encode_ms": _ms(t5, t6), "total_ms": _ms(t0, t6)})
-            frames += 1
-            bar.update(1)
-        t_encode = timer.now()
-        sink.close()
-        flush_ms = _ms(t_encode, timer.now())
+    stage_ms: dict[str, float] = {}
+
+    def on_timing(t: StageTiming) -> None:
+        stage_ms[t.stage] = stage_ms.get(t.stage, 0.0) + t.duration_ms
+
+    # The compositor the live room runs, with every frame tracked before it is drawn.
+    compositor = Compositor(
+        EffectChain(effects={"lipstick": effect}, backend=backend),
+        InlineTracking("video" if is_video else "image", hands=not args.no_hands),
+        on_timing=on_timing)
+    try:
+        with bar:
+            for frame, t0, t1 in _timed_frames(source.frames()):
+                ts = frame.time if frame.time is not None else frame.index / fps
+                stage_ms.clear()
+                t2 = timer.now()
+                out = compositor.process(frame.image, ts, frame.index)
+                t5 = timer.now()
+                scene = out.scene
+                sink.write(frame.replace(out.image))
+                t6 = timer.now()
+                if len(scene.faces):
+                    with_face += 1
+                    jitter.update(scene.faces.track_id, scene.faces.raw, scene.faces.points)
+                face_ms, hands_ms = stage_ms.get("track_face", 0.0), stage_ms.get("track_hands")
+                timer.rows.append({
+                    "index": frame.index, "pts": frame.pts, "faces": len(scene.faces),
+                    "hands": len(scene.hands), "decode_ms": _ms(t0, t1),
+                    "track_ms": round(face_ms + (hands_ms or 0.0), 3),
+                    "track_face_ms": round(face_ms, 3),
+                    "track_hands_ms": None if hands_ms is None else round(hands_ms, 3),
+                    "effect_ms": round(stage_ms.get("effects", 0.0), 3),
+                    "encode_ms": _ms(t5, t6), "total_ms": _ms(t0, t6),
+                    "composite_ms": _ms(t2, t5)})
+                frames += 1
+                bar.update(1)
+            t_encode = timer.now()
+            sink.close()
+            flush_ms = _ms(t_encode, timer.now())
+    finally:
+        compositor.close()
     wall_s = (time.perf_counter_ns() - t_start) / 1e9
     out_info: dict[str, Any] = {"path": str(sink.path), "kind": sink.kind,
                                 "frames": sink.frames_written}

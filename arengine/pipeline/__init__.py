@@ -1,6 +1,6 @@
 """The per-room media pipeline: newest-frame slots, tracking workers, effects, observers."""
 
-from arengine.pipeline.effects import DEFAULT_EFFECTS, EffectChain
+from arengine.effects.chain import DEFAULT_EFFECTS, EffectChain
 from arengine.pipeline.observer import StatsObserver
 from arengine.pipeline.room import RoomConfig, RoomPipeline
 

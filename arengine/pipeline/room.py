@@ -30,7 +30,8 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from arengine.demo import DemoClock, DemoSource
-from arengine.pipeline.effects import DEFAULT_EFFECTS, EffectChain
+from arengine.effects.chain import DEFAULT_EFFECTS, EffectChain
+from arengine.pipeline.compositor import Compositor, WorkerTracking
 from arengine.pipeline.observer import ENCODERS, PUBLISHING, VIEWERS, Observer, StatsObserver
 from arengine.pipeline.pacing import CpuLoad, TrackingPacer
 from arengine.pipeline.slot import LatestSlot
@@ -38,13 +39,12 @@ from arengine.pipeline.tracking import TrackingWorker, face_worker, hand_worker
 from arengine.state import RoomState
 from arengine.tracking.gestures import GestureEvent, GestureRecognizer
 from arengine.transport.encoder import (
-    VIDEO_TIME_BASE,
     Codec,
     EncodedTrack,
     PacketFanout,
     VideoEncoder,
 )
-from arengine.types import HandLandmarks, Scene, StageTiming
+from arengine.types import VIDEO_TIME_BASE, HandLandmarks, Scene, StageTiming
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +215,13 @@ class RoomPipeline:
 
                 backend = select_backend(self.config.render)
             effects = EffectChain(self.config.effects, backend=backend)
-        self.effects = effects
+        self._on_gesture = on_gesture
+        gestures = GestureRecognizer() \
+            if self.config.gestures and self.config.track_hands and on_gesture else None
+        # Tracking workers start with the pipeline (start()); until then frames go bare.
+        self.compositor = Compositor(
+            effects, None, gestures, on_timing=lambda t: self.observer.on_timing(room, t),
+            on_error=lambda stage: self.observer.on_error(room, stage))
         self.demo = DemoSource(*self.config.demo_size, fps=self.config.fps) \
             if self.config.demo else None
         self.encoders: dict[Codec, EncoderStage] = {}
@@ -242,10 +248,16 @@ class RoomPipeline:
         self._state_at = 0.0
         self._viewers: set[EncodedTrack] = set()
         self._closed = False
-        self._on_gesture = on_gesture
-        self._gestures = GestureRecognizer() \
-            if self.config.gestures and self.config.track_hands and on_gesture else None
         self._gesture_tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def effects(self) -> EffectChain:
+        """The room's effect chain (the compositor's)."""
+        return self.compositor.effects
+
+    @effects.setter
+    def effects(self, chain: EffectChain) -> None:
+        self.compositor.effects = chain
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -273,6 +285,7 @@ class RoomPipeline:
                 self._pacers.append(TrackingPacer(
                     self._hands, 1 / idle, min(1 / idle, self.config.min_hand_search_rate),
                     attr="idle_interval", at_max=None))
+        self.compositor.tracking = WorkerTracking(self._face, self._hands)
         self._tasks = [asyncio.create_task(self._process(), name=f"process-{self.room}"),
                        asyncio.create_task(self._idle_source(), name=f"idle-{self.room}")]
         if self._pacers:
@@ -298,9 +311,7 @@ class RoomPipeline:
         self.encoders.clear()
         ENCODERS.labels(self.room).set(0)
         VIEWERS.labels(self.room).set(0)
-        for w in (self._face, self._hands):
-            if w is not None:
-                await asyncio.to_thread(w.close)
+        await asyncio.to_thread(self.compositor.close)
         self._fx_pool.shutdown(wait=False)
 
     # -- input -------------------------------------------------------------------------
@@ -493,7 +504,7 @@ class RoomPipeline:
         self.observer.on_error(self.room, stage)
 
     def _process_frame(self, sf: SourceFrame, state: RoomState | None) -> OutputFrame:
-        """Convert, hand to the trackers, composite with the newest scene (effects thread)."""
+        """Convert, then the compositor (effects thread); a slate goes out as it is."""
         self._timing(sf.index, "receive", sf.arrived)
         if sf.video is not None:
             start = time.perf_counter()
@@ -503,40 +514,19 @@ class RoomPipeline:
             assert sf.image is not None
             image = sf.image
         h, w = image.shape[:2]
-        gestures: list[GestureEvent] = []
         if self._size != (w, h):
             if self._size is not None:
                 logger.info("room %s: frame size %sx%s -> %sx%s", self.room, *self._size, w, h)
             self._size = (w, h)
-            if self._gestures is not None:
-                self._gestures.reset()
         seconds = float(sf.pts * sf.time_base) if sf.pts is not None and sf.time_base else None
         # The output clock keeps the source's spacing and keeps rising across input
         # switches, so animations driven by scene.timestamp never jump back.
         pts = self._timeline.map(sf.segment, seconds)
+        gestures: list[GestureEvent] = []
         if sf.source != "slate":
-            now = time.monotonic()
-            if self._face is not None:
-                self._face.submit(image, now, sf.index)
-            if self._hands is not None:
-                self._hands.submit(image, now, sf.index)
-            face = self._face.latest(w, h) if self._face is not None else None
-            hands = self._hands.latest(w, h) if self._hands is not None else None
-            scene = face if face is not None else Scene.empty(w, h)
-            if hands is not None:
-                scene = scene.with_hands(hands)
-            scene = scene.at(pts / VIDEO_TIME_BASE.denominator, sf.index)
-            if self._gestures is not None and sf.source == "host":
-                start = time.perf_counter()
-                try:
-                    gestures = self._gestures.update(scene)
-                except Exception:
-                    logger.exception("room %s: gesture recognition failed", self.room)
-                    self._error("gestures")
-                self._timing(sf.index, "gestures", start)
-            self.effects.set_state(state)
-            image = self.effects.apply(
-                image, scene, lambda t: self.observer.on_timing(self.room, t), self._error)
+            out = self.compositor.process(image, pts / VIDEO_TIME_BASE.denominator, sf.index,
+                                          state, host=sf.source == "host")
+            image, gestures = out.image, out.events
             self._last_output = image
         self._timing(sf.index, "process", sf.arrived)
         self.observer.on_count(self.room, "processed")

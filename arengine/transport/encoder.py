@@ -21,11 +21,12 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from arengine.types import VIDEO_TIME_BASE
+
 logger = logging.getLogger(__name__)
 
 Codec = Literal["vp8", "h264"]
 CODECS: tuple[Codec, ...] = ("vp8", "h264")
-VIDEO_TIME_BASE = Fraction(1, 90000)
 MIME_TYPES: dict[Codec, str] = {"vp8": "video/VP8", "h264": "video/H264"}
 
 

@@ -113,8 +113,8 @@ def test_stage_pipeline_composites_every_effect_in_one_gl_frame(face_video) -> N
     run = StageRun("480p", input=face_video, distinct_frames=6, viewers=12)
     pipe = StagePipeline(run, backend=backend)
     try:
-        assert pipe.chain is not None
-        assert all(pipe.chain.shares_frame(e) for e in pipe.effects.values())
+        assert pipe.gpu_chain
+        assert all(pipe.compositor.effects.shares_frame(e) for e in pipe.effects.values())
         for k in range(4):
             frames = backend.status["frames"]
             ms, _ = pipe.step(check=k == 3)
