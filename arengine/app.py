@@ -27,8 +27,9 @@ from arengine.effects import check_settings, effect_names
 from arengine.interaction.api import FastActions, build_router, validation_error_response
 from arengine.interaction.hub import RoomHub
 from arengine.keys import ServerKeys
-from arengine.server import MediaServer
-from arengine.settings import Settings
+from arengine.server import MediaServer, OutputKind
+from arengine.settings import Settings, output_request
+from arengine.transport.output import OutputPolicy
 from arengine.web.pages import SecurityHeaders, add_pages
 
 logger = logging.getLogger(__name__)
@@ -59,11 +60,15 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
                        client_rates={"join": limits.joins, "room": limits.rooms,
                                      "comment": limits.comments},
                        max_rooms=limits.max_rooms, idle_s=limits.viewer_idle_s)
+    policy = OutputPolicy(allow_private=settings.allow_private_outputs,
+                          record_dir=settings.record_dir, janus_url=settings.janus_url,
+                          janus_room=settings.janus_room)
     media = MediaServer(hub, settings.room, settings.codec, ice_servers=settings.ice_servers,
                         playout_delay=settings.playout_delay,
                         connect_timeout=limits.connect_timeout_s,
                         viewers_per_room=limits.viewers_per_room,
-                        sessions_per_client=limits.sessions_per_client)
+                        sessions_per_client=limits.sessions_per_client,
+                        output_kinds=output_kinds(), output_policy=policy)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,6 +93,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
                 crowd = DemoCrowd(room)
                 crowd.start()
             await media.pipeline(demo)
+            for target in settings.outputs:  # checked by Settings; a far end may be down
+                try:
+                    await media.add_output(demo, output_request(target))
+                except ValueError as e:
+                    logger.error("output %s not started: %s", target.split("://")[0], e)
         await media.start()
         if on_ready is not None:
             on_ready(Ready(demo, token, admin))
@@ -138,6 +148,11 @@ async def running(app: FastAPI, client: str = "127.0.0.1") -> AsyncIterator[http
     :func:`client_for` it: how tests and benchmarks drive the server without a socket."""
     async with app.router.lifespan_context(app), client_for(app, client) as http:
         yield http
+
+
+def output_kinds() -> tuple[OutputKind, ...]:
+    """Every kind of output a host may start (RTMP push, SFU, recording)."""
+    return ()
 
 
 def from_env() -> FastAPI:

@@ -15,25 +15,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
 
 from arengine.interaction.api import errors
 from arengine.interaction.errors import shown
 from arengine.interaction.hub import RoomHub
 from arengine.pipeline import RoomConfig, RoomPipeline, StatsObserver
+from arengine.pipeline.outputs import RoomOutputs
 from arengine.state import RoomState
 from arengine.tracking.gestures import GestureEvent
 from arengine.transport.audio import RoomAudio
 from arengine.transport.encoder import CODECS, Codec
 from arengine.transport.hooks import verify_hooks
+from arengine.transport.output import Output, OutputPolicy
 from arengine.transport.sdp import OfferError, inspect_offer
 from arengine.transport.session import PeerSession
 from arengine.transport.whep import WhepSession, choose_codec
@@ -58,6 +64,15 @@ def _problem(status: int, message: str, headers: dict[str, str] | None = None) -
 def _bearer(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """One kind of output the host may start: its request body and how to make it."""
+
+    name: str
+    body: type[BaseModel]
+    make: Callable[[Any, OutputPolicy], Output]
 
 
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
@@ -85,7 +100,9 @@ class MediaServer:
                  switch_interval: float | None = SWITCH_INTERVAL,
                  playout_delay: tuple[int, int] | None = (0, 0),
                  connect_timeout: float = 30.0, viewers_per_room: int = 200,
-                 sessions_per_client: int = 20) -> None:
+                 sessions_per_client: int = 20,
+                 output_kinds: tuple[OutputKind, ...] = (),
+                 output_policy: OutputPolicy | None = None) -> None:
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}")
         # No ICE servers unless asked for: host candidates serve a LAN or a server with a
@@ -99,6 +116,9 @@ class MediaServer:
         self.pipelines: dict[str, RoomPipeline] = {}
         self.room_configs: dict[str, RoomConfig] = {}  # per-room overrides of ``config``
         self.audio: dict[str, RoomAudio] = {}
+        self.outputs: dict[str, RoomOutputs] = {}  # rooms with outputs besides WHEP
+        self.output_kinds = {k.name: k for k in output_kinds}
+        self.output_policy = output_policy or OutputPolicy()
         self.publishers: dict[str, WhipSession] = {}
         self.sessions: dict[str, PeerSession] = {}
         self.clients: dict[str, str | None] = {}  # session id -> client address
@@ -188,6 +208,9 @@ class MediaServer:
                 await t
         for s in list(self.sessions.values()):
             await s.close()
+        for o in list(self.outputs.values()):
+            await o.close()
+        self.outputs.clear()
         for p in list(self.pipelines.values()):
             await p.close()
         self.pipelines.clear()
@@ -410,6 +433,8 @@ class MediaServer:
         pub = self.publishers.get(room)
         body["publisher"] = None if pub is None else {"state": pub.state,
                                                       "since": pub.created}
+        outputs = self.outputs.get(room)
+        body["outputs"] = outputs.stats() if outputs is not None else []
         body["time"] = time.time()
         return body
 
@@ -419,6 +444,31 @@ class MediaServer:
         return {"room": room, "status": p.status if p is not None else "idle",
                 "viewers": self.watching(room),
                 "size": list(p.size) if p is not None and p.size else None}
+
+    # -- outputs -------------------------------------------------------------------------
+
+    async def room_outputs(self, room: str) -> RoomOutputs:
+        o = self.outputs.get(room)
+        if o is None:
+            o = self.outputs[room] = RoomOutputs(await self.pipeline(room),
+                                                 self.room_audio(room))
+        return o
+
+    async def add_output(self, room: str, body: dict[str, Any]) -> Output:
+        """Make and start an output from a host's request (ValueError: say why not)."""
+        kind = body.get("kind") if isinstance(body, dict) else None
+        spec = self.output_kinds.get(kind) if isinstance(kind, str) else None
+        if spec is None:
+            known = ", ".join(sorted(self.output_kinds)) or "none on this server"
+            raise ValueError(f"kind must be one of: {known}")
+        try:
+            request = spec.body.model_validate(body)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or "body"
+            raise ValueError(f"{where}: {first['msg']}") from None
+        output = spec.make(request, self.output_policy)
+        return (await self.room_outputs(room)).add(output)
 
     def router(self) -> APIRouter:
         return media_router(self)
@@ -432,6 +482,13 @@ def _reason(e: Exception) -> str:
     """An exception as a short reason for a person (never a repr of an object)."""
     text = str(e).strip()
     return text[:200] if text and " object at 0x" not in text else type(e).__name__
+
+
+def _host_room(media: MediaServer, room: str, request: Request) -> Response | None:
+    """404 for an unknown room, 401 without its host token, else None."""
+    if not media.room_exists(room):
+        return _problem(404, f"no room {shown(room)}")
+    return media._check_host(room, request)
 
 
 async def _read_sdp(request: Request) -> str | Response:
@@ -530,6 +587,58 @@ def media_router(media: MediaServer) -> APIRouter:
         if denied is not None:
             return denied
         return JSONResponse(media.stats(room))
+
+    def output_body() -> dict[str, Any]:
+        schemas = [k.body.model_json_schema() for k in media.output_kinds.values()]
+        schema: dict[str, Any] = {"oneOf": schemas} if schemas else {"type": "object"}
+        return {"requestBody": {"required": True,
+                                "content": {"application/json": {"schema": schema}}},
+                **_HOST_AUTH}
+
+    @r.get("/api/rooms/{room}/outputs", tags=["outputs"], openapi_extra=_HOST_AUTH,
+           responses=errors(401, 404))
+    async def list_outputs(room: str, request: Request) -> Response:
+        """The room's outputs (RTMP pushes, SFU, recordings) with their stats."""
+        denied = _host_room(media, room, request)
+        if denied is not None:
+            return denied
+        o = media.outputs.get(room)
+        return JSONResponse({"outputs": o.stats() if o is not None else [],
+                             "kinds": sorted(media.output_kinds)})
+
+    @r.post("/api/rooms/{room}/outputs", tags=["outputs"], status_code=201,
+            openapi_extra=output_body(), responses=errors(400, 401, 404, 413, 422, 409))
+    async def add_output(room: str, request: Request) -> Response:
+        """Start an output: push to a platform over RTMP(S), publish to the SFU, record."""
+        denied = _host_room(media, room, request)
+        if denied is not None:
+            return denied
+        raw = await request.body()
+        if len(raw) > 8192:
+            return _problem(413, "request body over 8 KB")
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return _problem(400, "the body is not JSON")
+        try:
+            output = await media.add_output(room, body)
+        except ValueError as e:
+            status = 409 if "at most" in str(e) else 422
+            return _problem(status, str(e))
+        return JSONResponse(output.stats(), 201, headers={
+            "Location": f"/api/rooms/{room}/outputs/{output.id}"})
+
+    @r.delete("/api/rooms/{room}/outputs/{output_id}", tags=["outputs"],
+              openapi_extra=_HOST_AUTH, responses=errors(401, 404))
+    async def remove_output(room: str, output_id: str, request: Request) -> Response:
+        """Stop an output."""
+        denied = _host_room(media, room, request)
+        if denied is not None:
+            return denied
+        o = media.outputs.get(room)
+        if o is None or not await o.remove(output_id):
+            return _problem(404, "no such output")
+        return JSONResponse({"ok": True})
 
     @r.get("/api/rooms/{room}/status", tags=["media"], responses=errors(404))
     async def status(room: str) -> Response:

@@ -77,6 +77,11 @@ class Settings:
     ice_servers: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     log_level: str = "info"
+    outputs: tuple[str, ...] = ()  # outputs of the demo room at start (see --output)
+    record_dir: str | None = None  # recordings go here; None: recording is off
+    janus_url: str | None = None  # the SFU's HTTP API, e.g. http://127.0.0.1:8088/janus
+    janus_room: int = 1234
+    allow_private_outputs: bool = False
 
     @property
     def keys_path(self) -> str:
@@ -261,6 +266,34 @@ def _ice(raw: Any) -> tuple[str, ...]:
     return tuple(urls)
 
 
+def output_request(target: str) -> dict[str, Any]:
+    """The output request for one ``--output`` value."""
+    t = target.strip()
+    if t.lower().startswith(("rtmp://", "rtmps://")):
+        return {"kind": "rtmp", "url": t}
+    if t.lower().startswith("record:") and t[7:].strip():
+        return {"kind": "record", "file": t[7:].strip()}
+    if t.lower() == "janus":
+        return {"kind": "janus"}
+    raise ValueError(f"must be an rtmp:// or rtmps:// URL, record:FILE or janus, "
+                     f"not {t[:40]!r}")
+
+
+def _outputs(raw: Any) -> tuple[str, ...]:
+    items = list(raw) if isinstance(raw, list | tuple) else \
+        [u.strip() for u in str(raw).split(",") if u.strip()]
+    for item in items:
+        output_request(item)
+    return tuple(items)
+
+
+def _http_url(raw: Any) -> str:
+    text = str(raw).strip().rstrip("/")
+    if not text.lower().startswith(("http://", "https://")):
+        raise ValueError(f"must be an http:// or https:// URL, not {text[:40]!r}")
+    return text
+
+
 def _rate(raw: Any) -> Rate | None:
     text = str(raw).strip().lower()
     if text == "off":
@@ -325,8 +358,10 @@ def _fmt_default(o: Option) -> str:
     if isinstance(d, Rate):
         period = d.burst / d.per_second
         return f"{d.burst:g}/{period:g}"
+    if o.name == "output":
+        return "none"
     if d is None:
-        return "off" if "limit" in o.name else "none"
+        return "off" if "limit" in o.name or "record" in o.name else "none"
     if o.target in ("room.bitrate", "room.ingest_bitrate"):
         return str(d // 1000)
     if isinstance(d, float):
@@ -412,6 +447,23 @@ OPTIONS: tuple[Option, ...] = (
     Option("viewer_idle", "limits.viewer_idle_s", "--viewer-idle", "ARENGINE_VIEWER_IDLE",
            _seconds(5, 86400), "seconds after which a viewer with no open page, request or "
            "heartbeat counts as left (the viewer page stays present while it plays)", "S"),
+    Option("output", "outputs", "--output", "ARENGINE_OUTPUTS", _outputs,
+           "an output of the demo room from the start: an rtmp:// or rtmps:// URL with the "
+           "stream key (a platform's server URL + '/' + key), 'record:FILE' or 'janus' "
+           "(repeat the flag, or comma-separate in the variable, which keeps stream keys "
+           "out of the process list)", "TARGET", repeat=True),
+    Option("record_dir", "record_dir", "--record-dir", "ARENGINE_RECORD_DIR", _text,
+           "folder for recordings (mp4/mkv, by file name only); default: recording off",
+           "DIR"),
+    Option("janus", "janus_url", "--janus", "ARENGINE_JANUS_URL", _http_url,
+           "the Janus SFU's HTTP API (e.g. http://127.0.0.1:8088/janus) rooms publish to "
+           "for large audiences", "URL"),
+    Option("janus_room", "janus_room", "--janus-room", "ARENGINE_JANUS_ROOM",
+           _int(1, 2**31 - 1), "the Janus VideoRoom room to publish into", "N"),
+    Option("allow_private_outputs", "allow_private_outputs", "--allow-private-outputs",
+           "ARENGINE_ALLOW_PRIVATE_OUTPUTS", _bool,
+           "let outputs push to private and loopback addresses (a LAN set-up); off, a "
+           "host can push only to public addresses", boolean=True),
     Option("log_level", "log_level", "--log-level", "ARENGINE_LOG_LEVEL",
            _choice("debug", "info", "warning", "error"), "server log level"),
 )

@@ -42,8 +42,10 @@ from arengine.transport.encoder import (
     Codec,
     EncodedTrack,
     PacketFanout,
+    PacketQueue,
     VideoEncoder,
 )
+from arengine.transport.output import EncoderSpec
 from arengine.types import VIDEO_TIME_BASE, HandLandmarks, Scene, StageTiming
 
 logger = logging.getLogger(__name__)
@@ -139,24 +141,29 @@ class Timeline:
 
 
 class EncoderStage:
-    """One codec's shared encoder: newest processed frame in, packets out to viewers."""
+    """One shared encoder (one :class:`EncoderSpec`): newest processed frame in, packets
+    out to every viewer and output subscribed to it. ``name`` labels its stages
+    (``encode:<name>``, ``out:<name>``): the codec alone for the viewers' encoder."""
 
-    def __init__(self, room: str, codec: Codec, config: RoomConfig, observer: Observer) -> None:
+    def __init__(self, room: str, spec: EncoderSpec, name: str, observer: Observer) -> None:
         self.room = room
-        self.codec = codec
+        self.spec = spec
+        self.codec = spec.codec
+        self.name = name
         self.observer = observer
-        self.encoder = VideoEncoder(codec, config.bitrate, config.fps)
-        self.fanout = PacketFanout(codec)
+        self.encoder = VideoEncoder(spec.codec, spec.bitrate, spec.fps, spec.keyframe_interval,
+                                    spec.profile)
+        self.fanout = PacketFanout(spec.codec)
         self.slot: LatestSlot[OutputFrame] = LatestSlot()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"arengine-encode-{codec}")
-        self._task = asyncio.create_task(self._run(), name=f"encode-{room}-{codec}")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"arengine-encode-{name}")
+        self._task = asyncio.create_task(self._run(), name=f"encode-{room}-{name}")
         self.frames = 0
 
     def submit(self, frame: OutputFrame) -> None:
         dropped = self.slot.dropped
         self.slot.put(frame)
         if self.slot.dropped > dropped:
-            self.observer.on_drop(self.room, f"encode:{self.codec}")
+            self.observer.on_drop(self.room, f"encode:{self.name}")
 
     def _encode(self, frame: OutputFrame, keyframe: bool) -> list[av.Packet]:
         video = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
@@ -174,19 +181,19 @@ class EncoderStage:
                 packets = await loop.run_in_executor(self._pool, self._encode, frame, keyframe)
             except Exception:
                 logger.exception("room %s: %s encoder failed; reopening", self.room,
-                                 self.codec)
-                self.observer.on_error(self.room, f"encode:{self.codec}")
+                                 self.name)
+                self.observer.on_error(self.room, f"encode:{self.name}")
                 self.encoder.close()
                 self.fanout.request_keyframe()
                 continue
             end = time.perf_counter()
             self.fanout.publish(packets)
             self.frames += 1
-            self.observer.on_timing(self.room, StageTiming(frame.index, f"encode:{self.codec}",
+            self.observer.on_timing(self.room, StageTiming(frame.index, f"encode:{self.name}",
                                                            start, end))
             self.observer.on_timing(self.room, StageTiming(frame.index, "server_total",
                                                            frame.arrived, end))
-            self.observer.on_count(self.room, f"out:{self.codec}")
+            self.observer.on_count(self.room, f"out:{self.name}")
 
     async def close(self) -> None:
         self._task.cancel()
@@ -224,7 +231,7 @@ class RoomPipeline:
             on_error=lambda stage: self.observer.on_error(room, stage))
         self.demo = DemoSource(*self.config.demo_size, fps=self.config.fps) \
             if self.config.demo else None
-        self.encoders: dict[Codec, EncoderStage] = {}
+        self.encoders: dict[str, EncoderStage] = {}  # by name: the codec for viewers
         self._slot: LatestSlot[SourceFrame] = LatestSlot()
         self._fx_pool = ThreadPoolExecutor(1, thread_name_prefix="arengine-effects")
         self._face: TrackingWorker[Scene] | None = None
@@ -534,13 +541,22 @@ class RoomPipeline:
 
     # -- output --------------------------------------------------------------------
 
+    def viewer_spec(self, codec: Codec) -> EncoderSpec:
+        """The encoder WHEP viewers of ``codec`` share (keyframes on demand, 4 s GOP)."""
+        return EncoderSpec(codec, self.config.bitrate, self.config.fps)
+
+    def encoder(self, spec: EncoderSpec) -> EncoderStage:
+        """The shared encoder for ``spec``, started on first use."""
+        name = spec.codec if spec == self.viewer_spec(spec.codec) else spec.name
+        enc = self.encoders.get(name)
+        if enc is None:
+            enc = self.encoders[name] = EncoderStage(self.room, spec, name, self.observer)
+            ENCODERS.labels(self.room).set(len(self.encoders))
+        return enc
+
     def subscribe(self, codec: Codec) -> EncodedTrack:
         """A viewer's track of this room's shared ``codec`` stream (one encoder per codec)."""
-        enc = self.encoders.get(codec)
-        if enc is None:
-            enc = self.encoders[codec] = EncoderStage(self.room, codec, self.config,
-                                                      self.observer)
-            ENCODERS.labels(self.room).set(len(self.encoders))
+        enc = self.encoder(self.viewer_spec(codec))
 
         def on_sent(ready: float, sent: float) -> None:
             self.observer.on_timing(self.room, StageTiming(0, "send", ready, sent))
@@ -551,13 +567,26 @@ class RoomPipeline:
         return track
 
     async def unsubscribe(self, track: EncodedTrack) -> None:
-        """End a viewer's track; the codec's encoder stops with its last viewer."""
+        """End a viewer's track; an encoder stops with its last subscriber."""
         track.stop()
         self._viewers.discard(track)
         VIEWERS.labels(self.room).set(len(self._viewers))
-        for codec, enc in list(self.encoders.items()):
+        await self.prune_encoders()
+
+    def subscribe_packets(self, spec: EncoderSpec) -> PacketQueue:
+        """An output's queue of the shared encoder's packets for ``spec``."""
+        return self.encoder(spec).fanout.subscribe()
+
+    async def unsubscribe_packets(self, packets: PacketQueue) -> None:
+        for enc in self.encoders.values():
+            enc.fanout.unsubscribe(packets)
+        await self.prune_encoders()
+
+    async def prune_encoders(self) -> None:
+        """Stop every encoder nobody is subscribed to any more."""
+        for name, enc in list(self.encoders.items()):
             if len(enc.fanout) == 0:
-                del self.encoders[codec]
+                del self.encoders[name]
                 await enc.close()
         ENCODERS.labels(self.room).set(len(self.encoders))
 
@@ -584,7 +613,9 @@ class RoomPipeline:
             "source": self._source,
             "size": list(self._size) if self._size else None,
             "viewers": self.viewer_count,
-            "encoders": {c: {"viewers": len(e.fanout), "frames": e.frames,
+            "encoders": {c: {"subscribers": len(e.fanout), "frames": e.frames,
+                             "bitrate_kbps": e.spec.bitrate // 1000,
+                             "keyframe_interval_s": e.spec.keyframe_interval,
                              "keyframe_requests": e.fanout.keyframe_requests,
                              "keyframes_forced": e.fanout.keyframes_forced,
                              "reopened": e.encoder.reopened}

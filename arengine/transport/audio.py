@@ -19,6 +19,7 @@ import logging
 import time
 from collections import deque
 from fractions import Fraction
+from typing import Protocol
 
 import av
 import numpy as np
@@ -32,6 +33,12 @@ SAMPLE_RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms, Opus's usual frame
 TIME_BASE = Fraction(1, SAMPLE_RATE)
 _FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
+
+
+class PcmSink(Protocol):
+    """Anything that takes the room's 20 ms audio frames (see RoomAudio.subscribe_pcm)."""
+
+    def push(self, frame: AudioFrame) -> None: ...
 
 
 class EncodedAudioTrack(MediaStreamTrack):
@@ -96,8 +103,9 @@ class OpusStream:
     def buffered(self) -> int:
         return self._fifo.samples
 
-    def encode_next(self) -> list[av.Packet]:
-        """Encode the next 20 ms: buffered host audio, or silence when there is not enough."""
+    def next_frame(self) -> AudioFrame:
+        """The next 20 ms (s16 stereo 48 kHz, pts in samples): buffered host audio, or
+        silence when there is not enough."""
         frame = self._fifo.read(FRAME_SAMPLES) if self._fifo.samples >= FRAME_SAMPLES \
             else None
         if frame is None:
@@ -106,10 +114,17 @@ class OpusStream:
         frame.pts = self._pts
         frame.time_base = TIME_BASE
         self._pts += FRAME_SAMPLES
+        return frame
+
+    def encode(self, frame: AudioFrame) -> list[av.Packet]:
         packets = list(self._codec.encode(frame))
         for p in packets:
             p.time_base = TIME_BASE
         return packets
+
+    def encode_next(self) -> list[av.Packet]:
+        """Encode the next 20 ms (see :meth:`next_frame`)."""
+        return self.encode(self.next_frame())
 
 
 class RoomAudio:
@@ -119,6 +134,7 @@ class RoomAudio:
         self.room = room
         self.bitrate = bitrate
         self._tracks: set[EncodedAudioTrack] = set()
+        self._pcm: set[PcmSink] = set()  # outputs that encode audio themselves (AAC)
         self._source: MediaStreamTrack | None = None
         self._reader: asyncio.Task[None] | None = None
         self._clock: asyncio.Task[None] | None = None
@@ -132,7 +148,7 @@ class RoomAudio:
 
     @property
     def listeners(self) -> int:
-        return len(self._tracks)
+        return len(self._tracks) + len(self._pcm)
 
     def attach(self, track: MediaStreamTrack) -> None:
         """Relay ``track`` (the host's audio) from now on, replacing any other."""
@@ -156,7 +172,7 @@ class RoomAudio:
                 frame = await track.recv()
                 if track is not self._source:
                     return
-                if isinstance(frame, AudioFrame) and self._tracks:
+                if isinstance(frame, AudioFrame) and self.listeners:
                     self._stream.feed(frame)
         if track is self._source:
             self._source = None
@@ -165,7 +181,7 @@ class RoomAudio:
     async def _run_clock(self) -> None:
         start = time.monotonic()
         n = 0
-        while self._tracks:
+        while self.listeners:
             wait = start + n * _FRAME_S - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -173,8 +189,13 @@ class RoomAudio:
                 start = time.monotonic() - n * _FRAME_S
             n += 1
             host = self._stream.buffered >= FRAME_SAMPLES
+            frame = self._stream.next_frame()
+            for sink in list(self._pcm):
+                sink.push(frame)
+            if not self._tracks:
+                continue
             try:
-                packets = self._stream.encode_next()
+                packets = self._stream.encode(frame)
             except (av.FFmpegError, ValueError):
                 logger.exception("room %s: audio frame not encoded", self.room)
                 continue
@@ -185,21 +206,34 @@ class RoomAudio:
                     t.push(p)
 
     def subscribe(self) -> EncodedAudioTrack:
+        """A track of the room's shared Opus packets (a WHEP viewer, an SFU output)."""
         t = EncodedAudioTrack()
         self._tracks.add(t)
-        if self._clock is None or self._clock.done():
-            self._clock = asyncio.create_task(self._run_clock(),
-                                              name=f"audio-clock-{self.room}")
+        self._start_clock()
         return t
 
     def unsubscribe(self, track: EncodedAudioTrack) -> None:
         self._tracks.discard(track)
         track.stop()
 
+    def subscribe_pcm(self, sink: PcmSink) -> None:
+        """Hand ``sink`` every 20 ms frame of the clock (an output with its own encoder)."""
+        self._pcm.add(sink)
+        self._start_clock()
+
+    def unsubscribe_pcm(self, sink: PcmSink) -> None:
+        self._pcm.discard(sink)
+
+    def _start_clock(self) -> None:
+        if self._clock is None or self._clock.done():
+            self._clock = asyncio.create_task(self._run_clock(),
+                                              name=f"audio-clock-{self.room}")
+
     async def close(self) -> None:
         self.detach()
         for t in list(self._tracks):
             self.unsubscribe(t)
+        self._pcm.clear()
         if self._clock is not None:
             self._clock.cancel()
             with contextlib.suppress(asyncio.CancelledError):

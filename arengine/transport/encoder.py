@@ -38,13 +38,14 @@ class VideoEncoder:
     """
 
     def __init__(self, codec: Codec = "vp8", bitrate: int = 2_000_000, fps: int = 30,
-                 keyframe_interval: float = 4.0) -> None:
+                 keyframe_interval: float = 4.0, profile: str = "baseline") -> None:
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}, not {codec!r}")
         self.codec = codec
         self.bitrate = bitrate
         self.fps = fps
         self.keyframe_interval = keyframe_interval
+        self.profile = profile  # H.264: baseline (WebRTC's), main or high (platforms')
         self._context: av.VideoCodecContext | None = None
         self._size: tuple[int, int] | None = None
         self.reopened = 0
@@ -68,7 +69,8 @@ class VideoEncoder:
             ctx.options = {"preset": "superfast", "tune": "zerolatency", "level": "31",
                            "x264-params": f"bframes=0:keyint={gop}:min-keyint={gop}"
                                           ":scenecut=0:repeat-headers=1:sliced-threads=0"}
-            ctx.profile = "Baseline"
+            ctx.profile = {"baseline": "Baseline", "main": "Main",
+                           "high": "High"}[self.profile]
         ctx.width = width
         ctx.height = height
         ctx.pix_fmt = "yuv420p"
