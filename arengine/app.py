@@ -62,7 +62,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
                        max_rooms=limits.max_rooms, idle_s=limits.viewer_idle_s)
     policy = OutputPolicy(allow_private=settings.allow_private_outputs,
                           record_dir=settings.record_dir, janus_url=settings.janus_url,
-                          janus_room=settings.janus_room)
+                          janus_room=settings.janus_room,
+                          janus_public_url=settings.janus_public_url,
+                          rtmps_ca_file=settings.rtmps_ca_file)
     media = MediaServer(hub, settings.room, settings.codec, ice_servers=settings.ice_servers,
                         playout_delay=settings.playout_delay,
                         connect_timeout=limits.connect_timeout_s,

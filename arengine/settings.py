@@ -81,6 +81,8 @@ class Settings:
     record_dir: str | None = None  # recordings go here; None: recording is off
     janus_url: str | None = None  # the SFU's HTTP API, e.g. http://127.0.0.1:8088/janus
     janus_room: int = 1234
+    janus_public_url: str | None = None  # Janus as viewers' browsers reach it
+    rtmps_ca_file: str | None = None  # extra CA certificates for RTMPS targets
     allow_private_outputs: bool = False
 
     @property
@@ -460,6 +462,12 @@ OPTIONS: tuple[Option, ...] = (
            "for large audiences", "URL"),
     Option("janus_room", "janus_room", "--janus-room", "ARENGINE_JANUS_ROOM",
            _int(1, 2**31 - 1), "the Janus VideoRoom room to publish into", "N"),
+    Option("janus_public_url", "janus_public_url", "--janus-public-url",
+           "ARENGINE_JANUS_PUBLIC_URL", _http_url,
+           "the Janus API as viewers' browsers reach it (default: the --janus URL)", "URL"),
+    Option("rtmps_ca_file", "rtmps_ca_file", "--rtmps-ca-file", "ARENGINE_RTMPS_CA_FILE",
+           _text, "CA certificates (PEM) that RTMPS targets may be signed by, besides the "
+           "system's; RTMPS always verifies the platform's certificate", "PEM"),
     Option("allow_private_outputs", "allow_private_outputs", "--allow-private-outputs",
            "ARENGINE_ALLOW_PRIVATE_OUTPUTS", _bool,
            "let outputs push to private and loopback addresses (a LAN set-up); off, a "

@@ -289,6 +289,8 @@ class OutputPolicy:
     record_dir: str | None = None
     janus_url: str | None = None
     janus_room: int = 1234
+    janus_public_url: str | None = None  # as browsers reach it (None: janus_url)
+    rtmps_ca_file: str | None = None  # extra CAs for RTMPS, besides the system's
 
 
 def check_target(host: str, port: int, policy: OutputPolicy) -> None:
