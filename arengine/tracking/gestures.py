@@ -1,4 +1,5 @@
-"""Host hand gestures: thumbs up, fist, victory, open palm and 1-5 raised fingers.
+"""Host hand gestures: thumbs up, fist, victory, open palm and 2-5 raised fingers, and the
+common hands that are not commands (pointing, rock, call me, resting, half-raised).
 
 :func:`classify_hand` reads one hand's 21 landmarks. Whether a finger is straight comes
 from its joint angles (in 3D, so it does not matter how the hand is turned or which hand it
@@ -6,14 +7,17 @@ is) and from how far its tip reaches from the wrist compared with its middle joi
 independent of the hand's size on screen. Orientation is used only where it is the meaning:
 a thumbs-up points up, and finger counts, an open palm, a victory sign and a fist count
 only when the hand is raised (fingers up), so a hand hanging at the host's side does
-nothing.
+nothing. A count is only a count when every finger is clearly straight or clearly curled
+and the straight ones are the natural counting set (index first): on the shared HaGRID
+photos this reads "four" as four and "rock", "call me" and resting hands as nothing.
 
 :class:`GestureRecognizer` turns per-frame poses into actions: a gesture must be held for
 ``hold_s`` (scene seconds) before it fires, fires once however long it is held (it re-arms
 only after the hand has done something else for ``rearm_s``), a flicker shorter than
 ``grace_s`` does not break a hold, and an action cannot repeat within ``cooldown_s``.
 Actions come from a gesture -> action mapping (by default thumbs up -> ``like_burst``,
-N fingers -> ``pick_option_N``, fist -> ``close_poll``).
+N fingers (2-5) -> ``pick_option_N``, fist -> ``close_poll``; pointing, rock and call
+do nothing).
 """
 
 from __future__ import annotations
@@ -26,11 +30,25 @@ import numpy as np
 from arengine.types import HAND_POINTS, HandLandmarks, Scene
 
 GESTURES: tuple[str, ...] = ("thumbs_up", "thumbs_down", "victory", "open_palm", "fist",
-                             "fingers_1", "fingers_2", "fingers_3", "fingers_4", "fingers_5")
+                             "pointing", "rock", "call", "fingers_1", "fingers_2",
+                             "fingers_3", "fingers_4", "fingers_5")
+# A host points at products all the time, and "rock" and "call me" signs are greetings:
+# they are recognised (so they are not read as counts) and do nothing by default. On the
+# HaGRID photos, "rock" read as 2 fingers and "call" as 1 or a thumbs-up before, and most
+# non-command hands voted. Pointing is one finger, so a count starts at two.
 DEFAULT_ACTIONS: dict[str, str] = {
     "thumbs_up": "like_burst",
     "fist": "close_poll",
-    **{f"fingers_{n}": f"pick_option_{n}" for n in range(1, 6)},
+    **{f"fingers_{n}": f"pick_option_{n}" for n in range(2, 6)},
+}
+# The finger sets that are counts (thumb first): the index finger first, then the next
+# ones in order; five is the open hand. Anything else (rock, call, thumb and index) is not.
+COUNTS: dict[tuple[bool, ...], int] = {
+    (False, True, False, False, False): 1,
+    (False, True, True, False, False): 2,
+    (False, True, True, True, False): 3,
+    (False, True, True, True, True): 4,
+    (True, True, True, True, True): 5,
 }
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 _CHAINS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
@@ -45,6 +63,10 @@ THUMB_BEND = 60.0
 THUMB_OUT = 0.6  # thumb tip this many palm sizes from the index knuckle: held out
 THUMB_UP_DEG = 55.0  # thumb within this angle of straight up (or down)
 UPRIGHT_DEG = 75.0  # hand (wrist -> middle knuckle) within this angle of up: raised
+# A count is shown to the camera: the palm (or its back) faces it. |cos| of the palm
+# normal against the view axis was 0.83-1.0 on every deliberate HaGRID and MediaPipe
+# sample hand, and 0.09 for a hand resting open on a table (which read as "5").
+FACING = 0.5
 
 
 @dataclass(frozen=True)
@@ -124,27 +146,40 @@ def classify_hand(points: np.ndarray) -> HandPose:
     thumb = bool(thumb_bend < THUMB_BEND and thumb_out > THUMB_OUT)
     thumb_angle = _from_up(p[THUMB_TIP, :2] - p[THUMB_MCP, :2])
     upright = _from_up(p[MIDDLE_MCP, :2] - p[WRIST, :2]) < UPRIGHT_DEG
+    normal = np.cross(p[INDEX_MCP] - p[WRIST], p[PINKY_MCP] - p[WRIST])
+    facing = abs(float(normal[2])) / max(float(np.linalg.norm(normal)), 1e-9) >= FACING
     extended = (thumb, *straight)
     count = int(sum(extended))
 
     # A finger seen end-on (pointing at the camera) is neither clearly straight nor
     # clearly curled; a closed hand needs no straight finger and most clearly curled.
     closed = not any(straight) and sum(curled) >= 3
+    # A deliberate pose has every finger decided: straight or curled, none half bent
+    # (a resting or half-raised hand has several in between).
+    clear = all(s or c for s, c in zip(straight, curled, strict=True))
+    thumb_folded = thumb_bend >= THUMB_BEND or thumb_out < THUMB_OUT  # decided: not out
     names: list[str] = []
     if thumb and closed:
         if thumb_angle < THUMB_UP_DEG:
             names.append("thumbs_up")
         elif thumb_angle > 180.0 - THUMB_UP_DEG:
             names.append("thumbs_down")
-    if upright and not names:
+    if upright and not names and clear:
+        index, middle, ring, pinky = straight
         if closed and not thumb:
             names.append("fist")
-        elif straight[0] and straight[1] and curled[2] and curled[3]:
-            names.append("victory")
-        elif count == 5:
-            names.append("open_palm")
-        if count > 0 and (count > 1 or not thumb):
-            names.append(f"fingers_{count}")
+        elif index and pinky and not middle and not ring:
+            names.append("rock")
+        elif thumb and pinky and not (index or middle or ring):
+            names.append("call")
+        elif extended in COUNTS and (thumb or thumb_folded) and facing:
+            if extended == (False, True, False, False, False):
+                names.append("pointing")
+            elif extended == (False, True, True, False, False):
+                names.append("victory")
+            elif count == 5:
+                names.append("open_palm")
+            names.append(f"fingers_{COUNTS[extended]}")
     return HandPose(tuple(names), extended, count, bool(upright),  # type: ignore[arg-type]
                     float(thumb_angle))
 

@@ -63,10 +63,13 @@ THUMB_ONLY = (True, False, False, False, False)
     (FIST, "fist"),
     ((False, True, True, False, False), "victory"),
     (ALL, "open_palm"),
-    ((False, True, False, False, False), "fingers_1"),
+    ((False, True, False, False, False), "pointing"),
     ((False, True, True, True, False), "fingers_3"),
     ((False, True, True, True, True), "fingers_4"),
-    ((True, True, False, False, False), "fingers_2"),
+    ((False, True, False, False, True), "rock"),
+    ((True, False, False, False, True), "call"),
+    ((True, True, False, False, False), None),  # thumb and index: not a count anywhere
+    ((True, True, True, False, False), None),
 ])
 @pytest.mark.parametrize("angle", [0.0, -40.0, 35.0])
 @pytest.mark.parametrize("mirror", [False, True])
@@ -76,8 +79,10 @@ def test_synthetic_poses_any_tilt_either_hand(extended: tuple[bool, ...], name: 
     assert pose.extended == extended
     assert pose.gesture == name
     assert pose.count == sum(extended)
-    if name in ("victory", "open_palm"):
+    if name in ("victory", "open_palm", "pointing"):
         assert pose.names[1] == f"fingers_{pose.count}"  # also counts
+    if name in ("rock", "call", None):
+        assert not any(n.startswith("fingers_") for n in pose.names)  # never a count
 
 
 def test_finger_states_survive_any_rotation_and_size() -> None:
@@ -241,7 +246,9 @@ def test_hanging_open_hand_fires_nothing(hanging_hand_video) -> None:
     # ...and the same hand turned upright is an open hand, not a thumbs up or a fist.
     turned = [classify_hand(_rotate(h.points[0], 180.0)) for _, h in hanging_hand_video]
     assert not any(p.gesture == "fist" for p in turned)
-    assert sum(p.gesture in ("fingers_4", "open_palm") for p in turned) > 0.8 * len(turned)
+    # (Frames where the turning hand is seen edge-on are not counts any more: a count is
+    # shown to the camera. 79% of the frames are an open hand.)
+    assert sum(p.gesture in ("fingers_4", "open_palm") for p in turned) > 0.7 * len(turned)
 
 
 def _rotate(points: np.ndarray, angle: float) -> np.ndarray:
@@ -271,3 +278,29 @@ def test_pending_reports_hold_progress() -> None:
     assert (hand, gesture) == (0, "thumbs_up") and progress == pytest.approx(0.48)
     feed(rec, frames(0.28, 0.6, THUMBS))  # fired: no longer pending
     assert rec.pending() == []
+
+
+# -- HaGRID: command and non-command hands -----------------------------------------------
+
+HAGRID_EXPECT = {"four": ["pick_option_4"], "rock": [], "call": [], "none": []}
+
+
+@pytest.mark.parametrize("label", sorted(HAGRID_EXPECT))
+def test_hagrid_hands_fire_only_when_meant(data_dir: Path, label: str) -> None:
+    """Held for a second, each photo's hand: "four" picks option 4; a rock sign, a "call
+    me" sign and HaGRID's no-gesture hands (resting, half-raised, pointing, thumbs down)
+    fire nothing (before: rock voted option 2, call option 1 or a like burst)."""
+    import cv2
+
+    photos = sorted((data_dir / "hagrid_gestures" / label).glob("*.jpg"))
+    assert len(photos) == 4
+    found = 0
+    with HandTracker(mode="image", model_complexity=1) as ht:
+        for photo in photos:
+            hands = ht.detect(cv2.imread(str(photo)))
+            found += len(hands) > 0
+            rec = GestureRecognizer()
+            events = feed(rec, frames(0.0, 1.5, hands))
+            assert [e.action for e in events] == (HAGRID_EXPECT[label] if len(hands) else []), \
+                (photo.name, [classify_hand(p).names for p in hands.points])
+    assert found >= 3  # MediaPipe finds a hand in most of them
