@@ -49,15 +49,19 @@ def effect_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_effect(name: str, **settings: Any) -> Effect:
-    """A new effect by registered name; unknown names list the known ones."""
+def effect_class(name: str) -> type[Effect]:
+    """The class registered as ``name``; unknown names list the known ones."""
     _load_builtin()
     try:
-        cls = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown effect {name!r}; known: {', '.join(sorted(_REGISTRY))}") \
             from None
-    return cls(**settings)
+
+
+def create_effect(name: str, **settings: Any) -> Effect:
+    """A new effect by registered name; unknown names list the known ones."""
+    return effect_class(name)(**settings)
 
 
 # Constructor arguments that are wiring, not settings a host may change over the API:
@@ -67,12 +71,7 @@ WIRING = frozenset({"backend", "text", "catalog", "per_face", "shade"})
 
 def settings_of(name: str) -> tuple[str, ...]:
     """The settings a host may give effect ``name`` (its constructor's own arguments)."""
-    _load_builtin()
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown effect {name!r}; known: {', '.join(sorted(_REGISTRY))}") \
-            from None
+    cls = effect_class(name)
     params = inspect.signature(cls.__init__).parameters
     return tuple(p for p in params if p != "self" and p not in WIRING
                  and params[p].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -86,7 +85,7 @@ def check_settings(name: str, settings: Mapping[str, Any]) -> None:
     instead of a setting that silently does nothing on the picture.
     """
     allowed = settings_of(name)
-    params = inspect.signature(_REGISTRY[name].__init__).parameters
+    params = inspect.signature(effect_class(name).__init__).parameters
     for key, value in settings.items():
         if key not in allowed:
             raise ValueError(f"effect {name!r} has no setting {key[:40]!r}; its settings: "
