@@ -6,6 +6,7 @@ without them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,3 +78,14 @@ def hex_lab(hex_colour: str) -> np.ndarray:
 LOAD_SERVER_ENV = {"ARENGINE_DEMO": "0", "ARENGINE_OPEN_ROOMS": "1",
                    "ARENGINE_LIMIT_JOINS": "off", "ARENGINE_LIMIT_ROOMS": "off",
                    "ARENGINE_LIMIT_COMMENTS": "off", "ARENGINE_LIMIT_SESSIONS": "100000"}
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll ``check`` every 0.25 s until it returns something true; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")

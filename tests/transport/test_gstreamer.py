@@ -27,6 +27,7 @@ import pytest
 
 from arengine.pipeline import RoomConfig
 from arengine.transport.client import WhepClient
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -163,15 +164,6 @@ def publishing(server: object, video: Path, codec: str, audio: bool) -> Iterator
         pub.stop()
 
 
-def wait_until(check: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-
 
 def source_frames(video: Path, times: tuple[float, ...]) -> list[np.ndarray]:
     """Frames of the published video, at the published size, at ``times`` seconds."""
@@ -241,7 +233,7 @@ def check_lipstick(server: object, video: Path, audio: bool,
 
 
 def wait_live(server: object) -> dict:
-    stats = wait_until(
+    stats = wait_for(
         lambda: (s := room_stats(server))["status"] == "live" and s["fps"].get("in", 0) > 0
         and s, LIVE_TIMEOUT_S, "the room to go live on the publisher's frames")
     assert isinstance(stats, dict)
@@ -276,5 +268,5 @@ def test_gstreamer_video_only_publisher(live_server, face_video, lip_distance) -
         stats = room_stats(live_server)
         print(f"video only: input fps {stats['fps'].get('in')}")
     # the publisher's DELETE on SIGTERM ended its session
-    wait_until(lambda: room_stats(live_server)["publisher"] is None, 15,
+    wait_for(lambda: room_stats(live_server)["publisher"] is None, 15,
                "the publisher's session to end")

@@ -69,6 +69,20 @@ def live_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Live
     thread.join(timeout=20)
 
 
+# What every browser test starts Chromium with: no sandbox (root), no GPU, nothing that
+# calls out to Google's hosts (refused here), autoplay, real local IPs in ICE candidates.
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--autoplay-policy=no-user-gesture-required",
+                 "--disable-features=WebRtcHideLocalIpsWithMdns")
+
+
+def launch_chromium(playwright: object, *extra: str) -> object:
+    """Debian's Chromium through Playwright (never a downloaded browser)."""
+    return playwright.chromium.launch(  # type: ignore[attr-defined]
+        executable_path=chromium_or_fail(), args=[*CHROMIUM_ARGS, *extra])
+
+
 def chromium_or_fail() -> str:
     """The Debian chromium; missing is a skip locally but a failure under CI=true."""
     if shutil.which(CHROMIUM) is None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
@@ -19,7 +20,8 @@ import numpy as np
 import pytest
 
 from arengine.pipeline import RoomConfig
-from tests.web.conftest import chromium_or_fail
+from tests.conftest import wait_for
+from tests.web.conftest import launch_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,15 +46,10 @@ def fake_camera(tmp_path_factory: pytest.TempPathFactory, face_video: Path) -> P
 def browser(fake_camera: Path) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
-    exe = chromium_or_fail()
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=[
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={fake_camera}", "--no-sandbox",
-            "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync",
-            "--autoplay-policy=no-user-gesture-required",
-            "--disable-features=WebRtcHideLocalIpsWithMdns"])
+        b: Any = launch_chromium(p, "--use-fake-device-for-media-stream",
+                                 "--use-fake-ui-for-media-stream",
+                                 f"--use-file-for-fake-video-capture={fake_camera}")
         try:
             yield b
         finally:
@@ -76,15 +73,6 @@ def grab(page, element: str = "video") -> np.ndarray | None:
     data = base64.b64decode(url.split(",", 1)[1])
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
-
-def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def source_frame(face_video: Path, t: float = 1.0) -> np.ndarray:

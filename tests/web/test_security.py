@@ -15,7 +15,8 @@ import pytest
 
 from arengine.pipeline import RoomConfig
 from arengine.settings import Settings
-from tests.web.conftest import chromium_or_fail
+from tests.conftest import wait_for
+from tests.web.conftest import launch_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -36,13 +37,8 @@ PAYLOADS = [
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    exe = chromium_or_fail()
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync",
-            "--autoplay-policy=no-user-gesture-required",
-            "--disable-features=WebRtcHideLocalIpsWithMdns"])
+        b: Any = launch_chromium(p)
         try:
             yield b
         finally:
@@ -65,15 +61,6 @@ def injected(page: Any) -> int:
     return int(page.evaluate("""() => document.querySelectorAll(
         'img[src="x"], svg, iframe, script:not([src])').length"""))
 
-
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.mark.room_config(QUIET)
