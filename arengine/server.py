@@ -39,6 +39,7 @@ from arengine.tracking.gestures import GestureEvent
 from arengine.transport.audio import RoomAudio
 from arengine.transport.encoder import CODECS, Codec
 from arengine.transport.hooks import verify_hooks
+from arengine.transport.janus import JanusOutput
 from arengine.transport.output import Output, OutputPolicy
 from arengine.transport.sdp import OfferError, inspect_offer
 from arengine.transport.session import PeerSession
@@ -73,6 +74,13 @@ class OutputKind:
     name: str
     body: type[BaseModel]
     make: Callable[[Any, OutputPolicy], Output]
+    # Why this server, as its operator set it up, cannot make this kind (None: it can), e.g.
+    # no --janus: a well-formed request then gets 409, not 422.
+    unavailable: Callable[[OutputPolicy], str | None] | None = None
+
+
+class OutputUnavailable(ValueError):
+    """The server is not set up for this kind of output (see OutputKind.unavailable)."""
 
 
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
@@ -224,7 +232,9 @@ class MediaServer:
         while True:
             await asyncio.sleep(0.25)
             for room, p in list(self.pipelines.items()):
-                viewers = self.viewers(room)
+                # WHEP viewers, and SFU publishers (Janus relays to their subscribers)
+                viewers: list[WhepSession | JanusOutput] = [*self.viewers(room),
+                                                            *self.sfu_outputs(room)]
                 if not viewers:
                     continue
                 event = {"type": "media", "status": p.status,
@@ -447,6 +457,17 @@ class MediaServer:
 
     # -- outputs -------------------------------------------------------------------------
 
+    def sfu_outputs(self, room: str) -> list[JanusOutput]:
+        """The room's outputs that publish it into an SFU (Janus)."""
+        o = self.outputs.get(room)
+        return [] if o is None else [x for x in o.outputs.values()
+                                     if isinstance(x, JanusOutput)]
+
+    def sfu_info(self, room: str) -> dict[str, Any] | None:
+        """Where viewers watch the room through the SFU (public: no session id, no secret)."""
+        outputs = self.sfu_outputs(room)
+        return outputs[0].watch_info() if outputs else None
+
     async def room_outputs(self, room: str) -> RoomOutputs:
         o = self.outputs.get(room)
         if o is None:
@@ -467,6 +488,9 @@ class MediaServer:
             first = e.errors()[0]
             where = ".".join(str(x) for x in first["loc"]) or "body"
             raise ValueError(f"{where}: {first['msg']}") from None
+        why = spec.unavailable(self.output_policy) if spec.unavailable else None
+        if why:
+            raise OutputUnavailable(why)
         output = spec.make(request, self.output_policy)
         return (await self.room_outputs(room)).add(output)
 
@@ -517,6 +541,10 @@ _CREATED = {"description": "the SDP answer; Location is the session's resource U
 _NO_CONTENT = {"description": "CORS preflight", "headers": {
     "Allow": {"schema": {"type": "string"}}, "Accept-Post": {"schema": {"type": "string"}}}}
 _HOST_AUTH: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
+_SFU_INFO = {"type": "object", "required": ["janus", "room", "feed", "state"], "properties": {
+    "janus": {"type": "string", "description": "Janus's HTTP API as browsers reach it"},
+    "room": {"type": "integer"}, "feed": {"type": "integer"},
+    "state": {"type": "string", "description": "the publisher: live, reconnecting..."}}}
 
 
 def media_router(media: MediaServer) -> APIRouter:
@@ -623,7 +651,7 @@ def media_router(media: MediaServer) -> APIRouter:
         try:
             output = await media.add_output(room, body)
         except ValueError as e:
-            status = 409 if "at most" in str(e) else 422
+            status = 409 if "at most" in str(e) or isinstance(e, OutputUnavailable) else 422
             return _problem(status, str(e))
         return JSONResponse(output.stats(), 201, headers={
             "Location": f"/api/rooms/{room}/outputs/{output.id}"})
@@ -646,6 +674,19 @@ def media_router(media: MediaServer) -> APIRouter:
         if not media.room_exists(room):
             return _problem(404, f"no room {shown(room)}")
         return JSONResponse(media.status(room))
+
+    @r.get("/api/rooms/{room}/sfu", tags=["media"], responses={
+        200: {"description": "the SFU's public API URL, the Janus room and the room's feed",
+              "content": {"application/json": {"schema": _SFU_INFO}}}, **errors(404)})
+    async def sfu(room: str) -> Response:
+        """Where to watch the room through the SFU (Janus VideoRoom), for large audiences:
+        404 when the room is not published to one. Votes and likes still go to this API."""
+        if not media.room_exists(room):
+            return _problem(404, f"no room {shown(room)}")
+        info = media.sfu_info(room)
+        if info is None:
+            return _problem(404, f"room {shown(room)} is not on an SFU; watch it over WHEP")
+        return JSONResponse(info)
 
     @r.get("/api/rooms/{room}/regions", tags=["media"], responses=errors(404))
     async def regions(room: str) -> Response:

@@ -2,15 +2,15 @@
 
 aiortc has no public way to do several things a live server needs: complete video frames on
 the RTP marker bit, announce a fixed receive bitrate, write the playout-delay extension,
-narrow an answerer's codecs, route keyframe requests to a shared encoder, time decoding, and
-talk DTLS to peers with RSA certificates (GStreamer, for one). Each of those swaps a private
-attribute or wraps a private function, which any aiortc release may rename. So they all live
-here, each one a named :class:`Hook` with a check, the version range they were verified
-against is pinned in ``pyproject.toml``, and :func:`verify_hooks`, run once when the server
-starts, fails loudly naming the hook that no longer applies, instead of a stream quietly
-losing a frame of latency or a publisher failing its handshake. (Every peer session also
-installs the DTLS hook itself, :func:`allow_rsa_dtls`, so RSA peers never depend on the
-start-up call having run.)
+narrow an answerer's codecs, route keyframe requests to a shared encoder, ask a sender for a
+keyframe, time decoding, and talk DTLS to peers with RSA certificates (GStreamer, for one).
+Each of those swaps a private attribute or wraps a private function, which any aiortc
+release may rename. So they all live here, each one a named :class:`Hook` with a check, the
+version range they were verified against is pinned in ``pyproject.toml``, and
+:func:`verify_hooks`, run once when the server starts, fails loudly naming the hook that no
+longer applies, instead of a stream quietly losing a frame of latency or a publisher failing
+its handshake. (Every peer session also installs the DTLS hook itself,
+:func:`allow_rsa_dtls`, so RSA peers never depend on the start-up call having run.)
 
 The modules that use the hooks keep their own logic (:mod:`~arengine.transport.jitter`,
 :mod:`~arengine.transport.bitrate`, :mod:`~arengine.transport.playout`,
@@ -237,6 +237,12 @@ def _check_keyframe_requests() -> None:
     _method(RTCRtpSender, "_send_keyframe", ["self"])
 
 
+def _check_picture_loss() -> None:
+    _method(RTCRtpReceiver, "_send_rtcp_pli", ["self", "media_ssrc"])
+    _need(inspect.iscoroutinefunction(RTCRtpReceiver._send_rtcp_pli),
+          "RTCRtpReceiver._send_rtcp_pli is no longer a coroutine")
+
+
 def _probe_transceiver() -> RTCRtpTransceiver:
     def build() -> RTCRtpTransceiver:
         t = _StandInTransport()
@@ -258,6 +264,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook("answer-codecs", "RTCRtpTransceiver._codecs, filter_preferred_codecs",
          _check_negotiated_codecs),
     Hook("shared-keyframes", "RTCRtpSender._send_keyframe", _check_keyframe_requests),
+    Hook("picture-loss", "RTCRtpReceiver._send_rtcp_pli", _check_picture_loss),
 )
 
 
@@ -437,3 +444,13 @@ def route_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -
     (there is none for pre-encoded packets)."""
     sender._send_keyframe = request  # type: ignore[method-assign]
 
+
+async def report_picture_loss(receiver: RTCRtpReceiver) -> bool:
+    """Ask the far sender of a video receiver's stream for a keyframe now (RTCP PLI), as a
+    player does when it lost one; False before any packet came. aiortc sends PLIs only from
+    its own loss detection, so a client (a test, a benchmark) that wants one asks here."""
+    sources = receiver.getSynchronizationSources()
+    if not sources:
+        return False
+    await receiver._send_rtcp_pli(sources[0].source)
+    return True
