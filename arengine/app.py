@@ -154,7 +154,9 @@ async def running(app: FastAPI, client: str = "127.0.0.1") -> AsyncIterator[http
 
 def output_kinds() -> tuple[OutputKind, ...]:
     """Every kind of output a host may start (RTMP push, SFU, recording)."""
-    return ()
+    from arengine.transport.janus import JanusIn, janus_maker, janus_unavailable
+
+    return (OutputKind("janus", JanusIn, janus_maker(), janus_unavailable),)
 
 
 def from_env() -> FastAPI:
