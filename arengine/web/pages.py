@@ -15,8 +15,9 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +35,13 @@ CONTENT_SECURITY_POLICY = "; ".join((
     "form-action 'self'",
     "frame-ancestors 'none'",
 ))
+# Script the SFU viewer needs, from Debian's packages (read at request time, never copied
+# into the app): Janus's own client (libjs-janus-gateway) and the WebRTC adapter it expects.
+VENDOR_SCRIPTS = {
+    "janus.js": (Path("/usr/share/javascript/janus-gateway/janus.js"), "libjs-janus-gateway"),
+    "adapter.js": (Path("/usr/share/javascript/webrtc-adapter/adapter.js"),
+                   "libjs-webrtc-adapter"),
+}
 SECURITY_HEADERS = (
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -65,9 +73,31 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _page(name: str) -> HTMLResponse:
+def _page(name: str, headers: dict[str, str] | None = None) -> HTMLResponse:
     return HTMLResponse((WEB_DIR / "templates" / name).read_text(encoding="utf-8"),
-                        headers={"Cache-Control": "no-store"})
+                        headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def origin(url: str | None) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL (no user name or password), else None."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def sfu_policy(janus_origin: str) -> str:
+    """The page policy with one more place to connect to: the SFU's API (janus.js talks to
+    it with fetch); script still comes only from this origin."""
+    return CONTENT_SECURITY_POLICY.replace("connect-src 'self'",
+                                           f"connect-src 'self' {janus_origin}")
 
 
 def not_found_page(what: str) -> HTMLResponse:
@@ -92,8 +122,31 @@ def add_pages(app: FastAPI, exists: Callable[[str], bool]) -> None:
         return _page("host.html") if exists(room) else not_found_page(room)
 
     @app.get("/watch/{room}", include_in_schema=False)
-    async def watch(room: str) -> Response:
-        return _page("watch.html") if exists(room) else not_found_page(room)
+    async def watch(room: str, request: Request) -> Response:
+        """The viewer page; ``?via=sfu`` plays the room through the SFU (Janus) instead of
+        WHEP, and its policy lets the page reach that SFU's API, and no other."""
+        if not exists(room):
+            return not_found_page(room)
+        headers = {}
+        if request.query_params.get("via") == "sfu":
+            settings = getattr(app.state, "settings", None)
+            janus = origin(getattr(settings, "janus_public_url", None) or
+                           getattr(settings, "janus_url", None))
+            if janus is not None:
+                headers["Content-Security-Policy"] = sfu_policy(janus)
+        return _page("watch.html", headers)
+
+    @app.get("/static/vendor/{name}", include_in_schema=False)
+    async def vendor(name: str) -> Response:
+        found = VENDOR_SCRIPTS.get(name)
+        if found is None:
+            return PlainTextResponse("not found", 404)
+        path, package = found
+        if not path.is_file():
+            return PlainTextResponse(f"{name} is not installed on this server "
+                                     f"(apt-get install {package})", 404)
+        return FileResponse(path, media_type="text/javascript",
+                            headers={"Cache-Control": "no-cache"})
 
     @app.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:

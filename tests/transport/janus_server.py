@@ -32,6 +32,7 @@ import httpx
 import pytest
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+
 from arengine.transport.janus import JanusError, JanusSession
 
 JANUS = "/usr/bin/janus"
@@ -83,8 +84,9 @@ admin: {{
 }}
 """
 VIDEOROOM_JCFG = """\
-general: {
-}
+general: {{
+    {admin_key}
+}}
 """
 
 
@@ -123,6 +125,7 @@ class JanusServer:
     folder: Path
     lib: str
     session_timeout: int = 60
+    admin_key: str | None = None  # the VideoRoom's: then only its holder creates rooms
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -140,7 +143,9 @@ class JanusServer:
             disable_events=_others(self.lib, "events"),
             disable_loggers=_others(self.lib, "loggers")))
         (self.folder / "janus.transport.http.jcfg").write_text(HTTP_JCFG.format(port=self.port))
-        (self.folder / "janus.plugin.videoroom.jcfg").write_text(VIDEOROOM_JCFG)
+        key = f'admin_key = "{self.admin_key}"' if self.admin_key else ""
+        (self.folder / "janus.plugin.videoroom.jcfg").write_text(
+            VIDEOROOM_JCFG.format(admin_key=key))
         return jcfg
 
     def start(self, timeout: float = 15.0) -> None:
@@ -209,7 +214,6 @@ class JanusSubscriber:
         self.events: list[dict[str, object]] = []
         self.handle = 0
         self._tasks: list[asyncio.Task[None]] = []
-        self.on_frame: list[object] = []
 
     async def start(self, timeout: float = 20.0) -> None:
         await self.session.create()

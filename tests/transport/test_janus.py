@@ -249,9 +249,11 @@ def test_a_room_with_another_secret_is_refused(tmp_path: Path,
     asyncio.run(main())
 
 
-def test_a_stable_secret_survives_an_arengine_restart(tmp_path: Path,
-                                                      janus_server: JanusServer) -> None:
-    """With the secret in the --janus URL the room is kept, and found again after a restart."""
+def test_a_stable_secret_survives_an_arengine_restart(tmp_path: Path) -> None:
+    """With the secret in the --janus URL the room is kept, and found again after a restart;
+    as the VideoRoom's admin_key it keeps anyone else from creating rooms."""
+    janus_server = JanusServer(tmp_path / "janus", janus_or_fail(),
+                               admin_key="s3cret-for-tests")
     url = janus_server.url.replace("http://", "http://:s3cret-for-tests@")
     assert JanusAccess.from_url(url).stable
 
@@ -269,8 +271,22 @@ def test_a_stable_secret_survives_an_arengine_restart(tmp_path: Path,
 
     async def main() -> None:
         assert await run_once(1) != await run_once(2)
+        async with httpx.AsyncClient(timeout=40) as jhttp:
+            stranger = JanusSession(jhttp, janus_server.url)
+            await stranger.create()
+            handle = await stranger.attach(janus.VIDEOROOM)
+            with pytest.raises(JanusError) as err:
+                await stranger.request(handle, {"request": "create", "room": 999})
+            assert err.value.code in (janus.UNAUTHORIZED, 429)
+            exists = await stranger.request(handle, {"request": "exists", "room": ROOM})
+            assert exists["exists"] is True  # kept for the next run
+            await stranger.destroy()
 
-    asyncio.run(main())
+    janus_server.start()
+    try:
+        asyncio.run(main())
+    finally:
+        janus_server.kill()
 
 
 def test_reconnects_after_janus_restarts(tmp_path: Path, janus_server: JanusServer) -> None:

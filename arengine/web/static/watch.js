@@ -1,4 +1,5 @@
-// Viewer page: WHEP playback, votes, likes, chat, shade suggestions, clickable product sticker.
+// Viewer page: playback (WHEP from this server, or ?via=sfu through the SFU), votes, likes,
+// chat, shade suggestions, clickable product sticker.
 "use strict";
 
 const video = document.getElementById("video");
@@ -53,13 +54,21 @@ async function act(method, path, body) {
 
 // -- video and the media data channel ------------------------------------------------
 
-whepKeepPlaying(`/whep/${encodeURIComponent(ROOM)}`, video, (ev) => {
+// Where the video comes from is the only difference between the two ways to watch: the
+// player gives the same <video>, media events and states; everything else is the same page.
+const VIA = new URLSearchParams(location.search).get("via") === "sfu" ? "sfu" : "whep";
+const players = {
+  whep: (onEvent, onState) => whepKeepPlaying(`/whep/${encodeURIComponent(ROOM)}`, video, onEvent, onState),
+  sfu: (onEvent, onState) => sfuKeepPlaying(ROOM, video, onEvent, onState),
+};
+
+players[VIA]((ev) => {
   if (ev.type !== "media") return;
   media = ev;
   badge.textContent = ev.status === "live" ? "LIVE" : ev.status === "demo" ? "demo" : ev.status;
   setStatus(ev.status === "reconnecting" ? "host reconnecting…" : ev.status);
   layoutRegions();
-}, (s) => { console.log(`whep: ${s}`); if (s !== "connected") { badge.textContent = s; setStatus(s); } });
+}, (s) => { console.log(`${VIA}: ${s}`); if (s !== "connected") { badge.textContent = s; setStatus(s); } });
 
 // Where the video picture is drawn inside the element (object-fit: contain letterboxing).
 function pictureRect() {
