@@ -200,8 +200,69 @@ async function refreshStats() {
   } catch (e) { /* server restarting */ }
 }
 
+// -- outputs (RTMP push to platforms, the SFU, recordings) ---------------------------
+
+const outputKind = document.getElementById("output-kind");
+let outputKinds = [];
+
+function showOutputFields() {
+  for (const row of document.querySelectorAll("[data-kind]")) {
+    row.hidden = !row.dataset.kind.split(" ").includes(outputKind.value);
+  }
+}
+outputKind.addEventListener("change", showOutputFields);
+
+function renderOutputs(list, kinds) {
+  if (kinds && kinds.join() !== outputKinds.join()) {
+    outputKinds = kinds;
+    outputKind.replaceChildren(...kinds.map((k) => el("option", {value: k}, k)));
+    showOutputFields();
+  }
+  const box = document.getElementById("outputs");
+  if (!list.length) { box.textContent = "Only this page's viewers."; return; }
+  box.replaceChildren(...list.map((o) => {
+    const where = o.target || o.file || (o.janus_room ? `Janus room ${o.janus_room}` : "");
+    const stop = el("button", {}, "Stop");
+    stop.onclick = () => hostCall("DELETE", `/outputs/${encodeURIComponent(o.id)}`).catch(() => {});
+    return el("div", {class: "row"}, el("b", {}, o.kind), ` ${where} · ${o.state} · ${o.fps} fps · ` +
+      `${o.bitrate_kbps} kbit/s · dropped ${o.dropped}` + (o.reconnects ? ` · reconnects ${o.reconnects}` : "") +
+      (o.last_error ? ` · ${o.last_error}` : ""), stop);
+  }));
+}
+
+document.getElementById("output-start").onclick = () => {
+  const kind = outputKind.value;
+  const body = {kind};
+  if (kind === "rtmp" || kind === "record") {
+    body.bitrate_kbps = Number(document.getElementById("output-bitrate").value);
+    body.keyframe_interval_s = Number(document.getElementById("output-gop").value);
+    body.profile = document.getElementById("output-profile").value;
+  }
+  if (kind === "rtmp") {
+    body.url = document.getElementById("output-url").value.trim();
+    const key = document.getElementById("output-key").value.trim();
+    if (key) body.stream_key = key;
+  } else if (kind === "record") {
+    body.file = document.getElementById("output-file").value.trim();
+  }
+  hostCall("POST", "/outputs", body).then(() => {
+    document.getElementById("output-key").value = "";  // the key is not kept in the page
+  }).catch(() => {});
+};
+
+async function refreshOutputs() {
+  const t = token();
+  if (!t) return;
+  try {
+    const r = await fetch(`${API}/outputs`, {headers: {"Authorization": `Bearer ${t}`}});
+    if (r.ok) { const data = await r.json(); renderOutputs(data.outputs, data.kinds); }
+  } catch (e) { /* server restarting */ }
+}
+
 listCameras();
 setupShades();
+refreshOutputs();
+setInterval(refreshOutputs, 2000);
 watchRoom(renderState);
 refreshStats();
 setInterval(refreshStats, 1000);
