@@ -274,12 +274,13 @@ class JanusAccess:
 
     One per app, shared by every Janus output, so the outputs of several rooms publish into
     one Janus room together; ``users`` counts them, and the room is destroyed when the last
-    one stops if the secret was made for this run only.
+    one stops if it made the room and the secret was made for this run only.
     """
 
     master: str
     stable: bool  # from the --janus URL's password: the same after a restart
     users: dict[int, int] = field(default_factory=dict)
+    created: set[int] = field(default_factory=set)  # rooms this app made
 
     @classmethod
     def from_url(cls, url: str) -> JanusAccess:
@@ -463,6 +464,10 @@ class JanusOutput(Output):
                                 ValueError) as e:
                             self.last_error = _reason(e)
                             logger.info("janus %s: %s", self.id, self.last_error)
+                        except Exception as e:  # say it in the stats, and try again
+                            self.last_error = f"{type(e).__name__}: {_reason(e)}"
+                            logger.warning("janus %s: connection failed", self.id,
+                                           exc_info=True)
                         if time.monotonic() - began > STABLE_S:
                             attempt = 0
                         self.set_state("reconnecting")
@@ -598,6 +603,7 @@ class JanusOutput(Output):
                 create["admin_key"] = self.access.admin_key
             try:
                 await session.request(handle, create)
+                self.access.created.add(self.room)
                 logger.info("janus: created room %s", self.room)
                 return
             except JanusError as e:
@@ -644,8 +650,10 @@ class JanusOutput(Output):
 
     async def _leave(self, http: httpx.AsyncClient) -> None:
         """After the last output of a room made for this run only: destroy that room."""
-        if self.access.stable or self.access.users.get(self.room, 0) > 1:
+        if self.access.stable or self.room not in self.access.created or \
+                self.access.users.get(self.room, 0) > 1:
             return
+        self.access.created.discard(self.room)
         session = JanusSession(http, self.url)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._destroy_room(session), 3)
