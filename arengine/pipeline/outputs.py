@@ -74,6 +74,10 @@ class RoomOutputs:
     def size(self) -> tuple[int, int] | None:
         return self.pipeline.size
 
+    @property
+    def fps(self) -> int:
+        return self.pipeline.config.fps
+
     # -- the list ------------------------------------------------------------------------
 
     def add(self, output: Output) -> Output:

@@ -116,6 +116,11 @@ class OutputSource(Protocol):
         """Width and height of the room's composited frames (None before the first)."""
         ...
 
+    @property
+    def fps(self) -> int:
+        """The room's frame rate (its compositor's): what an encoder spec should say."""
+        ...
+
 
 class Rate:
     """Events per second and bytes per second over the last ``window`` seconds."""
@@ -234,6 +239,7 @@ class WriterThread:
     def __init__(self, name: str, write: Callable[[Any], None],
                  on_error: Callable[[BaseException], None], max_items: int = 150) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(max_items)
+        self.max_items = max_items
         self._write = write
         self._on_error = on_error
         self._stop = object()
@@ -249,6 +255,12 @@ class WriterThread:
             return True
         except queue.Full:
             return False
+
+    @property
+    def backlog(self) -> int:
+        """Items queued and not yet written (a caller waits for room before it asks the
+        encoder for a keyframe)."""
+        return self._queue.qsize()
 
     def _run(self) -> None:
         while True:
