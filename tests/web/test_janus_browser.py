@@ -8,6 +8,7 @@ change the sticker in the picture it sees through Janus.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,3 +149,21 @@ def test_sfu_page_without_an_sfu_says_so(live_server, browser) -> None:
         "() => document.querySelector('#badge').textContent === 'not on an SFU'",
         timeout=15000)
     page.close()
+
+
+def test_vendor_scripts_are_debian_s(live_server) -> None:
+    """janus.js and the adapter are read from Debian's packages, as plain script."""
+    with httpx.Client(base_url=live_server.url) as http:
+        for name, package in (("janus.js", "janus-gateway"), ("adapter.js", "webrtc-adapter")):
+            r = http.get(f"/static/vendor/{name}")
+            if r.status_code == 404:  # a clear message naming the package, never a crash
+                assert "apt-get install" in r.text
+                if os.environ.get("CI", "").lower() == "true":
+                    pytest.fail(r.text, pytrace=False)
+                pytest.skip(r.text)
+            assert r.status_code == 200 and "javascript" in r.headers["content-type"]
+            assert r.text == Path(f"/usr/share/javascript/{package}/{name}").read_text()
+        assert http.get("/static/vendor/../server.py").status_code == 404
+        assert http.get("/static/vendor/jquery.js").status_code == 404
+        r = http.get("/watch/demo?via=sfu")  # no --janus: the plain policy
+        assert "connect-src 'self';" in r.headers["content-security-policy"]
