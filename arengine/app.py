@@ -155,12 +155,12 @@ async def running(app: FastAPI, client: str = "127.0.0.1") -> AsyncIterator[http
 def output_kinds() -> tuple[OutputKind, ...]:
     """Every kind of output a host may start (RTMP push, SFU, recording)."""
     from arengine.transport.janus import JanusIn, janus_maker, janus_unavailable
-    from arengine.transport.recording import RecordIn, make_recording
+    from arengine.transport.recording import RecordIn, make_recording, recording_unavailable
     from arengine.transport.rtmp import RtmpIn, make_rtmp
 
     return (OutputKind("janus", JanusIn, janus_maker(), janus_unavailable),
             OutputKind("rtmp", RtmpIn, make_rtmp),
-            OutputKind("record", RecordIn, make_recording))
+            OutputKind("record", RecordIn, make_recording, recording_unavailable))
 
 
 def from_env() -> FastAPI:

@@ -415,6 +415,14 @@ def _error_words(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+RECORDING_OFF = "recording is off on this server; start it with --record-dir"
+
+
+def recording_unavailable(policy: OutputPolicy) -> str | None:
+    """Why this server cannot record (no ``record_dir``), or None."""
+    return None if policy.record_dir else RECORDING_OFF
+
+
 def make_recording(body: RecordIn, policy: OutputPolicy) -> RecordingOutput:
     """A recording into ``policy.record_dir`` (ValueError when off, or the name is taken).
 
@@ -422,7 +430,7 @@ def make_recording(body: RecordIn, policy: OutputPolicy) -> RecordingOutput:
     cannot both write it and an existing file is never overwritten.
     """
     if not policy.record_dir:
-        raise ValueError("recording is off on this server; start it with --record-dir")
+        raise ValueError(RECORDING_OFF)
     folder = Path(policy.record_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / check_file_name(body.file)

@@ -136,7 +136,7 @@ def test_recording_is_off_without_a_record_dir(tmp_path: Path) -> None:
         async with serve(tmp_path) as (http, _, auth):
             r = await http.post("/api/rooms/demo/outputs", headers=auth,
                                 json={"kind": "record", "file": "show.mp4"})
-            assert r.status_code == 422
+            assert r.status_code == 409  # a well-formed request this server cannot serve
             assert r.json()["detail"] == ("recording is off on this server; start it with "
                                           "--record-dir")
 
