@@ -396,8 +396,8 @@ class RtmpClient:
         raise RtmpError(last)
 
     def _handshake(self, deadline: float) -> None:
-        """The plain RTMP handshake (C0 C1, S0 S1 S2, C2), as nginx-rtmp, YouTube and the
-        CDNs behind the platforms accept from encoders."""
+        """The RTMP specification's plain handshake (C0 C1, S0 S1 S2, C2); Flash's later
+        digest variant is not sent (tested against nginx-rtmp, which takes both)."""
         c1 = struct.pack(">II", 0, 0) + os.urandom(1528)
         self._sendall(b"\x03" + c1)
         s0s1 = self._recv_exact(1 + 1536, deadline)
