@@ -22,13 +22,40 @@ E = TypeVar("E", bound="type[Effect]")
 
 
 class Effect(ABC):
-    """Draws one thing onto frames. Subclasses set ``name`` and implement ``apply``."""
+    """Draws one thing onto frames. Subclasses set ``name`` and implement ``apply``.
+
+    The hooks below are explicit no-ops that an effect overrides to tell the chain and the
+    compositor what it is (no attribute probing): whether a room starts with it on, whether
+    it stands in for the host's picture, what it needs tracked, and what it keeps when the
+    chain remakes it with new settings.
+    """
 
     name: ClassVar[str] = ""
+    # Whether a room's chain starts with this effect on (the virtual host waits to be asked).
+    enabled_by_default: ClassVar[bool] = True
 
     @abstractmethod
     def apply(self, frame: np.ndarray, scene: Scene) -> np.ndarray:
         """Return ``frame`` (BGR uint8) with the effect drawn; may modify it in place."""
+
+    def replaces_host(self) -> bool:
+        """True while this effect draws a whole picture in place of the camera's (the
+        virtual host in replace mode). The chain then draws it first and gives the effects
+        after it a scene without the host's faces and hands, which are not in the picture
+        any more (so lipstick paints nothing and layers keep off the new subject instead);
+        and if it fails, the frame goes out blank rather than showing the host."""
+        return False
+
+    def needs(self) -> frozenset[str]:
+        """What this effect needs tracked besides faces and hands, by scene-extras key
+        (e.g. ``{"person_mask"}``); the compositor runs those models only while an enabled
+        effect asks."""
+        return frozenset()
+
+    def adopt(self, previous: Effect) -> None:  # noqa: B027 (a hook: no-op by default)
+        """Take over what ``previous`` (the instance this one replaces, same name) learned,
+        when the chain remakes the effect with new settings: a calibration, a background,
+        animation state. By default nothing is kept."""
 
 
 def register_effect(name: str) -> Callable[[E], E]:

@@ -20,6 +20,11 @@ effects) run between frames, each on a copy so a half-drawn layer never shows.
 
 Effects that read the picture (lipstick) must come before the layers drawn over it: in a
 shared frame they see the picture as it was when the frame was opened.
+
+An effect that stands in for the host's picture (:meth:`Effect.replaces_host`: the virtual
+host in replace mode) is drawn first, alone, whatever the configured order; the effects
+after it get the scene without the host's faces and hands (the host is not in the picture
+any more, so lipstick has no lips to paint), and if it fails the frame goes out black.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import numpy as np
 from arengine.effects.base import Effect, create_effect
 from arengine.render.backend import RenderBackend
 from arengine.state import RoomState
-from arengine.types import Scene, StageTiming
+from arengine.types import FaceLandmarks, HandLandmarks, Scene, StageTiming
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +107,14 @@ class BackendChain:
         run = _Run(scene, on_timing, on_error)
         segment: list[tuple[str, Effect]] = []
         out = frame
-        for name, effect in self.effects.items():
-            if name in skip:
+        for name, effect, replaces in self._order(skip):
+            if replaces:  # alone, first, and nothing of the host's picture after it
+                if segment:
+                    out = self._shared(out, segment, run)
+                    segment = []
+                out = self._alone(out, name, effect, run, blank_on_failure=True)
+                run.scene = run.scene.with_faces(FaceLandmarks.empty()).with_hands(
+                    HandLandmarks.empty())
                 continue
             if self.shares_frame(effect):
                 segment.append((name, effect))
@@ -116,8 +127,26 @@ class BackendChain:
             out = self._shared(out, segment, run)
         return out
 
+    def _order(self, skip: Collection[str]) -> list[tuple[str, Effect, bool]]:
+        """The effects to draw, in order: those that stand in for the host's picture
+        (:meth:`Effect.replaces_host`) first, then the others as configured."""
+        items = []
+        for name, effect in self.effects.items():
+            if name in skip:
+                continue
+            try:
+                replaces = effect.replaces_host()
+            except Exception:
+                log.exception("effect %r: replaces_host() failed; drawn in place", name)
+                replaces = False
+            items.append((name, effect, replaces))
+        return sorted(items, key=lambda item: not item[2])  # stable: keeps the order
+
     # -- one effect on its own -----------------------------------------------------------
-    def _alone(self, frame: np.ndarray, name: str, effect: Effect, run: _Run) -> np.ndarray:
+    def _alone(self, frame: np.ndarray, name: str, effect: Effect, run: _Run,
+               blank_on_failure: bool = False) -> np.ndarray:
+        """``blank_on_failure``: a failed effect leaves a black picture instead of the
+        frame (an effect standing in for the host must never let the host through)."""
         start = time.perf_counter()
         try:
             drawn = effect.apply(frame.copy(), run.scene)
@@ -127,7 +156,7 @@ class BackendChain:
             return drawn
         except Exception as e:
             self._failed(f"effect:{name}", name, run, e)
-            return frame
+            return np.zeros_like(frame) if blank_on_failure else frame
         finally:
             run.timing(f"effect:{name}", start)
 
@@ -228,8 +257,9 @@ def render_chain(effects: Mapping[str, Effect] | Iterable[Effect], frame: np.nda
     return BackendChain(effects, backend).apply(frame, scene)
 
 
-# Lipstick first (it recolours the face), then the layers drawn over the picture.
-DEFAULT_EFFECTS = ("lipstick", "avatars", "vote_sticker", "likes", "product")
+# The virtual host (off until a host turns it on; drawn first in replace mode), lipstick (it
+# recolours the face), then the layers drawn over the picture.
+DEFAULT_EFFECTS = ("virtual_host", "lipstick", "avatars", "vote_sticker", "likes", "product")
 
 
 class EffectChain:
@@ -255,7 +285,8 @@ class EffectChain:
                     log.warning("effect %r is not available, skipped: %s", name, e)
                 except Exception:
                     log.exception("effect %r failed to start, skipped", name)
-        self.enabled: dict[str, bool] = dict.fromkeys(self.effects, True)
+        self.enabled: dict[str, bool] = {n: e.enabled_by_default
+                                         for n, e in self.effects.items()}
         self._settings: dict[str, dict[str, Any]] = {n: {} for n in self.effects}
         self._render = BackendChain(self.effects, self.backend)
         self._state: RoomState | None = None
@@ -284,6 +315,13 @@ class EffectChain:
                 log.warning("effect %r: settings %s not applied: %s", name, wanted, e)
                 self._settings[name] = dict(wanted)
                 continue
+            old = self.effects.get(name)
+            if old is not None:
+                try:
+                    effect.adopt(old)
+                except Exception:
+                    log.exception("effect %r: could not take over the previous one's state",
+                                  name)
             self.effects[name] = effect
             self._render.effects[name] = effect
             self._settings[name] = dict(wanted)
@@ -329,6 +367,18 @@ class EffectChain:
         skip = {n for n, on in self.enabled.items() if not on}
         return self._render.apply(image, scene, skip=skip, on_timing=on_timing,
                                   on_error=on_error)
+
+    def needs(self) -> frozenset[str]:
+        """What the enabled effects need tracked besides faces and hands
+        (:meth:`Effect.needs`), for the compositor."""
+        out: set[str] = set()
+        for name, effect in self.effects.items():
+            if self.enabled.get(name, True):
+                try:
+                    out |= effect.needs()
+                except Exception:
+                    log.exception("effect %r: needs() failed", name)
+        return frozenset(out)
 
     def shares_frame(self, effect: Effect) -> bool:
         """Whether ``effect`` draws into the chain's backend frame (one upload, one

@@ -1,6 +1,7 @@
 """Where on-screen layers go, and what time it is for them.
 
-Placement: a layer never covers the host's face or a raised hand. :func:`obstacles` turns a
+Placement: a layer never covers the host's face or a raised hand, nor a character drawn as
+a subject (the virtual host, see :func:`add_subject`). :func:`obstacles` turns a
 :class:`Scene` into padded keep-out boxes; :class:`Placer` picks, among a few anchors, the
 first free spot for a panel (least overlap wins when none is free) and keeps it until it
 becomes blocked, so panels do not jump around when the host moves a little.
@@ -74,6 +75,7 @@ class Rect:
 
 
 KEEP_OUT = "keep_out"  # scene.extras key: rects already taken by layers drawn earlier
+SUBJECTS = "subjects"  # scene.extras key: on-screen people drawn by effects (virtual host)
 
 
 def ui_scale(width: int, height: int, scale: float = 1.0) -> float:
@@ -87,9 +89,11 @@ def obstacles(scene: Scene, face_pad: float = 0.15, hand_pad: float = 0.1,
     """Keep-out boxes: every face and every hand, padded by a fraction of their size, and
     (with ``reserved``) whatever earlier layers of this frame took with :func:`reserve`.
 
-    Faces are grown more upward (hair, forehead) than the landmarks reach.
+    Faces are grown more upward (hair, forehead) than the landmarks reach. Subjects
+    (:func:`add_subject`) count like faces, whatever ``reserved`` says.
     """
     out: list[Rect] = list(_reserved(scene)) if reserved else []
+    out.extend(subjects(scene))
     for box in scene.faces.boxes():
         x1, y1, x2, y2 = (float(v) for v in box)
         w, h = x2 - x1, y2 - y1
@@ -115,6 +119,22 @@ def reserve(scene: Scene, rect: Rect) -> None:
     rects = _reserved(scene)
     rects.append(rect)
     scene.extras[KEEP_OUT] = ((scene.timestamp, scene.frame_index), rects)
+
+
+def add_subject(scene: Scene, rect: Rect) -> None:
+    """Mark ``rect`` as a person on screen for the rest of this frame (a character that an
+    effect drew): later layers keep off it as they keep off faces."""
+    stamp = (scene.timestamp, scene.frame_index)
+    got = scene.extras.get(SUBJECTS, (None, []))
+    rects = got[1] if got[0] == stamp else []
+    rects.append(rect)
+    scene.extras[SUBJECTS] = (stamp, rects)
+
+
+def subjects(scene: Scene) -> list[Rect]:
+    """The subjects marked on this frame (none from an earlier frame's notes)."""
+    stamp, rects = scene.extras.get(SUBJECTS, (None, []))
+    return list(rects) if stamp == (scene.timestamp, scene.frame_index) else []
 
 
 def anchor_rect(anchor: str, w: int, h: int, width: int, height: int, margin: int) -> Rect:

@@ -12,6 +12,10 @@ Tracking comes in two kinds behind one interface: :class:`WorkerTracking` (threa
 newest landmarks, a frame never waits for inference: the live room) and
 :class:`InlineTracking` (every frame tracked before it is drawn: deterministic, for files
 and for timing the stages one after another).
+
+What an enabled effect needs besides faces and hands (:meth:`EffectChain.needs`: the person
+mask and room plate of the virtual host's replace mode) is added to the scene's extras the
+same way: by a worker started on first need in the live room, inline for files.
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from arengine.effects.chain import EffectChain
-from arengine.pipeline.tracking import TrackingWorker
+from arengine.pipeline.tracking import TrackingWorker, segmentation_worker
 from arengine.state import RoomState
 from arengine.tracking.face import Mode
 from arengine.tracking.gestures import GestureEvent, GestureRecognizer
+from arengine.tracking.segmentation import PERSON_MASK, PersonMask
 from arengine.types import HandLandmarks, Scene, StageTiming
 
 logger = logging.getLogger(__name__)
@@ -58,6 +64,16 @@ class Tracking(ABC):
     def close(self) -> None:
         """Stop whatever runs the models."""
 
+    def add_extras(self, image: np.ndarray, scene: Scene,  # noqa: B027 (a hook: no-op)
+                   needs: frozenset[str], on_timing: OnTiming) -> None:
+        """Put what ``needs`` names (e.g. :data:`PERSON_MASK`) into ``scene.extras``, when
+        it can; by default nothing."""
+
+
+def _keep_out_boxes(scene: Scene) -> list[list[float]]:
+    """The face and hand boxes of a scene, for the background plate to keep out."""
+    return [list(map(float, b)) for b in (*scene.faces.boxes(), *scene.hands.boxes())]
+
 
 class WorkerTracking(Tracking):
     """Tracking in worker threads: every frame is offered, none waits for inference.
@@ -67,9 +83,13 @@ class WorkerTracking(Tracking):
     """
 
     def __init__(self, face: TrackingWorker[Scene] | None,
-                 hands: TrackingWorker[HandLandmarks] | None) -> None:
+                 hands: TrackingWorker[HandLandmarks] | None,
+                 segment_interval: float = 0.1) -> None:
         self.face = face
         self.hands = hands
+        self.segment_interval = segment_interval
+        self.segmentation: TrackingWorker[PersonMask] | None = None  # started on first need
+        self._segment_sent = -1e9
 
     def scene(self, image: np.ndarray, timestamp: float, index: int,
               on_timing: OnTiming) -> Scene:
@@ -87,8 +107,28 @@ class WorkerTracking(Tracking):
             scene = scene.with_hands(hands)
         return scene.at(timestamp, index)
 
+    def add_extras(self, image: np.ndarray, scene: Scene, needs: frozenset[str],
+                   on_timing: OnTiming) -> None:
+        """The person mask from a segmentation worker, started on the first frame that
+        needs one; frames are offered (as copies: effects may draw on this one) at most
+        every ``segment_interval`` seconds, and each frame gets the newest result."""
+        if PERSON_MASK not in needs:
+            return
+        if self.segmentation is None:
+            nice = self.face.nice if self.face is not None else 0
+            self.segmentation = segmentation_worker(on_timing, None, self.segment_interval,
+                                                    nice=nice)
+        now = time.monotonic()
+        if now - self._segment_sent >= self.segment_interval:
+            self._segment_sent = now
+            self.segmentation.submit(image.copy(), now, scene.frame_index,
+                                     _keep_out_boxes(scene))
+        latest = self.segmentation.latest(scene.width, scene.height)
+        if latest is not None:
+            scene.extras[PERSON_MASK] = latest
+
     def close(self) -> None:
-        for worker in (self.face, self.hands):
+        for worker in (self.face, self.hands, self.segmentation):
             if worker is not None:
                 worker.close()
 
@@ -107,6 +147,8 @@ class InlineTracking(Tracking):
 
         self.faces = FaceTracker(mode, max_faces=max_faces) if faces else None
         self.hands = HandTracker(mode, max_hands=2) if hands else None
+        self._segmenter: Any = None  # PersonSegmenter and BackgroundPlate, on first need
+        self._plate: Any = None
 
     def scene(self, image: np.ndarray, timestamp: float, index: int,
               on_timing: OnTiming) -> Scene:
@@ -122,8 +164,24 @@ class InlineTracking(Tracking):
             on_timing(StageTiming(index, "track_hands", t1, time.perf_counter()))
         return scene
 
+    def add_extras(self, image: np.ndarray, scene: Scene, needs: frozenset[str],
+                   on_timing: OnTiming) -> None:
+        """The person mask of this very frame (timing ``segment``)."""
+        if PERSON_MASK not in needs:
+            return
+        from arengine.tracking.segmentation import BackgroundPlate, PersonSegmenter
+
+        if self._segmenter is None:
+            self._segmenter, self._plate = PersonSegmenter(), BackgroundPlate()
+        t0 = time.perf_counter()
+        probability = self._segmenter.segment(image)
+        scene.extras[PERSON_MASK] = self._plate.update(image, probability,
+                                                       _keep_out_boxes(scene),
+                                                       scene.frame_index)
+        on_timing(StageTiming(scene.frame_index, "segment", t0, time.perf_counter()))
+
     def close(self) -> None:
-        for model in (self.faces, self.hands):
+        for model in (self.faces, self.hands, self._segmenter):
             if model is not None:
                 model.close()
 
@@ -172,6 +230,14 @@ class Compositor:
             except Exception:
                 logger.exception("tracking failed on frame %d; drawn without it", index)
                 self.on_error("tracking")
+        needs = self.effects.needs()
+        if needs and self.tracking is not None:
+            try:
+                self.tracking.add_extras(image, scene, needs, self.on_timing)
+            except Exception:
+                logger.exception("%s failed on frame %d; drawn without it",
+                                 ", ".join(sorted(needs)), index)
+                self.on_error("segment")
         events: list[GestureEvent] = []
         if self.gestures is not None and host:
             start = time.perf_counter()

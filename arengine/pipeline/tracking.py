@@ -28,6 +28,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from arengine.pipeline.slot import ThreadSlot
+from arengine.tracking.segmentation import PersonMask
 from arengine.types import HandLandmarks, Scene, StageTiming
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class TrackRequest:
     image: np.ndarray
     timestamp: float
     frame_index: int
+    extra: object = None  # what a worker needs besides the picture (e.g. face boxes)
 
 
 class TrackingWorker(Generic[R]):
@@ -80,9 +82,10 @@ class TrackingWorker(Generic[R]):
     def dropped(self) -> int:
         return self._slot.dropped
 
-    def submit(self, image: np.ndarray, timestamp: float, frame_index: int) -> None:
+    def submit(self, image: np.ndarray, timestamp: float, frame_index: int,
+               extra: object = None) -> None:
         """Offer the newest frame; an unprocessed older one is dropped."""
-        self._slot.put(TrackRequest(image, timestamp, frame_index))
+        self._slot.put(TrackRequest(image, timestamp, frame_index, extra))
 
     def latest(self, width: int, height: int) -> R | None:
         """The newest result for frames of this size (None before one, or after a resize)."""
@@ -198,3 +201,31 @@ def hand_worker(on_timing: Callable[[StageTiming], None] | None = None,
 
 def _no_hands(hands: HandLandmarks) -> bool:
     return len(hands) == 0
+
+
+def segmentation_worker(on_timing: Callable[[StageTiming], None] | None = None,
+                        on_error: Callable[[str], None] | None = None,
+                        min_interval: float = 0.1, nice: int = 0
+                        ) -> TrackingWorker[PersonMask]:
+    """A worker running selfie segmentation and the background plate of the room
+    (:mod:`arengine.tracking.segmentation`), at most 10 Hz by default: the room behind a
+    host changes slowly, and the plate only ever takes background pixels. A request's
+    ``extra`` is the face and hand boxes to keep out of the plate."""
+    from arengine.tracking.segmentation import BackgroundPlate, PersonSegmenter
+
+    class _Model:
+        def __init__(self) -> None:
+            self.segmenter = PersonSegmenter()
+            self.plate = BackgroundPlate()
+
+        def close(self) -> None:
+            self.segmenter.close()
+
+    def infer(model: object, req: TrackRequest) -> PersonMask:
+        assert isinstance(model, _Model)
+        boxes: list[list[float]] = req.extra if isinstance(req.extra, list) else []
+        return model.plate.update(req.image, model.segmenter.segment(req.image), boxes,
+                                  req.frame_index)
+
+    return TrackingWorker("segment", _Model, infer, on_timing, on_error, min_interval,
+                          nice=nice)
