@@ -165,8 +165,11 @@ class Feed:
     async def step(self, writer: WriterThread) -> None:
         """Hand the writer the next video packet (waiting at most ``STEP_S``) and the
         audio since the last step."""
+        # asyncio.timeout, not wait_for: in Python 3.11 wait_for can swallow a cancel that
+        # lands as the packet arrives, and the output would then never stop.
         try:
-            packet, _ = await asyncio.wait_for(self.video.get(), STEP_S)
+            async with asyncio.timeout(STEP_S):
+                packet, _ = await self.video.get()
         except TimeoutError:
             packet = None
         except MediaStreamError:  # the encoder was closed under us: subscribe again
