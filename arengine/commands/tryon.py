@@ -48,6 +48,14 @@ def add_parser(subparsers: Any) -> None:
                    help="lipstick strength from 0 to 1 (default 1)")
     p.add_argument("--no-hands", action="store_true",
                    help="skip hand tracking (hands then do not cover the lipstick)")
+    p.add_argument("--character", metavar="NAME", default=None,
+                   help="a virtual host character (assets/characters/NAME.json) driven by "
+                        "the face in the file; --report then holds its per-frame rig")
+    p.add_argument("--mode", choices=("replace", "beside"), default="replace",
+                   help="with --character: replace the person (default) or stand beside")
+    p.add_argument("--background", choices=("studio", "room", "green"), default="studio",
+                   help="with --character in replace mode: the drawn studio (default), the "
+                        "room with the person removed, or chroma green")
     add_render_argument(p)
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="progress bar on stderr: auto shows it when stderr is a terminal")
@@ -111,7 +119,7 @@ class _Timer:
         from arengine.bench.stats import summarize
 
         out: dict[str, Any] = {}
-        keys = [*STAGES, "track_face", "track_hands", "total"]
+        keys = [*STAGES, "track_face", "track_hands", "virtual_host", "segment", "total"]
         for k in keys:
             values = [r[f"{k}_ms"] for r in self.rows if r.get(f"{k}_ms") is not None]
             if values:
@@ -154,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
     from arengine.effects.lipstick import DEFAULT_SHADE
 
     shade = default_catalog().get(args.shade or DEFAULT_SHADE)  # unknown: UserError
+    if getattr(args, "character", None) is not None:
+        _check_character(args.character)
     src, dst = Path(args.input), Path(args.output)
     _check_paths(src, dst)
     report_path = Path(args.report) if args.report else None
@@ -164,6 +174,19 @@ def run(args: argparse.Namespace) -> int:
 
     with _media_warnings():
         return _run(args, src, dst, shade, report_path)
+
+
+def _check_character(name: str) -> None:
+    """An unknown or broken character is one line for the user (exit 2)."""
+    from arengine.render.character import CharacterError, character_names, load_character
+
+    known = character_names()
+    if name not in known:
+        raise UserError(f"unknown character {name[:40]!r}; known: {', '.join(known) or '(none)'}")
+    try:
+        load_character(name)
+    except CharacterError as e:
+        raise UserError(str(e)) from None
 
 
 def _run(args: argparse.Namespace, src: Path, dst: Path, shade: Any,
@@ -203,6 +226,9 @@ def _run(args: argparse.Namespace, src: Path, dst: Path, shade: Any,
         _write_report(report_path, result)
     audio = result["output"].get("audio")
     extra = f", audio {audio}" if audio and audio != "none" else ""
+    host = result.get("virtual_host")
+    if host:
+        extra += f", virtual host {host['character']} ({host['mode']})"
     print(f"wrote {dst}: {frames} frame(s), {with_face} with a face, shade {shade.id}{extra}")
     return 0
 
@@ -279,10 +305,16 @@ def _process(args: argparse.Namespace, source: Any, sink: Any, shade: Any,
     def on_timing(t: StageTiming) -> None:
         stage_ms[t.stage] = stage_ms.get(t.stage, 0.0) + t.duration_ms
 
+    host = _virtual_host(args, shade)
+    effects: dict[str, Any] = {"lipstick": effect}
+    if host is not None:
+        effects = {"virtual_host": host, **effects}
+    chain = EffectChain(effects=effects, backend=backend)
+    if host is not None:
+        chain.enabled["virtual_host"] = True  # off by default in a room; asked for here
     # The compositor the live room runs, with every frame tracked before it is drawn.
     compositor = Compositor(
-        EffectChain(effects={"lipstick": effect}, backend=backend),
-        InlineTracking("video" if is_video else "image", hands=not args.no_hands),
+        chain, InlineTracking("video" if is_video else "image", hands=not args.no_hands),
         on_timing=on_timing)
     try:
         with bar:
@@ -308,6 +340,14 @@ def _process(args: argparse.Namespace, source: Any, sink: Any, shade: Any,
                     "effect_ms": round(stage_ms.get("effects", 0.0), 3),
                     "encode_ms": _ms(t5, t6), "total_ms": _ms(t0, t6),
                     "composite_ms": _ms(t2, t5)})
+                if host is not None:
+                    vh = host.report()
+                    timer.rows[-1].update(
+                        virtual_host_ms=round(stage_ms.get("effect:virtual_host", 0.0), 3),
+                        segment_ms=round(stage_ms["segment"], 3) if "segment" in stage_ms
+                        else None,
+                        rig=vh["rig"], character_box=vh["box"],
+                        background=vh["background"])
                 frames += 1
                 bar.update(1)
             t_encode = timer.now()
@@ -351,8 +391,27 @@ def _process(args: argparse.Namespace, source: Any, sink: Any, shade: Any,
         "throughput_fps": round(frames / wall_s, 2) if wall_s > 0 else None,
         "encoder_flush_ms": flush_ms,
         "summary": timer.summary(),
+        "virtual_host": None if host is None else {
+            "character": host.character_name, "mode": host.mode,
+            "background": host.background, "calibrated": host.solver.calibrated,
+            "reactions": [{"reaction": k, "at_s": round(t, 3)}
+                          for k, t in host.life.reactions]},
         "per_frame": timer.rows,
     }
+
+
+def _virtual_host(args: argparse.Namespace, shade: Any) -> Any:
+    """The virtual host effect for ``--character`` (None without), its lips in the shade."""
+    name = getattr(args, "character", None)
+    if name is None:
+        return None
+    from arengine.effects.virtual_host import VirtualHost
+    from arengine.state import RoomState
+
+    host = VirtualHost(character=name, mode=args.mode, background=args.background,
+                       idle_talk=False)
+    host.set_state(RoomState("tryon", shade_id=shade.id, shade_hex=shade.hex))
+    return host
 
 
 def _write_report(path: Path, report: dict[str, Any]) -> None:
