@@ -363,3 +363,50 @@ def test_clip_cut_short(face_video: Path, tmp_path: Path) -> None:
     assert f"ends early: {missing} of 40 frames missing" in warning
     assert "of 1.6 s)" in warning
     assert len(decode(out)[0]) == rep["frames"]
+
+
+# -- the virtual host --------------------------------------------------------------------
+
+def test_a_character_replaces_the_person_and_reports_its_rig(tmp_path: Path,
+                                                             data_dir: Path) -> None:
+    src = data_dir / "grid_talking" / "lbax4n.mpg"
+    out, report = tmp_path / "host.mp4", tmp_path / "host.json"
+    r = tryon(src, "-o", out, "--character", "momo", "--report", report)
+    assert r.returncode == 0, r.stderr
+    assert "virtual host momo (replace)" in r.stdout
+    rep = json.loads(report.read_text())
+    assert rep["virtual_host"]["character"] == "momo" and rep["virtual_host"]["calibrated"]
+    rows = rep["per_frame"]
+    assert all(row["rig"] is not None and row["virtual_host_ms"] > 0 for row in rows)
+    assert max(row["rig"]["mouth_open"] for row in rows) > 0.5  # he talks
+    assert any(row["rig"]["blink"] for row in rows)  # and blinks once (frames 27-31)
+    assert rep["summary"]["virtual_host"]["median_ms"] > 0
+    frames, _ = decode(out)
+    with av.open(str(src)) as c:
+        source = [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
+    # the speaker is gone: every frame differs from his picture almost everywhere
+    for a, b in zip(frames[::15], source[::15], strict=False):
+        assert (np.abs(a.astype(int) - b).max(axis=2) > 30).mean() > 0.9
+
+
+def test_a_character_beside_a_picture(tmp_path: Path, data_dir: Path) -> None:
+    out = tmp_path / "beside.png"
+    r = tryon(data_dir / "faces" / "obama-720p.jpg", "-o", out, "--character", "mei",
+              "--mode", "beside")
+    assert r.returncode == 0, r.stderr
+    image = cv2.imread(str(out))
+    src = cv2.imread(str(data_dir / "faces" / "obama-720p.jpg"))
+    changed = np.abs(image.astype(int) - src).max(axis=2) > 30
+    assert 0.03 < changed.mean() < 0.5  # a co-host at the side (and lipstick), not a new picture
+
+
+@pytest.mark.parametrize("name", ["nobody", "../mei", "MEI"])
+def test_an_unknown_character_is_one_line_listing_the_characters(tmp_path: Path,
+                                                                 data_dir: Path,
+                                                                 name: str) -> None:
+    r = tryon(data_dir / "faces" / "obama-720p.jpg", "-o", tmp_path / "x.png",
+              "--character", name)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "known: mei, momo" in lines[0], r.stderr
+    assert not (tmp_path / "x.png").exists()
