@@ -702,11 +702,13 @@ class CharacterRenderer:
 
     def composite(self, frame: np.ndarray, rect: tuple[float, float, float, float],
                   params: Mapping[str, float], colours: Mapping[str, str] | None = None,
-                  margin: float = 0.25) -> None:
+                  margin: float = 0.08) -> None:
         """Draw the character into ``frame`` (BGR uint8, in place) fitted to ``rect``.
 
         Only the region under the character (``rect`` grown by ``margin`` for parts that
-        reach out: a raised arm, swinging hair) is converted to BGRA and drawn on.
+        swing out of the design canvas: a turned head's hair, a waving arm) is converted
+        to BGRA and drawn on; the conversions cost about 0.1 ms per 100k pixels, a fifth
+        of a frame's drawing at 720p, so the margin stays small.
         """
         fh, fw = frame.shape[:2]
         x, y, w, h = rect
