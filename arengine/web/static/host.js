@@ -139,13 +139,42 @@ document.getElementById("goal-set").onclick = () => hostCall("PUT", "/like-goal"
 function renderEffects(names) {
   const box = document.getElementById("effects");
   box.replaceChildren();
-  for (const name of names) {
+  for (const name of names.filter((n) => n !== "virtual_host")) {  // it has its own panel
     const enabled = state && state.effects[name] ? state.effects[name].enabled : true;
     const cb = el("input", {type: "checkbox", id: `fx-${name}`});
     cb.checked = enabled;
     cb.onchange = () => hostCall("PUT", "/effects", {effects: {[name]: {enabled: cb.checked}}});
     box.append(el("div", {class: "row"}, cb, el("label", {for: `fx-${name}`}, name)));
   }
+}
+
+// -- virtual host: PUT /effects {"effects": {"virtual_host": {enabled, settings}}} ---------
+
+let vhCalibration = 0;
+function virtualHostCall() {
+  const settings = {
+    character: document.getElementById("vh-character").value.trim() || "mei",
+    mode: document.getElementById("vh-mode").value,
+    background: document.getElementById("vh-background").value,
+    calibration: vhCalibration,
+  };
+  return hostCall("PUT", "/effects", {effects: {virtual_host: {
+    enabled: document.getElementById("vh-on").checked, settings}}});
+}
+document.getElementById("vh-on").onchange = virtualHostCall;
+document.getElementById("vh-apply").onclick = virtualHostCall;
+document.getElementById("vh-calibrate").onclick = () => { vhCalibration += 1; virtualHostCall(); };
+
+function renderVirtualHost(s) {
+  const fx = s.effects && s.effects.virtual_host;
+  if (!fx) return;
+  const st = fx.settings || {};
+  const set = (id, v) => { const e = document.getElementById(id); if (document.activeElement !== e && v !== undefined) e.value = v; };
+  document.getElementById("vh-on").checked = !!fx.enabled;
+  set("vh-character", st.character);
+  set("vh-mode", st.mode);
+  set("vh-background", st.background);
+  if (typeof st.calibration === "number") vhCalibration = Math.max(vhCalibration, st.calibration);
 }
 
 let effectNames = [];
@@ -163,6 +192,7 @@ function renderState(s) {
   document.getElementById("room-info").textContent =
     `${s.viewer_count} viewers (peak ${s.peak_viewers}) · ${s.likes} likes · ${s.interaction_rate.toFixed(2)} interactions/min`;
   if (effectNames.length) renderEffects(effectNames);
+  renderVirtualHost(s);
   const chat = document.getElementById("comments");
   if (s.recent_comments.length) {
     chat.replaceChildren(...s.recent_comments.map((c) => el("p", {}, el("b", {}, c.name), " ", c.text)));
