@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -299,7 +300,7 @@ def test_with_no_face_the_character_keeps_moving() -> None:
         out = host.apply(np.zeros((360, 640, 3), np.uint8), Scene.empty(640, 360, i / 25, i))
         frames.append(out)
         shut += host.last_params["eye_close_left"] > 0.9
-    changed = [not np.array_equal(a, b) for a, b in zip(frames, frames[1:], strict=False)]
+    changed = [not np.array_equal(a, b) for a, b in pairwise(frames)]
     assert all(changed)  # breathing alone moves every frame
     assert shut >= 2  # it blinks
     gaze = [idle_params(t / 5)["gaze_x"] for t in range(300)]
@@ -335,7 +336,7 @@ def test_the_demo_source_shows_the_character_alive() -> None:
         comp.close()
     host = chain.effects["virtual_host"]
     assert isinstance(host, VirtualHost) and host.last_rig is not None  # follows the demo
-    assert all(not np.array_equal(a, b) for a, b in zip(outs, outs[1:], strict=False))
+    assert all(not np.array_equal(a, b) for a, b in pairwise(outs))
 
 
 # -- reactions, once per event ----------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from arengine.render.character import PARAMS
 from arengine.tracking import FaceTracker, HandTracker
 from arengine.tracking.rig import Rig, RigSolver, vowel_weights
-from arengine.types import FaceLandmarks, HandLandmarks, Scene
+from arengine.types import HandLandmarks, Scene
 
 GRID = ("brbk7n", "lbax4n", "lbbc2a", "lrwp9a", "lwbsza")
 # Eye closures counted by looking at every frame of the clips (eye crops side by side):
