@@ -38,6 +38,7 @@ from arengine.render.character import (
     character_names,
     load_character,
 )
+from arengine.render.sprites import Canvas, SpriteBackend
 from arengine.state import RoomState
 from arengine.tracking.rig import VOWELS, Rig, RigSolver, vowel_weights
 from arengine.tracking.segmentation import PERSON_MASK, PersonMask
@@ -237,7 +238,8 @@ class VirtualHost(Effect):
 
     def __init__(self, character: str = "mei", mode: str = "replace",
                  background: str = "studio", scale: float = 1.0, side: str = "auto",
-                 idle_talk: bool = True, calibration: int = 0) -> None:
+                 idle_talk: bool = True, calibration: int = 0,
+                 backend: SpriteBackend | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {str(mode)[:40]!r}")
         if background not in BACKGROUNDS:
@@ -258,6 +260,10 @@ class VirtualHost(Effect):
         self.calibration = calibration
         self.solver = RigSolver()
         self.life = Life(self.character.breath_s, idle_talk)
+        # A render backend (GPU) to draw through in beside mode, joining the chain's frame
+        # as the layers do; replace mode always draws the whole picture itself.
+        self.backend = backend
+        self._frames = 0
         self._studio: tuple[tuple[int, int], np.ndarray] | None = None
         self._studio_renderer: CharacterRenderer | None = None
         self._lips: str | None = None
@@ -330,7 +336,14 @@ class VirtualHost(Effect):
         if rect is None:
             self.last_box = None
             return frame
-        self.renderer.composite(frame, rect, params, colours)
+        if self.backend is not None and self.mode == "beside":
+            sprite, x, y = self.renderer.sprite((w, h), rect, params, colours)
+            self._frames += 1
+            with Canvas(frame, self.backend) as canvas:
+                canvas.sprite(sprite, x, y, 1.0, ("virtual_host", id(self)), self._frames)
+            frame = canvas.frame
+        else:
+            self.renderer.composite(frame, rect, params, colours)
         box = Rect(round(rect[0]), round(rect[1]), round(rect[2]), round(rect[3]))
         self.last_box = box
         add_subject(scene, box)

@@ -727,6 +727,26 @@ class CharacterRenderer:
                       colours)
         cv2.cvtColor(bgra, cv2.COLOR_BGRA2BGR, dst=roi)
 
+    def sprite(self, frame_size: tuple[int, int], rect: tuple[float, float, float, float],
+               params: Mapping[str, float], colours: Mapping[str, str] | None = None,
+               margin: float = 0.08) -> tuple[np.ndarray, int, int]:
+        """The character as a premultiplied BGRA sprite over the same region
+        :meth:`composite` draws, and its top-left (x, y) in a frame of ``frame_size``
+        (width, height): for render backends that blend sprites (a GPU)."""
+        fw, fh = frame_size
+        x, y, w, h = rect
+        x1 = max(0, math.floor(x - margin * w))
+        y1 = max(0, math.floor(y - margin * h))
+        x2 = min(fw, math.ceil(x + w + margin * w))
+        y2 = min(fh, math.ceil(y + h))
+        out = np.zeros((max(1, y2 - y1), max(1, x2 - x1), 4), np.uint8)
+        surface = skia.Surface(out, colorType=skia.kBGRA_8888_ColorType,
+                               alphaType=skia.kPremul_AlphaType)
+        with surface as canvas:
+            self.draw(canvas, params, _affine(1, 0, 0, 1, -x1, -y1) @ self.screen(rect),
+                      colours)
+        return out, x1, y1
+
     def render(self, params: Mapping[str, float], width: int, height: int,
                background: tuple[int, int, int] = (235, 235, 235),
                colours: Mapping[str, str] | None = None) -> np.ndarray:

@@ -535,3 +535,24 @@ def test_the_live_room_gets_a_person_mask_from_a_worker(room_frames: list[np.nda
         assert tracking.segmentation is not None
     finally:
         comp.close()
+
+
+def test_beside_through_a_render_backend_draws_the_same(
+        two_faces: list[tuple[np.ndarray, Scene]]) -> None:
+    """Given the chain's backend, beside mode joins its frame as a sprite (a GPU keeps one
+    upload and one readback); the picture is the one drawn in place."""
+    from arengine.effects.chain import BackendChain
+    from arengine.render.cpu import CPUBackend
+
+    image, scene = two_faces[0]
+    backend = CPUBackend()
+    outs = []
+    for b in (None, backend):
+        host = VirtualHost(mode="beside", backend=b)
+        _fixed_rig(host)
+        chain = BackendChain({"virtual_host": host}, b)
+        assert chain.shares_frame(host) == (b is not None)
+        outs.append(chain.apply(image.copy(), scene))
+    diff = np.abs(outs[0].astype(int) - outs[1])
+    assert diff.max() <= 3 and (diff > 0).mean() < 0.05
+    assert not np.array_equal(outs[0], image)
