@@ -28,7 +28,7 @@ from arengine.interaction.api import FastActions, build_router, validation_error
 from arengine.interaction.hub import RoomHub
 from arengine.keys import ServerKeys
 from arengine.server import MediaServer, OutputKind
-from arengine.settings import Settings, output_request
+from arengine.settings import OUTPUT_KINDS, Settings, output_request
 from arengine.transport.output import OutputPolicy
 from arengine.web.pages import SecurityHeaders, add_pages
 
@@ -64,13 +64,15 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
                           record_dir=settings.record_dir, janus_url=settings.janus_url,
                           janus_room=settings.janus_room,
                           janus_public_url=settings.janus_public_url,
+                          janus_secret=keys.token("janus-rooms"),
                           rtmps_ca_file=settings.rtmps_ca_file)
     media = MediaServer(hub, settings.room, settings.codec, ice_servers=settings.ice_servers,
                         playout_delay=settings.playout_delay,
                         connect_timeout=limits.connect_timeout_s,
                         viewers_per_room=limits.viewers_per_room,
                         sessions_per_client=limits.sessions_per_client,
-                        output_kinds=output_kinds(), output_policy=policy)
+                        output_kinds=output_kinds(settings.output_kinds),
+                        output_policy=policy)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -152,15 +154,16 @@ async def running(app: FastAPI, client: str = "127.0.0.1") -> AsyncIterator[http
         yield http
 
 
-def output_kinds() -> tuple[OutputKind, ...]:
-    """Every kind of output a host may start (RTMP push, SFU, recording)."""
+def output_kinds(enabled: tuple[str, ...] = OUTPUT_KINDS) -> tuple[OutputKind, ...]:
+    """The kinds of output a host may start on this server (of RTMP push, SFU, recording)."""
     from arengine.transport.janus import JanusIn, janus_maker, janus_unavailable
     from arengine.transport.recording import RecordIn, make_recording, recording_unavailable
     from arengine.transport.rtmp import RtmpIn, make_rtmp
 
-    return (OutputKind("janus", JanusIn, janus_maker(), janus_unavailable),
-            OutputKind("rtmp", RtmpIn, make_rtmp),
-            OutputKind("record", RecordIn, make_recording, recording_unavailable))
+    kinds = (OutputKind("janus", JanusIn, janus_maker(), janus_unavailable),
+             OutputKind("rtmp", RtmpIn, make_rtmp),
+             OutputKind("record", RecordIn, make_recording, recording_unavailable))
+    return tuple(k for k in kinds if k.name in enabled)
 
 
 def from_env() -> FastAPI:

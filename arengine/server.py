@@ -33,7 +33,7 @@ from arengine.interaction.api import errors
 from arengine.interaction.errors import shown
 from arengine.interaction.hub import RoomHub
 from arengine.pipeline import RoomConfig, RoomPipeline, StatsObserver
-from arengine.pipeline.outputs import RoomOutputs
+from arengine.pipeline.outputs import OutputLimitError, RoomOutputs
 from arengine.state import RoomState
 from arengine.tracking.gestures import GestureEvent
 from arengine.transport.audio import RoomAudio
@@ -271,8 +271,11 @@ class MediaServer:
                 connected.set()
 
         async def watchdog() -> None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(connected.wait(), self.connect_timeout)
+            # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow the cancel of
+            # a server closing at that moment.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.connect_timeout):
+                    await connected.wait()
                 return
             if not session.closed:
                 logger.info("%s session in room %s did not connect within %g s; closed",
@@ -482,15 +485,15 @@ class MediaServer:
         if spec is None:
             known = ", ".join(sorted(self.output_kinds)) or "none on this server"
             raise ValueError(f"kind must be one of: {known}")
+        why = spec.unavailable(self.output_policy) if spec.unavailable else None
+        if why:  # whatever the body says: this server is not set up for the kind
+            raise OutputUnavailable(why)
         try:
             request = spec.body.model_validate(body)
         except ValidationError as e:
             first = e.errors()[0]
             where = ".".join(str(x) for x in first["loc"]) or "body"
             raise ValueError(f"{where}: {first['msg']}") from None
-        why = spec.unavailable(self.output_policy) if spec.unavailable else None
-        if why:
-            raise OutputUnavailable(why)
         output = spec.make(request, self.output_policy)
         return (await self.room_outputs(room)).add(output)
 
@@ -651,7 +654,7 @@ def media_router(media: MediaServer) -> APIRouter:
         try:
             output = await media.add_output(room, body)
         except ValueError as e:
-            status = 409 if "at most" in str(e) or isinstance(e, OutputUnavailable) else 422
+            status = 409 if isinstance(e, OutputUnavailable | OutputLimitError) else 422
             return _problem(status, str(e))
         return JSONResponse(output.stats(), 201, headers={
             "Location": f"/api/rooms/{room}/outputs/{output.id}"})

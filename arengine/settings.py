@@ -29,6 +29,7 @@ Codec = Literal["vp8", "h264"]
 MIN_TOKEN_CHARS = 16
 
 
+OUTPUT_KINDS = ("rtmp", "record", "janus")
 JOIN_RATE = Rate(burst=30, per_second=30 / 60)
 ROOM_RATE = Rate(burst=5, per_second=5 / 3600)
 COMMENT_RATE = Rate(burst=20, per_second=2.0)
@@ -78,6 +79,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     log_level: str = "info"
     outputs: tuple[str, ...] = ()  # outputs of the demo room at start (see --output)
+    output_kinds: tuple[str, ...] = OUTPUT_KINDS  # the kinds hosts may start
     record_dir: str | None = None  # recordings go here; None: recording is off
     janus_url: str | None = None  # the SFU's HTTP API, e.g. http://127.0.0.1:8088/janus
     janus_room: int = 1234
@@ -289,6 +291,17 @@ def _outputs(raw: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _output_kinds(raw: Any) -> tuple[str, ...]:
+    text = str(raw).strip().lower()
+    if text == "none":
+        return ()
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    for k in kinds:
+        if k not in OUTPUT_KINDS:
+            raise ValueError(f"unknown output kind {k[:20]!r}; known: {', '.join(OUTPUT_KINDS)}")
+    return kinds
+
+
 def _http_url(raw: Any) -> str:
     text = str(raw).strip().rstrip("/")
     if not text.lower().startswith(("http://", "https://")):
@@ -454,6 +467,9 @@ OPTIONS: tuple[Option, ...] = (
            "stream key (a platform's server URL + '/' + key), 'record:FILE' or 'janus' "
            "(repeat the flag, or comma-separate in the variable, which keeps stream keys "
            "out of the process list)", "TARGET", repeat=True),
+    Option("output_kinds", "output_kinds", "--output-kinds", "ARENGINE_OUTPUT_KINDS",
+           _output_kinds, "the kinds of output hosts may start, of rtmp, record, janus "
+           "(e.g. rtmp to allow pushes only; none: no outputs besides WHEP)", "A,B"),
     Option("record_dir", "record_dir", "--record-dir", "ARENGINE_RECORD_DIR", _text,
            "folder for recordings (mp4/mkv, by file name only); default: recording off",
            "DIR"),

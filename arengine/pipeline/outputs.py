@@ -17,7 +17,7 @@ from prometheus_client import Counter, Gauge
 
 from arengine.pipeline.room import RoomPipeline
 from arengine.transport.audio import EncodedAudioTrack, RoomAudio
-from arengine.transport.encoder import PacketQueue
+from arengine.transport.encoder import Codec, PacketQueue
 from arengine.transport.output import EncoderSpec, Output, PcmQueue
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,10 @@ OUTPUT_DROPPED = Counter("arengine_output_dropped_total",
                          ["room", "output", "kind"])
 OUTPUT_RECONNECTS = Counter("arengine_output_reconnects_total",
                             "Times an output reconnected", ["room", "output", "kind"])
+
+
+class OutputLimitError(ValueError):
+    """The room already has its :data:`MAX_OUTPUTS` (a 409: the state forbids another)."""
 
 
 class RoomOutputs:
@@ -74,6 +78,9 @@ class RoomOutputs:
     def size(self) -> tuple[int, int] | None:
         return self.pipeline.size
 
+    def viewer_spec(self, codec: Codec) -> EncoderSpec:
+        return self.pipeline.viewer_spec(codec)
+
     @property
     def fps(self) -> int:
         return self.pipeline.config.fps
@@ -83,7 +90,7 @@ class RoomOutputs:
     def add(self, output: Output) -> Output:
         """Start ``output`` on this room."""
         if len(self.outputs) >= MAX_OUTPUTS:
-            raise ValueError(f"a room has at most {MAX_OUTPUTS} outputs; stop one first")
+            raise OutputLimitError(f"a room has at most {MAX_OUTPUTS} outputs; stop one first")
         self.outputs[output.id] = output
         output.start(self)
         logger.info("room %s: output %s (%s) started: %s", self.room, output.id, output.kind,

@@ -138,6 +138,10 @@ class PacketQueue:
         self._packets.append((packet, ready))
         self._event.set()
 
+    def request_keyframe(self) -> None:
+        """Ask this queue's encoder for a keyframe (a far end lost the picture)."""
+        self._on_need_keyframe()
+
     async def get(self) -> tuple[av.Packet, float]:
         while not self._packets:
             if self.closed:

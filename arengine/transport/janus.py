@@ -25,9 +25,9 @@ Who may do what in the Janus room (the VideoRoom's own controls, read in
   refused, with the reason in the output's stats, rather than published into unguarded.
 
 The secret comes from the ``--janus`` URL's password (``http://:SECRET@host:8088/janus``),
-so it survives restarts and can also be the VideoRoom's ``admin_key`` (which then locks
-room creation to this server); without one, each server run makes a random one, and the
-room it made is destroyed when its last output stops.
+which can then also be the VideoRoom's ``admin_key`` (locking room creation to this
+server); without one, from the server's key file (``policy.janus_secret``). Either way it
+survives restarts, so a room left behind by a crash is still this server's.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from arengine.transport import hooks
 from arengine.transport.encoder import PacketQueue
-from arengine.transport.output import EncoderSpec, Output, OutputPolicy, OutputSource
+from arengine.transport.output import Output, OutputPolicy, OutputSource
 
 logger = logging.getLogger(__name__)
 
@@ -283,9 +283,10 @@ class JanusAccess:
     created: set[int] = field(default_factory=set)  # rooms this app made
 
     @classmethod
-    def from_url(cls, url: str) -> JanusAccess:
+    def from_url(cls, url: str, fallback: str | None = None) -> JanusAccess:
+        """The URL's password, else ``fallback`` (the key file's), else one for this run."""
         parts = urlsplit(url)
-        given = parts.password or parts.username
+        given = parts.password or parts.username or fallback
         if given:
             return cls(given, True)
         return cls(secrets.token_urlsafe(32), False)
@@ -336,7 +337,7 @@ def janus_maker() -> Callable[[JanusIn, OutputPolicy], JanusOutput]:
         if not url:
             raise ValueError(janus_unavailable(policy))
         if url not in access:
-            access[url] = JanusAccess.from_url(url)
+            access[url] = JanusAccess.from_url(url, policy.janus_secret)
         return JanusOutput(policy, access[url], body.display)
 
     return make
@@ -365,28 +366,6 @@ class ForwardedVideo(MediaStreamTrack):
             raise
         self._on_packet(packet)
         return packet
-
-
-def _keyframe_request(packets: PacketQueue) -> Callable[[], None]:
-    """The request that makes the queue's encoder send a keyframe (rate-limited there):
-    the callback the queue was made with, which it also calls when it overflows."""
-    request: Callable[[], None] = packets._on_need_keyframe
-    return request
-
-
-def viewer_spec(source: OutputSource) -> EncoderSpec:
-    """The spec of the room's shared VP8 viewer encoder, so that no new encode starts.
-
-    A room source that knows it says so (``viewer_spec(codec)``, on the source or on its
-    pipeline); otherwise the viewers' defaults (2 Mbit/s, 30 fps, 4 s keyframes).
-    """
-    for owner in (source, getattr(source, "pipeline", None)):
-        find = getattr(owner, "viewer_spec", None)
-        if callable(find):
-            spec = find("vp8")
-            if isinstance(spec, EncoderSpec):
-                return spec
-    return EncoderSpec("vp8", 2_000_000, 30)
 
 
 class JanusOutput(Output):
@@ -490,7 +469,7 @@ class JanusOutput(Output):
             handle = await session.attach(VIDEOROOM)
             await self._ensure_room(session, handle)
 
-            packets = self._packets = source.video(viewer_spec(source))
+            packets = self._packets = source.video(source.viewer_spec("vp8"))
             self._dropped_before = self.dropped
             video = ForwardedVideo(packets, self._sent)
             audio = source.audio_opus()
@@ -503,7 +482,7 @@ class JanusOutput(Output):
             pc.addTransceiver(audio, direction="sendonly")
             channel = pc.createDataChannel("events")
             # Janus's PLI/FIR (a subscriber joined or lost packets) reach the shared encoder.
-            hooks.route_keyframe_requests(vt.sender, _keyframe_request(packets))
+            hooks.route_keyframe_requests(vt.sender, packets.request_keyframe)
             broken = asyncio.Event()
             why: list[str] = []
 

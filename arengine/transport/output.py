@@ -116,6 +116,11 @@ class OutputSource(Protocol):
         """Width and height of the room's composited frames (None before the first)."""
         ...
 
+    def viewer_spec(self, codec: Codec) -> EncoderSpec:
+        """The spec of the encoder the room's WHEP viewers share: an output that can send
+        the same packets (an SFU) asks for it, so no second encode starts."""
+        ...
+
     @property
     def fps(self) -> int:
         """The room's frame rate (its compositor's): what an encoder spec should say."""
@@ -302,6 +307,7 @@ class OutputPolicy:
     janus_url: str | None = None
     janus_room: int = 1234
     janus_public_url: str | None = None  # as browsers reach it (None: janus_url)
+    janus_secret: str | None = None  # guards the Janus rooms (from the server's key file)
     rtmps_ca_file: str | None = None  # extra CAs for RTMPS, besides the system's
 
 

@@ -293,6 +293,11 @@ def video_size(keyframe: bytes) -> tuple[int, int]:
 
 # -- recording -----------------------------------------------------------------------------
 
+# The same rules as check_file_name, for the OpenAPI document: no folder, no "..", no
+# leading dot or space, no control character, a .mp4 or .mkv suffix.
+FILE_PATTERN = r"^(?![. ])(?!.*\.\.)[^/\\\x00-\x1f\x7f-\x9f]+\.([mM][pP]4|[mM][kK][vV])$"
+
+
 class RecordIn(BaseModel):
     """Record the room's stream to a file in the server's recording folder."""
 
@@ -301,7 +306,8 @@ class RecordIn(BaseModel):
     kind: Literal["record"]
     # The length is checked by the validator, in words (see check_file_name).
     file: str = Field(description="a plain file name ending in .mp4 or .mkv",
-                      json_schema_extra={"maxLength": MAX_NAME})
+                      json_schema_extra={"minLength": 5, "maxLength": MAX_NAME,
+                                         "pattern": FILE_PATTERN})
     bitrate_kbps: int = Field(4000, ge=300, le=20000)
     keyframe_interval_s: float = Field(2.0, ge=0.5, le=10.0)
     profile: Literal["baseline", "main", "high"] = "main"

@@ -71,4 +71,5 @@ class PeerSession:
             except Exception:
                 logger.exception("%s %s: close callback failed", self.kind, self.id)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.pc.close(), 5)
+            async with asyncio.timeout(5):  # not wait_for: it can swallow a cancel (3.11)
+                await self.pc.close()

@@ -36,7 +36,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
     proc = subprocess.Popen(
         [sys.executable, "-m", "arengine", "serve", "--port", str(port), "--db",
          str(tmp / "rooms.db"), "--no-demo-crowd", "--render", "cpu", "--size", "320x180",
-         "--connect-timeout", "3", "--log-level", "warning"],
+         "--connect-timeout", "3", "--log-level", "warning",
+         # A schema-valid RTMP body makes the server resolve and dial the host it names:
+         # fuzzing it would send traffic off this machine. Its validation is tested with
+         # a real nginx in tests/transport/test_rtmp.py; here recordings and the SFU are
+         # on (both answer 409 on a server without a folder or a Janus).
+         "--output-kinds", "record,janus"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     printed = ""

@@ -178,12 +178,17 @@ def test_room_publishes_through_janus(tmp_path: Path, janus_server: JanusServer,
             assert r.status_code == 200
             assert (await http.get("/api/rooms/demo/sfu")).status_code == 404
             assert not pipeline.encoders
-            # The room was made for this run only: gone with its last output.
+            # The room's secret comes from the server's key file: the room stays, still
+            # this server's (a restart, even after a crash, publishes into it again), and
+            # still closed to strangers.
             probe = JanusSession(jhttp, janus_server.url)
             await probe.create()
             handle = await probe.attach(janus.VIDEOROOM)
             exists = await probe.request(handle, {"request": "exists", "room": ROOM})
-            assert exists["exists"] is False
+            assert exists["exists"] is True
+            with pytest.raises(janus.JanusError, match="wrong secret"):
+                await probe.request(handle, {"request": "destroy", "room": ROOM,
+                                             "secret": "a-stranger-guess"})
             await probe.destroy()
 
     asyncio.run(main())
