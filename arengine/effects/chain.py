@@ -380,6 +380,19 @@ class EffectChain:
                     log.exception("effect %r: needs() failed", name)
         return frozenset(out)
 
+    def stands_in_for_host(self) -> bool:
+        """Whether an enabled effect draws the whole picture itself (a virtual host in
+        replace mode): then a picture with no host (a slate) is still composited, so the
+        character keeps moving while the host reconnects."""
+        for name, effect in self.effects.items():
+            if self.enabled.get(name, True):
+                try:
+                    if effect.replaces_host():
+                        return True
+                except Exception:
+                    log.exception("effect %r: replaces_host() failed", name)
+        return False
+
     def shares_frame(self, effect: Effect) -> bool:
         """Whether ``effect`` draws into the chain's backend frame (one upload, one
         readback for all of them)."""

@@ -215,23 +215,25 @@ class Compositor:
         self._size: tuple[int, int] | None = None
 
     def process(self, image: np.ndarray, timestamp: float, index: int,
-                state: RoomState | None = None, *, host: bool = True) -> Composite:
+                state: RoomState | None = None, *, host: bool = True,
+                track: bool = True) -> Composite:
         """Composite ``image`` (BGR uint8, may be drawn on in place) at ``timestamp``
-        seconds; ``host`` says it is the host's picture (gestures only count there)."""
+        seconds; ``host`` says it is the host's picture (gestures only count there);
+        ``track=False`` for a picture with nobody in it (a slate)."""
         h, w = image.shape[:2]
         if self._size != (w, h):
             self._size = (w, h)
             if self.gestures is not None:
                 self.gestures.reset()
         scene = Scene.empty(w, h).at(timestamp, index)
-        if self.tracking is not None:
+        if self.tracking is not None and track:
             try:
                 scene = self.tracking.scene(image, timestamp, index, self.on_timing)
             except Exception:
                 logger.exception("tracking failed on frame %d; drawn without it", index)
                 self.on_error("tracking")
         needs = self.effects.needs()
-        if needs and self.tracking is not None:
+        if needs and self.tracking is not None and track:
             try:
                 self.tracking.add_extras(image, scene, needs, self.on_timing)
             except Exception:

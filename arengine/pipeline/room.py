@@ -437,8 +437,10 @@ class RoomPipeline:
                     self._slate = await asyncio.to_thread(self._make_slate, text)
                 self._index += 1
                 self._put(SourceFrame("slate", self._segment, self._index, time.perf_counter(),
-                                      None, None, image=self._slate))
-                await asyncio.sleep(0.1)
+                                      None, None, image=self._slate.copy()))
+                # A still slate needs 10 frames a second; a moving virtual host all of them.
+                await asyncio.sleep(1 / self.config.fps if self.effects.stands_in_for_host()
+                                    else 0.1)
 
     def _make_slate(self, text: str) -> np.ndarray:
         """The last picture, blurred and dimmed, with a message (or black with one)."""
@@ -530,11 +532,15 @@ class RoomPipeline:
         # switches, so animations driven by scene.timestamp never jump back.
         pts = self._timeline.map(sf.segment, seconds)
         gestures: list[GestureEvent] = []
-        if sf.source != "slate":
+        slate = sf.source == "slate"
+        if not slate or self.effects.stands_in_for_host():
+            # A slate goes out as it is, unless a virtual host stands in for the host:
+            # then it keeps idling on screen while the host reconnects.
             out = self.compositor.process(image, pts / VIDEO_TIME_BASE.denominator, sf.index,
-                                          state, host=sf.source == "host")
+                                          state, host=sf.source == "host", track=not slate)
             image, gestures = out.image, out.events
-            self._last_output = image
+            if not slate:
+                self._last_output = image
         self._timing(sf.index, "process", sf.arrived)
         self.observer.on_count(self.room, "processed")
         return OutputFrame(image, pts, sf.index, sf.arrived, gestures)

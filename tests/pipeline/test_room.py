@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -86,6 +87,43 @@ def test_host_leaves_viewers_stay_and_see_slate_then_live_again(hub, server) -> 
             assert pipeline.status == "live"
             assert pipeline.encoders["vp8"].encoder.reopened >= 2  # sizes changed, no restart
             await host2.close()
+            await viewer.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.slow
+def test_a_virtual_host_keeps_moving_while_the_host_reconnects(hub, server) -> None:
+    """Never a dead screen: the slate a viewer gets while the host reconnects still shows
+    the character idling (it was one still picture)."""
+    config = replace(FAST, effects=("virtual_host",), track_hands=False)
+
+    async def main() -> None:
+        async with server(hub, config) as (http, media):
+            await media.hub.get("demo").set_effects({"virtual_host": {
+                "enabled": True, "settings": {"mode": "replace", "background": "studio"}}})
+            viewer = WhepClient(http, f"{URL}/whep/demo")
+            await viewer.play()
+            host = WhipClient(http, f"{URL}/whip/demo")
+            await host.publish(DemoTrack(DemoSource(640, 360, fps=15)), "host-secret")
+            pipeline = media.pipelines["demo"]
+            for _ in range(100):
+                await viewer.wait_frames(1)
+                if pipeline.status == "live":
+                    break
+            await viewer.wait_frames(10)
+            await host.close()
+            await asyncio.sleep(0.3)
+            assert pipeline.status == "reconnecting"
+            pictures = []
+            for _ in range(4):
+                await asyncio.sleep(0.6)  # breathing and blinks take a while
+                pictures.append((await viewer.wait_frames(1)).to_ndarray(format="bgr24"))
+            moved = [float(np.abs(a.astype(int) - b).mean())
+                     for a, b in itertools.pairwise(pictures)]
+            print("mean change between pictures of the slate:", moved)
+            assert max(moved) > 0.5, moved  # not one still picture (still: ~0.02)
+            assert pictures[-1].mean() > 60  # the studio, not a dimmed slate
             await viewer.close()
 
     asyncio.run(main())
