@@ -48,7 +48,10 @@ from arengine.demo import astronaut_bgr
 from arengine.pipeline import RoomConfig
 
 CHROMIUM = "/usr/bin/chromium"
-PATHS = ("passthrough", "effects")
+# "virtual_host": every effect plus the virtual host beside the host (replace mode would
+# cover the burned frame ids; beside costs the same rig and drawing).
+PATHS = ("passthrough", "effects", "virtual_host")
+DEFAULT_PATHS = ("passthrough", "effects")
 SIZES = {"480p": (854, 480), "720p": (1280, 720)}
 
 PAGE = """<!doctype html><html><body style="margin:0;background:#000">
@@ -261,7 +264,7 @@ class _BenchServer:
         """The room's show as it is at this moment (a fresh poll open for 10 minutes)."""
         from arengine.bench.stages import stage_busy_room
 
-        if not room.startswith("effects"):
+        if not room.startswith(("effects", "virtual_host")):
             return
         hub = self.app.state.hub
         r = hub.get(room)
@@ -270,6 +273,9 @@ class _BenchServer:
             if r.active_poll is not None:
                 await r.close_poll()
             await stage_busy_room(r, 10)
+            if room.startswith("virtual_host"):
+                await r.set_effects({"virtual_host": {"enabled": True,
+                                                      "settings": {"mode": "beside"}}})
 
         hub.run_threadsafe(restage()).result(60)
 
@@ -280,7 +286,7 @@ class _BenchServer:
 
 def measure_sizes(seconds: float, sizes: dict[str, tuple[int, int]] | None = None,
                   warmup: float = 10.0, settings: dict[str, Any] | None = None,
-                  paths: tuple[str, ...] = PATHS) -> dict[str, Any]:
+                  paths: tuple[str, ...] = DEFAULT_PATHS) -> dict[str, Any]:
     """Per size and path: latency samples (ms) and frame counts, from one browser run.
 
     ``settings`` are RoomConfig fields for the effects rooms (to compare settings).
@@ -291,7 +297,8 @@ def measure_sizes(seconds: float, sizes: dict[str, tuple[int, int]] | None = Non
         raise RuntimeError(f"{CHROMIUM} is needed for the glass-to-glass benchmark")
     sizes = sizes or SIZES
     tokens = {f"{p}-{s}": f"token-{p}-{s}" for p in PATHS for s in sizes}
-    configs = {f"effects-{s}": RoomConfig(demo=False, **(settings or {})) for s in sizes}
+    configs = {f"{p}-{s}": RoomConfig(demo=False, **(settings or {}))
+               for p in ("effects", "virtual_host") for s in sizes}
     configs.update({f"passthrough-{s}": RoomConfig(demo=False, effects=(), track_faces=False,
                                                    track_hands=False) for s in sizes})
     tmp = tempfile.TemporaryDirectory(prefix="arengine-e2e-")
@@ -354,7 +361,7 @@ def _cpu_use(a: tuple[float, float, float], b: tuple[float, float, float]
 def measure(seconds: float) -> dict[str, list[float]]:
     """Glass-to-glass samples (ms) at 480p: {"effects": [...], "passthrough": [...]}."""
     r = measure_sizes(seconds, {"480p": SIZES["480p"]})["480p"]
-    return {path: [float(x) for x in r[path]["samples"]] for path in PATHS}
+    return {path: [float(x) for x in r[path]["samples"]] for path in DEFAULT_PATHS}
 
 
 # -- CPU per viewer -----------------------------------------------------------------------
@@ -587,8 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=10.0,
                     help="seconds each path runs before measuring (default 10: the browser's "
                          "bandwidth estimate ramps up from 300 kbit/s for the first seconds)")
-    ap.add_argument("--paths", default=",".join(PATHS),
-                    help="comma list of effects,passthrough (default both)")
+    ap.add_argument("--paths", default=",".join(DEFAULT_PATHS),
+                    help="comma list of passthrough,effects,virtual_host (default the first two)")
     ap.add_argument("--viewers", default="1,10,50",
                     help="viewer counts for the CPU-per-viewer part (default 1,10,50)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
