@@ -8,7 +8,12 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from arengine.tracking.smoothing import DEFAULT_SMOOTHING, OneEuroConfig, OneEuroFilter
+from arengine.tracking.smoothing import (
+    DEFAULT_SMOOTHING,
+    MOUTH_SMOOTHING,
+    LandmarkSmoother,
+    OneEuroConfig,
+)
 from arengine.types import FACE_POINTS, FaceLandmarks, Scene
 
 Mode = Literal["video", "image"]
@@ -60,8 +65,9 @@ class FaceTracker:
     ``mode="video"`` tracks between frames (landmarks of the last frame seed the next, so
     only the first frame pays for detection); ``mode="image"`` detects afresh each call.
     Each face keeps a track id while it stays in view, and its landmarks are smoothed by a
-    One Euro filter that restarts when the face is lost. Pass ``smoothing=None`` for raw
-    landmarks only.
+    One Euro filter that restarts when the face is lost; the lips have their own, faster
+    settings (``mouth_smoothing``; None smooths them like the rest of the face). Pass
+    ``smoothing=None`` for raw landmarks only.
 
     ``min_detection_confidence`` defaults to 0.7, not MediaPipe's 0.5: an open palm scores
     0.50-0.60 with the face detector (and then gets a face mesh drawn on it), while real
@@ -79,7 +85,8 @@ class FaceTracker:
                  smoothing: OneEuroConfig | None = DEFAULT_SMOOTHING,
                  min_detection_confidence: float = 0.7,
                  min_tracking_confidence: float = 0.5,
-                 max_input_width: int = 1280, search_interval: int = 12) -> None:
+                 max_input_width: int = 1280, search_interval: int = 12,
+                 mouth_smoothing: OneEuroConfig | None = MOUTH_SMOOTHING) -> None:
 
         if mode not in ("video", "image"):
             raise ValueError(f"mode must be 'video' or 'image', not {mode!r}")
@@ -88,6 +95,7 @@ class FaceTracker:
         self.mode = mode
         self.max_faces = max_faces
         self.smoothing = smoothing
+        self.mouth_smoothing = mouth_smoothing
         self.min_tracking_confidence = min_tracking_confidence
         self.max_input_width = max_input_width
         if search_interval < 1:
@@ -101,7 +109,7 @@ class FaceTracker:
         self._steady = 0  # frames the face count has held on the searching graph
         self._since_search = 0
         self._detector: Any = None
-        self._filters: dict[int, OneEuroFilter] = {}
+        self._filters: dict[int, LandmarkSmoother] = {}
         self._scores: dict[int, float] = {}  # track id -> face detector score
         self._detections: list[tuple[float, float, float]] | None = None  # this frame's
         self._last: dict[int, np.ndarray] = {}  # track id -> face centre and size
@@ -162,7 +170,10 @@ class FaceTracker:
         smooth = raw.copy()
         if self.smoothing is not None and self.mode == "video":
             for i, tid in enumerate(ids):
-                filt = self._filters.setdefault(int(tid), OneEuroFilter(self.smoothing))
+                filt = self._filters.get(int(tid))
+                if filt is None:
+                    filt = self._filters[int(tid)] = LandmarkSmoother(self.smoothing,
+                                                                      self.mouth_smoothing)
                 smooth[i] = filt(raw[i], t)
         del back  # landmarks are normalised, so the model's input scale needs no undoing
         return FaceLandmarks(smooth, raw, self._confidence(rgb, raw, ids, w, h), ids)

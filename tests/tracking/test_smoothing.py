@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from arengine.tracking import FaceTracker, JitterMeter, OneEuroConfig, OneEuroFilter
-from arengine.tracking.smoothing import DEFAULT_SMOOTHING
+from arengine.tracking.smoothing import (
+    DEFAULT_SMOOTHING,
+    MOUTH_POINTS,
+    MOUTH_SMOOTHING,
+    LandmarkSmoother,
+)
 
 from .conftest import VideoTrack, decode_frames
 
@@ -74,27 +79,61 @@ def test_config_rejects_bad_values(kwargs: dict[str, float]) -> None:
 
 
 def test_smoothing_cuts_lip_jitter_without_lag(face_video_track: VideoTrack) -> None:
-    """The default One Euro settings on the 720p clip's 40 lip landmarks (first face).
+    """One Euro on the 720p clip's 40 lip landmarks (first face).
 
     Jitter is the mean absolute second difference of the landmark positions: constant-
     speed motion scores zero, frame-to-frame shake scores high. Lag is the least-squares
-    time shift between the raw and the smoothed track (see :func:`lag_frames`). The
-    defaults must remove at least 40 % of the raw jitter while lagging at most one frame
-    (40 ms at 25 fps), which is where a viewer starts to see lipstick trail the lips.
+    time shift between the raw and the smoothed track (see :func:`lag_frames`).
+
+    The face's settings must remove at least 40 % of the raw jitter while lagging at most
+    one frame (40 ms at 25 fps). The lips the tracker returns have their own settings
+    (``MOUTH_SMOOTHING``): they must lag at most 0.3 frames, since a lipstick mask that
+    trailed the mouth by 0.6-1 frame showed bare lip after every closure. That costs jitter
+    reduction, so the bound on it is lower here (15 % instead of 40 %, measured 23 %): the
+    lipstick mask follows the picture, and tests/effects/test_lip_segmentation.py checks
+    that it flickers less than a mask drawn from the raw landmarks.
     """
     raw, smooth = face_video_track.raw_lips, face_video_track.smooth_lips
     assert not np.isnan(raw).any(), "the face must be tracked in every frame"
-    j_raw, j_smooth = jitter(raw), jitter(smooth)
-    reduction = 1 - j_smooth / j_raw
-    lag = lag_frames(raw, smooth)
-    assert reduction >= 0.40, (j_raw, j_smooth)
-    assert lag <= 1.0, lag
+    face = np.empty_like(raw)
+    f = OneEuroFilter(DEFAULT_SMOOTHING)
+    for i in range(len(raw)):
+        face[i] = f(raw[i], i / face_video_track.fps)
+    assert 1 - jitter(face) / jitter(raw) >= 0.40
+    assert lag_frames(raw, face) <= 1.0
+    # The tracker's lips: the mouth's own, faster settings.
+    assert lag_frames(raw, smooth) <= 0.3
+    assert 1 - jitter(smooth) / jitter(raw) >= 0.15
     # And the metric is able to fail: heavy smoothing passes jitter but lags.
     heavy = np.empty_like(raw)
     f = OneEuroFilter(OneEuroConfig(min_cutoff=0.3, beta=0.0))
     for i in range(len(raw)):
         heavy[i] = f(raw[i], i / face_video_track.fps)
     assert lag_frames(raw, heavy) > 1.0
+
+
+def test_mouth_has_its_own_settings() -> None:
+    """LandmarkSmoother: the mouth points follow MOUTH_SMOOTHING, the rest the face's."""
+    t = np.arange(30) / 25
+    x = np.zeros((30, 478, 2))
+    x[:, :, 0] = (200 * t)[:, None]  # everything moves at 200 px/s
+    smoother = LandmarkSmoother(DEFAULT_SMOOTHING, MOUTH_SMOOTHING)
+    out = np.array([smoother(x[i], t[i]) for i in range(30)])
+    face_only = OneEuroFilter(DEFAULT_SMOOTHING)
+    ref = np.array([face_only(x[i], t[i]) for i in range(30)])
+    mouth = list(MOUTH_POINTS)
+    rest = [i for i in range(478) if i not in set(mouth)]
+    np.testing.assert_allclose(out[:, rest], ref[:, rest])
+    trail_mouth = x[-1, mouth, 0] - out[-1, mouth, 0]
+    trail_face = x[-1, rest, 0] - out[-1, rest, 0]
+    assert trail_mouth.max() < 0.5 * trail_face.min()
+    smoother.reset()
+    np.testing.assert_array_equal(smoother(x[0] + 5, 9.0), x[0] + 5)
+    # Without mouth settings it is the face's filter everywhere.
+    plain = LandmarkSmoother(DEFAULT_SMOOTHING, None)
+    face_only.reset()
+    for i in range(5):
+        np.testing.assert_allclose(plain(x[i], t[i]), face_only(x[i], t[i]))
 
 
 def test_default_config_is_the_tuned_one() -> None:
