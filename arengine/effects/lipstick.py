@@ -27,6 +27,13 @@ import numpy as np
 
 from arengine.catalog import Shade, ShadeCatalog, default_catalog
 from arengine.effects.base import Effect, register_effect
+from arengine.effects.lip_segmentation import (
+    band_sizes,
+    ring_points,
+    sample_pixels,
+    segment_lips,
+    support_mask,
+)
 from arengine.render.lips import (
     SPARKLE_SIZE,
     SPARKLE_TEXELS,
@@ -63,7 +70,10 @@ class LipGeometry:
     its top-left corner. ``axis`` runs from the mouth's image-left corner to its right one;
     ``half_width``/``half_height`` are half the mouth's width and outer-lip height along and
     across it. ``feather`` is the edge softness in pixels, ``inner_grow`` how far the
-    mouth opening is enlarged before it is cut out (0 when the mouth is closed).
+    mouth opening is enlarged before it is cut out when there is no picture to segment
+    (0 when the mouth is closed), ``gap`` the inner-lip gap in pixels. The box holds the
+    landmark lips plus the band the picture may extend them by (see
+    :mod:`arengine.effects.lip_segmentation`).
     """
 
     box: tuple[int, int, int, int]
@@ -75,6 +85,7 @@ class LipGeometry:
     half_height: float
     feather: float
     inner_grow: float
+    gap: float = 0.0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -97,9 +108,12 @@ def lip_geometry(points: np.ndarray, width: int, height: int) -> LipGeometry | N
     gap = float(np.linalg.norm(p[UPPER_LIP_INNER_MID] - p[LOWER_LIP_INNER_MID]))
     # A closed mouth has a degenerate inner contour: growing it would cut a band out of the
     # closed lips, so only a real opening is grown (past the feather, so the blurred edge
-    # never reaches the teeth); a closed one is cut out as it is (a hairline at most).
-    inner_grow = 1.5 * feather + 0.5 if gap > max(1.0, 0.015 * mouth_w) else 0.0
-    pad = math.ceil(1.5 * feather) + 2
+    # never reaches the teeth); a closed one is cut out as it is (a hairline at most). The
+    # grow ramps in over one more such gap instead of switching on: a switch made the
+    # mask of a half-open mouth flicker from frame to frame.
+    g0 = max(1.0, 0.015 * mouth_w)
+    inner_grow = (1.5 * feather + 0.5) * float(np.clip((gap - g0) / g0, 0.0, 1.0))
+    pad = math.ceil(max(1.5 * feather, band_sizes(mouth_w)[0])) + 2
     lo, hi = outer.min(axis=0), outer.max(axis=0)
     box = clip_box((lo[0], lo[1], hi[0], hi[1]), width, height, pad=pad)
     if box[2] - box[0] < 2 or box[3] - box[1] < 2:
@@ -113,7 +127,7 @@ def lip_geometry(points: np.ndarray, width: int, height: int) -> LipGeometry | N
     c = centre - off
     return LipGeometry(box, outer - off, inner - off, (float(c[0]), float(c[1])),
                        (float(axis[0]), float(axis[1])), mouth_w / 2.0, half_h, feather,
-                       inner_grow)
+                       inner_grow, gap)
 
 
 def _fill(mask: np.ndarray, polygon: np.ndarray) -> None:
@@ -121,24 +135,28 @@ def _fill(mask: np.ndarray, polygon: np.ndarray) -> None:
     cv2.fillPoly(mask, [pts], 255, cv2.LINE_AA, shift=2)
 
 
-def lip_roi_mask(geom: LipGeometry, hands: HandLandmarks | None = None) -> np.ndarray:
-    """Lip coverage in the ROI, uint8 0..255: outer lips minus the mouth opening, feathered,
-    minus any hand in front of the mouth."""
-    h, w = geom.shape
-    mask = np.zeros((h, w), np.uint8)
-    _fill(mask, geom.outer)
-    hole = np.zeros_like(mask)
-    _fill(hole, geom.inner)
-    if geom.inner_grow > 0:
-        pts = np.round(geom.inner * 4).astype(np.int32)
-        thick = max(1, round(2 * geom.inner_grow))
-        cv2.polylines(hole, [pts], True, 255, thick, cv2.LINE_AA, shift=2)
-    cv2.subtract(mask, hole, dst=mask)
-    sigma = geom.feather / 2.0
-    k = 2 * math.ceil(3 * sigma) + 1
-    mask = cv2.GaussianBlur(mask, (k, k), sigma)
-    if geom.inner_grow > 0:  # the feather must not reach the teeth
-        cv2.min(mask, cv2.bitwise_not(hole), dst=mask)
+def lip_roi_mask(geom: LipGeometry, hands: HandLandmarks | None = None,
+                 frame: np.ndarray | None = None,
+                 roi_lab: np.ndarray | None = None) -> np.ndarray:
+    """Lip coverage in the ROI, uint8 0..255, minus any hand in front of the mouth.
+
+    With ``frame`` (BGR, the full picture) the lips are segmented from it
+    (:func:`~arengine.effects.lip_segmentation.segment_lips`): this is what the effect
+    paints. ``roi_lab`` is the box's CIELAB when the caller has it already. Without a
+    frame there is nothing to segment, and the mask is where the lips may be: the landmark
+    lip ring grown by the band the picture may move its edges by (a superset of what is
+    painted on any picture).
+    """
+    if frame is not None:
+        x1, y1, x2, y2 = geom.box
+        lab = roi_lab if roi_lab is not None else roi_to_lab(frame[y1:y2, x1:x2])
+        off = np.array([x1, y1], np.float32)
+        mouth_w = 2.0 * geom.half_width
+        skin = sample_pixels(frame, ring_points(geom.outer + off, mouth_w))
+        cover = segment_lips(lab, geom.outer, geom.inner, mouth_w, geom.gap, skin)
+        mask = np.round(cover * 255).astype(np.uint8)
+    else:
+        mask = support_mask(geom.shape, geom.outer, geom.inner, 2.0 * geom.half_width)
     if hands is not None and len(hands):
         hand = hands_mask(hands, geom.box)
         if hand.any():
@@ -151,8 +169,10 @@ def lip_roi_mask(geom: LipGeometry, hands: HandLandmarks | None = None) -> np.nd
 
 
 def lip_mask(faces: FaceLandmarks, hands: HandLandmarks | None, width: int, height: int,
-             face_index: int = 0) -> np.ndarray:
-    """Full-frame uint8 lip mask of one face: exactly the coverage the effect paints with."""
+             face_index: int = 0, frame: np.ndarray | None = None) -> np.ndarray:
+    """Full-frame uint8 lip mask of one face. With ``frame`` (the picture the landmarks
+    belong to) exactly the coverage the effect paints with; without, where the lips may
+    be (see :func:`lip_roi_mask`)."""
     out = np.zeros((height, width), np.uint8)
     if not 0 <= face_index < len(faces):
         raise IndexError(f"face_index {face_index} out of range for {len(faces)} face(s)")
@@ -160,7 +180,7 @@ def lip_mask(faces: FaceLandmarks, hands: HandLandmarks | None, width: int, heig
     if geom is None:
         return out
     x1, y1, x2, y2 = geom.box
-    out[y1:y2, x1:x2] = lip_roi_mask(geom, hands)
+    out[y1:y2, x1:x2] = lip_roi_mask(geom, hands, frame)
     return out
 
 
@@ -227,10 +247,10 @@ def prepare_lips(frame: np.ndarray, geom: LipGeometry, params: LipParams,
     if params.opacity <= 0:
         return None
     x1, y1, x2, y2 = geom.box
-    mask8 = lip_roi_mask(geom, hands)
+    lab = roi_to_lab(frame[y1:y2, x1:x2])
+    mask8 = lip_roi_mask(geom, hands, frame, lab)
     if not mask8.any():
         return None
-    lab = roi_to_lab(frame[y1:y2, x1:x2])
     fields_ = lip_fields(lab, mask8, geom, params)
     mask = mask8.astype(np.float32) * np.float32(1 / 255)
     return LipComposite(geom.box, mask, params, fields_, lab)

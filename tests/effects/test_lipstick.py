@@ -13,6 +13,7 @@ import pytest
 
 from arengine.catalog import Shade, UnknownShadeError, default_catalog
 from arengine.effects import create_effect
+from arengine.effects.lip_segmentation import band_sizes
 from arengine.effects.lipstick import (
     LipGeometry,
     LipParams,
@@ -26,7 +27,7 @@ from arengine.effects.lipstick import (
     roi_to_lab,
 )
 from arengine.tracking import FaceTracker, HandTracker, hands_mask
-from arengine.types import LIPS_INNER, LIPS_OUTER, FaceLandmarks, Scene
+from arengine.types import LIPS_INNER, LIPS_OUTER, MOUTH_LEFT, MOUTH_RIGHT, FaceLandmarks, Scene
 
 STILLS = ["mediapipe_samples/business-person.png", "faces/obama-720p.jpg",
           "faces/astronaut.png", "faces/two_people.jpg", "mediapipe_samples/testImg.jpeg"]
@@ -67,9 +68,11 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / (a | b).sum())
 
 
-def _core(scene: Scene, face: int = 0, hands: bool = False) -> np.ndarray:
-    """Lip pixels inside the feathered edge (bool); smiling lips in small faces are thin."""
-    m = lip_mask(scene.faces, scene.hands if hands else None, scene.width, scene.height, face)
+def _core(img: np.ndarray, scene: Scene, face: int = 0, hands: bool = False) -> np.ndarray:
+    """Lip pixels inside the feathered edge (bool), as the effect paints them on ``img``;
+    smiling lips in small faces are thin."""
+    m = lip_mask(scene.faces, scene.hands if hands else None, scene.width, scene.height, face,
+                 frame=img)
     return m >= 224
 
 
@@ -84,9 +87,16 @@ def test_lip_mask_matches_expected_landmarks(data_dir: Path, load_image) -> None
     pts = np.array(raw["landmarks"], np.float32) * np.array([w, h, w], np.float32)
     faces = FaceLandmarks(pts, pts, np.ones(1, np.float32), np.zeros(1, np.int64))
     expected = _polygon_region(pts[0, :, :2], (h, w))
-    mask = lip_mask(faces, None, w, h)
+    mask = lip_mask(faces, None, w, h, frame=img)
     assert mask.shape == (h, w) and mask.dtype == np.uint8
-    assert _iou(mask >= 128, expected) >= 0.9
+    # The mask follows the picture, not the polygon: where they differ (the lip line
+    # within a pixel or two) the picture wins, so the overlap with the polygon is a little
+    # lower than the 0.9 the polygon mask had; bench/bench_lip_mask.py measures it against
+    # a reference segmentation instead.
+    assert _iou(mask >= 128, expected) >= 0.8
+    # Without the picture the mask is where the lips may be: all of the polygon and more.
+    support = lip_mask(faces, None, w, h)
+    assert (support[expected] > 0).all() and (support[mask > 0] > 0).all()
 
 
 def test_tracked_lip_mask_and_untouched_surroundings(data_dir: Path, stills) -> None:
@@ -101,7 +111,7 @@ def test_tracked_lip_mask_and_untouched_surroundings(data_dir: Path, stills) -> 
     raw = json.loads((data_dir / "mediapipe_samples"
                       / "business-person_expected_face_landmarks.json").read_text())
     pts = np.array(raw["landmarks"][0], np.float32)[:, :2] * np.array([w, h], np.float32)
-    mask = lip_mask(scene.faces, None, w, h)
+    mask = lip_mask(scene.faces, None, w, h, frame=img)
     assert _iou(mask >= 128, _polygon_region(pts, (h, w))) >= 0.8
     grown = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
     for shade in ("velvet-ruby", "dew-glass-red", "star-galaxy", "star-rose-gold",
@@ -114,13 +124,16 @@ def test_tracked_lip_mask_and_untouched_surroundings(data_dir: Path, stills) -> 
 
 
 def test_roi_mask_is_the_full_frame_mask(stills) -> None:
-    _, scene = stills["faces/obama-720p.jpg"]
+    img, scene = stills["faces/obama-720p.jpg"]
     geom = lip_geometry(scene.faces.points[0], scene.width, scene.height)
     assert isinstance(geom, LipGeometry)
     x1, y1, x2, y2 = geom.box
-    full = lip_mask(scene.faces, None, scene.width, scene.height)
-    assert np.array_equal(full[y1:y2, x1:x2], lip_roi_mask(geom))
+    full = lip_mask(scene.faces, None, scene.width, scene.height, frame=img)
+    assert np.array_equal(full[y1:y2, x1:x2], lip_roi_mask(geom, None, img))
     assert full.sum() == full[y1:y2, x1:x2].sum()
+    support = lip_mask(scene.faces, None, scene.width, scene.height, frame=None)
+    assert np.array_equal(support[y1:y2, x1:x2], lip_roi_mask(geom))
+    assert (support[full > 0] > 0).all()  # what is painted lies where the lips may be
     # The ROI is small: the effect never touches the frame outside it.
     assert (x2 - x1) * (y2 - y1) < 0.02 * scene.width * scene.height
     # Edge softness scales with the face but stays within 1..3 px.
@@ -131,26 +144,41 @@ def test_roi_mask_is_the_full_frame_mask(stills) -> None:
 
 @pytest.mark.parametrize("rel", ["faces/astronaut.png", "faces/obama-720p.jpg"])
 def test_teeth_are_not_painted(stills, rel: str) -> None:
-    """Open-mouth smiles with teeth showing: the mouth opening keeps its pixels."""
+    """Open-mouth smiles with teeth showing: the teeth keep their pixels.
+
+    The landmark opening is no longer cut out whole: the real lip reaches up to 4 px into
+    it on these faces, and the mask now follows the picture there (up to the grow of
+    :func:`band_sizes`). So instead of "no pixel of the landmark opening changes": nothing
+    deeper in the opening than the grow changes, and the teeth (its bright, nearly
+    colourless pixels) are left as they are.
+    """
     img, scene = stills[rel]
     assert scene.faces.mouth_openness()[0] > 0.1  # the mouth really is open here
     inner = np.zeros(img.shape[:2], np.uint8)
     cv2.fillPoly(inner, [np.round(scene.faces.lips_inner()[0]).astype(np.int32)], 1)
     assert inner.sum() > 100
     out = _render(img, scene, "velvet-ruby")
-    assert np.array_equal(out[inner > 0], img[inner > 0])
+    p = scene.faces.points[0]
+    grow = band_sizes(float(np.linalg.norm(p[MOUTH_RIGHT, :2] - p[MOUTH_LEFT, :2])))[1]
+    deep = cv2.distanceTransform(inner, cv2.DIST_L2, 3) > grow + 1
+    assert np.array_equal(out[deep], img[deep])  # none on the astronaut's thin opening
+    lab = _lab(img)
+    teeth = (inner > 0) & (lab[:, :, 0] > 70) & (np.hypot(lab[:, :, 1], lab[:, :, 2]) < 20)
+    teeth = cv2.erode(teeth.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # not the rim
+    assert teeth.sum() > 30
+    assert np.any(out != img, axis=2)[teeth].mean() < 0.02
     # ... while the lips around them are painted.
-    core = _core(scene)
+    core = _core(img, scene)
     assert np.abs(out[core].astype(int) - img[core]).mean() > 15
 
 
 def test_closed_mouth_paints_across_the_seam(stills) -> None:
     """A closed mouth's inner contour is degenerate: no unpainted band along the seam."""
-    _, scene = stills["mediapipe_samples/business-person.png"]
+    img, scene = stills["mediapipe_samples/business-person.png"]
     assert scene.faces.mouth_openness()[0] < 0.01
     geom = lip_geometry(scene.faces.points[0], scene.width, scene.height)
     assert geom is not None and geom.inner_grow == 0
-    mask = lip_mask(scene.faces, None, scene.width, scene.height)
+    mask = lip_mask(scene.faces, None, scene.width, scene.height, frame=img)
     outer = np.zeros_like(mask)
     cv2.fillPoly(outer, [np.round(scene.faces.lips_outer()[0]).astype(np.int32)], 1)
     eroded = cv2.erode(outer, np.ones((5, 5), np.uint8)) > 0
@@ -195,7 +223,8 @@ def test_hand_in_front_of_mouth_is_not_painted(hand_over_mouth) -> None:
         out = _render(img, scene, "velvet-ruby")
         assert np.array_equal(out[hand > 0], img[hand > 0]), scene.frame_index
         # The lips beside the thumb are still painted.
-        visible = (lip_mask(scene.faces, scene.hands, scene.width, scene.height) >= 250)
+        visible = (lip_mask(scene.faces, scene.hands, scene.width, scene.height,
+                            frame=img) >= 250)
         assert visible.sum() > 300
         assert np.abs(out[visible].astype(int) - img[visible]).mean() > 10
 
@@ -217,7 +246,7 @@ def test_matte_colour_fidelity_and_texture(stills, rel: str, shade_id: str) -> N
     shade = default_catalog().get(shade_id)
     assert shade.finish == "matte"
     out = _render(img, scene, shade)
-    core = lip_mask(scene.faces, None, scene.width, scene.height) >= 160
+    core = lip_mask(scene.faces, None, scene.width, scene.height, frame=img) >= 160
     assert core.sum() > 60
     lab_out = _lab(out)
     got = np.median(lab_out[core], axis=0)
@@ -229,7 +258,7 @@ def test_matte_colour_fidelity_and_texture(stills, rel: str, shade_id: str) -> N
 
     # Texture: L minus its blur over lip pixels only (normalised convolution), so the
     # teeth and skin next to thin lips do not count as lip texture.
-    inside = lip_mask(scene.faces, None, scene.width, scene.height) >= 224
+    inside = lip_mask(scene.faces, None, scene.width, scene.height, frame=img) >= 224
     weight = inside.astype(np.float32)
     norm = np.maximum(cv2.GaussianBlur(weight, (0, 0), 1.5), 1e-3)
 
@@ -246,7 +275,7 @@ def _lip_l(img: np.ndarray, core: np.ndarray) -> np.ndarray:
 
 def test_gloss_highlights_follow_the_lips_bright_areas(stills) -> None:
     img, scene = stills["mediapipe_samples/business-person.png"]
-    core = _core(scene)
+    core = _core(img, scene)
     glossy = _shade("dew-glass-red")
     matte = replace(glossy, finish="matte")
     lift = _lip_l(_render(img, scene, glossy), core) - _lip_l(_render(img, scene, matte), core)
@@ -266,7 +295,7 @@ def test_shimmer_is_stable_and_moves_with_the_lips(stills) -> None:
     assert np.array_equal(a, b)  # same picture, same landmarks: the same sparkle
     # Shimmer adds fine sparkle a satin of the same colour has not.
     plain = _render(img, scene, replace(shade, finish="satin"))
-    core = _core(scene)
+    core = _core(img, scene)
     diff = _lip_l(a, core) - _lip_l(plain, core)
     assert (diff > 8).mean() > 0.02
     # Move the face (picture and landmarks) 7 px right and 4 px down: the sparkle moves too.
@@ -297,7 +326,7 @@ def test_shimmer_is_stable_and_moves_with_the_lips(stills) -> None:
 
 def test_sheer_keeps_more_of_the_lips_own_colour(stills) -> None:
     img, scene = stills["faces/obama-720p.jpg"]
-    core = _core(scene)
+    core = _core(img, scene)
     base = _lab(img)[core]
     for shade_id in ("velvet-ruby", "velvet-rose"):
         matte = _shade(shade_id)
@@ -317,7 +346,7 @@ def test_liner_darkens_the_edge_band(stills) -> None:
     outer = np.zeros(img.shape[:2], np.uint8)
     cv2.fillPoly(outer, [np.round(scene.faces.lips_outer()[0]).astype(np.int32)], 1)
     dist = cv2.distanceTransform(outer, cv2.DIST_L2, 3)
-    mask = lip_mask(scene.faces, None, scene.width, scene.height)
+    mask = lip_mask(scene.faces, None, scene.width, scene.height, frame=img)
     mouth_w = float(np.linalg.norm(np.ptp(scene.faces.lips_outer()[0], axis=0)))
     band = (dist > 0) & (dist <= 0.5 * lined.liner_width * mouth_w + 1) & (mask >= 128)
     inside = (dist > 2 * lined.liner_width * mouth_w + 2) & (mask >= 224)
@@ -336,7 +365,7 @@ def test_ombre_inner_colour_dominates_the_centre(stills) -> None:
     x1, y1, x2, y2 = geom.box
     u, v = lip_coordinates(geom)
     r = np.hypot(u, v)
-    core = _core(scene)[y1:y2, x1:x2]
+    core = _core(img, scene)[y1:y2, x1:x2]
     roi = out_lab[y1:y2, x1:x2]
     centre = np.median(roi[core & (r < 0.2)], axis=0)
     rim = np.median(roi[core & (r > 0.75)], axis=0)
@@ -347,7 +376,7 @@ def test_ombre_inner_colour_dominates_the_centre(stills) -> None:
 
 def test_every_finish_looks_different(stills) -> None:
     img, scene = stills["mediapipe_samples/business-person.png"]
-    core = _core(scene)
+    core = _core(img, scene)
     base = _shade("silk-cherry")
     renders = {f: _render(img, scene, replace(base, finish=f))[core].astype(int)
                for f in ("matte", "satin", "sheer", "gloss", "shimmer", "metallic")}
@@ -383,7 +412,7 @@ def _lip_colour(img: np.ndarray, core: np.ndarray) -> np.ndarray:
 
 def test_set_shade_cross_fades_on_the_scene_clock(stills) -> None:
     img, scene = stills["faces/obama-720p.jpg"]
-    core = _core(scene)
+    core = _core(img, scene)
     old, new = "velvet-ruby", "dew-peach"
     effect = LipstickEffect(old, crossfade_ms=300)
     before = effect.apply(img.copy(), scene.at(1.0, 0))
@@ -468,7 +497,7 @@ def test_settings_and_errors(stills) -> None:
     assert isinstance(effect, LipstickEffect)
     half = effect.apply(img.copy(), scene)
     full = _render(img, scene, "velvet-nude")
-    core = _core(scene)
+    core = _core(img, scene)
     d_half = np.abs(half[core].astype(int) - img[core]).mean()
     d_full = np.abs(full[core].astype(int) - img[core]).mean()
     assert 0.3 * d_full < d_half < 0.7 * d_full
@@ -519,7 +548,7 @@ def test_lips_at_the_frame_edge(stills) -> None:
     faces = FaceLandmarks(pts, pts, scene.faces.confidence, scene.faces.track_id)
     cropped = Scene(crop.shape[1], crop.shape[0], faces)
     out = LipstickEffect().apply(crop.copy(), cropped)
-    mask = lip_mask(faces, None, crop.shape[1], crop.shape[0])
+    mask = lip_mask(faces, None, crop.shape[1], crop.shape[0], frame=crop)
     assert mask[:, 0].any() and (mask >= 224).sum() > 100
     assert not np.array_equal(out, crop)
     assert np.array_equal(out[mask == 0], crop[mask == 0])
