@@ -126,7 +126,7 @@ class ServeProcess:
 
     def cpu_seconds(self) -> float:
         assert self.proc is not None
-        return proc_cpu_seconds(self.proc.pid)
+        return tree_cpu_seconds(self.proc.pid)
 
     def log(self) -> str:
         try:
@@ -190,6 +190,24 @@ def room_stats(http: httpx.Client, server: ServeProcess) -> dict[str, Any]:
     r = http.get(f"{server.url}/api/rooms/{ROOM}/stats", headers=server.auth)
     r.raise_for_status()
     return dict(r.json())
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its descendants (nginx's workers), from
+    /proc; a process that has gone counts nothing."""
+    total, todo, seen = 0.0, [pid], set[int]()
+    while todo and len(seen) < 256:  # bounded: a benchmark's far end has a few processes
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            total += proc_cpu_seconds(p)
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -291,16 +309,15 @@ def viewer_main(argv: list[str]) -> int:
     return 0
 
 
-class ViewerProcess:
-    """The viewer process seen from the benchmark: its lines through a reader thread, so
-    every wait has a timeout."""
+class ChildProcess:
+    """A helper process of a benchmark that talks in lines (``KIND JSON`` out, commands
+    in): its stdout read by a thread, so every wait has a timeout."""
 
-    def __init__(self, path: str, url: str, n: int, room: int = 0, feed: int = 0) -> None:
+    def __init__(self, argv: list[str]) -> None:
+        self.name = " ".join(argv[1:3])
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--viewer-process", path, url,
-             str(n), str(room), str(feed)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, cwd=REPO_DIR, start_new_session=True)
+            [sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, cwd=REPO_DIR, start_new_session=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -315,8 +332,8 @@ class ViewerProcess:
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or (self.proc.poll() is not None and self.lines.empty()):
-                raise RuntimeError(f"no '{kind}' from the viewer process within {timeout:g} s"
-                                   f" (exit status {self.proc.poll()})")
+                raise RuntimeError(f"no '{kind}' from {self.name} within "
+                                   f"{timeout:g} s (exit status {self.proc.poll()})")
             try:
                 line = self.lines.get(timeout=min(left, 1.0))
             except queue.Empty:
@@ -344,6 +361,14 @@ class ViewerProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+
+class ViewerProcess(ChildProcess):
+    """n light viewers of one path in their own process (see :func:`viewer_main`)."""
+
+    def __init__(self, path: str, url: str, n: int, room: int = 0, feed: int = 0) -> None:
+        super().__init__([str(Path(__file__).resolve()), "--viewer-process", path, url,
+                          str(n), str(room), str(feed)])
 
 
 # -- one point -------------------------------------------------------------------------------
