@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -35,13 +36,20 @@ from arengine.effects.lip_segmentation import (
     support_mask,
 )
 from arengine.render.lips import (
-    SPARKLE_SIZE,
-    SPARKLE_TEXELS,
+    GLINT_MIN_PX,
+    GLINT_SIZE,
+    GLINT_TEXELS,
+    NEUTRAL_LIGHT,
+    Lab,
+    LipColour,
     LipFields,
     LipParams,
+    SceneLight,
+    composite_and_read,
     composite_lips,
+    glint_texture,
+    lip_readout,
     roi_to_lab,
-    sparkle_texture,
 )
 from arengine.tracking.geometry import clip_box, hands_mask
 from arengine.types import (
@@ -60,6 +68,10 @@ if TYPE_CHECKING:
     from arengine.render.backend import RenderBackend
 
 DEFAULT_SHADE = "velvet-ruby"
+# The light measured on a face is smoothed with this time constant (seconds): the skin
+# ring's mean moves by 1-2 L* as the mouth opens and closes, the light itself does not.
+LIGHT_SMOOTH_S = 0.25
+LIGHT_INTERVAL_S = 0.09  # so it is measured at most about 11 times a second
 # --------------------------------------------------------------------------- geometry
 
 @dataclass(frozen=True)
@@ -190,42 +202,299 @@ def lip_coordinates(geom: LipGeometry) -> tuple[np.ndarray, np.ndarray]:
     """(u, v) of every ROI pixel in the mouth's own frame: u along the mouth, v across,
     both -1..1 over the outer lips. Anything drawn through them moves with the lips."""
     h, w = geom.shape
-    xs = np.arange(w, dtype=np.float32) - geom.centre[0]
-    ys = np.arange(h, dtype=np.float32) - geom.centre[1]
+    return _uv(geom, np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+
+
+def _uv(geom: LipGeometry, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) on the grid of ROI columns ``xs`` by rows ``ys``."""
+    dx = xs - np.float32(geom.centre[0])
+    dy = ys - np.float32(geom.centre[1])
     ax, ay = geom.axis
-    u = (xs[None, :] * ax + ys[:, None] * ay) * (1.0 / geom.half_width)
-    v = (ys[:, None] * ax - xs[None, :] * ay) * (1.0 / geom.half_height)
+    u = (dx[None, :] * ax + dy[:, None] * ay) * (1.0 / geom.half_width)
+    v = (dy[:, None] * ax - dx[None, :] * ay) * (1.0 / geom.half_height)
     return u.astype(np.float32), v.astype(np.float32)
 
 
+def _points_uv(geom: LipGeometry, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) of ROI points (n, 2)."""
+    d: np.ndarray = xy - np.array(geom.centre, np.float32)
+    ax, ay = geom.axis
+    u: np.ndarray = (d[:, 0] * ax + d[:, 1] * ay) / geom.half_width
+    v: np.ndarray = (d[:, 1] * ax - d[:, 0] * ay) / geom.half_height
+    return u, v
+
+
+# The lips' landmark rings, image left to right, MediaPipe FaceMesh indices: the inner
+# contour, the two rings between, the outer contour. Their depth gives the lip surface.
+UPPER_LIP_RINGS = ((191, 80, 81, 82, 13, 312, 311, 310, 415),
+                   (183, 42, 41, 38, 12, 268, 271, 272, 407),
+                   (184, 74, 73, 72, 11, 302, 303, 304, 408),
+                   (185, 40, 39, 37, 0, 267, 269, 270, 409))
+LOWER_LIP_RINGS = ((95, 88, 178, 87, 14, 317, 402, 318, 324),
+                   (96, 89, 179, 86, 15, 316, 403, 319, 325),
+                   (77, 90, 180, 85, 16, 315, 404, 320, 307),
+                   (146, 91, 181, 84, 17, 314, 405, 321, 375))
+# Each lip's surface, height toward the camera in half mouth widths, as a function of u
+# (along the mouth) and s (across the lip: 0 at its inner edge, 1 at its outer contour):
+#     Z = c1*u + c2*u^2 + c3*s + c4*s^2 + c5*u*s   (+ a constant)
+# The template is the mean least-squares fit to the landmarks of the 16 shared faces
+# (stills, the 720p clip, the GRID talkers; spread 0.05-0.1 per coefficient, most in c1,
+# the yaw, and c3, the pitch); a face's own fit is pulled toward it by SURFACE_RIDGE, so
+# that noisy depth on a small face cannot fold the lips.
+UPPER_LIP_SURFACE = (0.0, -0.71, 0.47, -0.24, 0.0)
+LOWER_LIP_SURFACE = (0.0, -0.55, 0.30, -0.21, 0.0)
+SURFACE_RIDGE = (0.002, 0.05, 0.05, 0.05, 0.05)  # per coefficient, times the point count
+# s of each ring (inner, two between, outer): the medians over the same faces, within 0.03
+# on every face.
+UPPER_RING_S = (0.0, 0.20, 0.55, 1.0)
+LOWER_RING_S = (0.0, 0.25, 0.59, 1.0)
+SURFACE_GRID = 24  # normal samples per half mouth width (normals are smooth; upsampled)
+SURFACE_MAX_SLOPE = 1.2  # the steepest the lip surface gets, along or across (50 degrees)
+_RING_POINTS = [i for rings in (UPPER_LIP_RINGS, LOWER_LIP_RINGS) for ring in rings
+                for i in ring]
+_RIDGE = np.diag(SURFACE_RIDGE)
+_RING_S = np.repeat(np.array([UPPER_RING_S, LOWER_RING_S]), len(UPPER_LIP_RINGS[0]), axis=1)
+_RING_S_BASIS = np.stack([_RING_S, _RING_S * _RING_S], axis=-1)
+_LIP_SIGN = np.array([1.0, -1.0], np.float32)[:, None, None]
+_TEMPLATES = np.array([UPPER_LIP_SURFACE, LOWER_LIP_SURFACE])
+_TEMPLATE_PULL = _TEMPLATES @ _RIDGE
+# The grid the lip surface is computed on, in the mouth's frame: u along (-1.1..1.1),
+# v across (-1.4..1.4, half heights; rows set per face).
+_SURFACE_U = np.linspace(-1.1, 1.1, 2 * SURFACE_GRID + 1, dtype=np.float32)
+_SURFACE_DU = float(_SURFACE_U[1] - _SURFACE_U[0])
+
+
+# Both contours run from the image-left corner, upper lip first (LIPS_INNER, LIPS_OUTER):
+# the upper inner, upper outer, lower inner and lower outer parts of inner + outer.
+_N = len(LIPS_INNER)
+_CONTOUR_PARTS = (np.arange(0, _N // 2 + 1), np.arange(_N, _N + _N // 2 + 1),
+                  np.r_[np.arange(_N // 2, _N), 0], np.r_[np.arange(_N + _N // 2, 2 * _N), _N])
+
+
+def _lip_contours(geom: LipGeometry) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """(u, v) of the upper inner, upper outer, lower inner and lower outer contours, each
+    sorted along u: contours as functions of u, for :func:`numpy.interp`."""
+    u, v = _points_uv(geom, np.concatenate([geom.inner, geom.outer]))
+    out = []
+    for part in _CONTOUR_PARTS:
+        order = part[np.argsort(u[part], kind="stable")]
+        out.append((u[order], v[order]))
+    return (out[0], out[1], out[2], out[3])
+
+
+def _across(u: np.ndarray, v: np.ndarray, contours: tuple[tuple[np.ndarray, np.ndarray], ...]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """s on the upper and on the lower lip at (u, v), and the lower lip's share (0..1,
+    a soft step across the line between the two inner contours)."""
+    (ui, vi), (uo, vo), (li, lvi), (lo, lvo) = contours
+    a_up, b_up = np.interp(u, ui, vi), np.interp(u, uo, vo)
+    a_lo, b_lo = np.interp(u, li, lvi), np.interp(u, lo, lvo)
+    s_up = (a_up - v) / np.maximum(a_up - b_up, 0.05)
+    s_lo = (v - a_lo) / np.maximum(b_lo - a_lo, 0.05)
+    lower = np.clip((v - 0.5 * (a_up + a_lo)) * (1.0 / 0.12) + 0.5, 0.0, 1.0)
+    return np.clip(s_up, -0.5, 1.5), np.clip(s_lo, -0.5, 1.5), lower
+
+
+def lip_surface(geom: LipGeometry, points: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The upper and the lower lip's surface coefficients (c1..c5, see UPPER_LIP_SURFACE),
+    fitted to the depth of ``points`` (the face's (478, 3) landmarks, frame pixels) or the
+    template without them (or when they are not finite)."""
+    if points is None or points.shape[-1] < 3:
+        return _TEMPLATES[0], _TEMPLATES[1]
+    p = points[_RING_POINTS].astype(np.float64)
+    if not np.isfinite(p).all():
+        return _TEMPLATES[0], _TEMPLATES[1]
+    centre = np.array(geom.centre) + np.array(geom.box[:2])
+    u = ((p[:, :2] - centre) @ np.array(geom.axis)).reshape(2, -1) * (1.0 / geom.half_width)
+    n = u.shape[1]
+    basis = np.empty((2, n, 5))
+    basis[:, :, 0] = u
+    basis[:, :, 1] = u * u
+    basis[:, :, 2:4] = _RING_S_BASIS
+    basis[:, :, 4] = u * _RING_S
+    basis -= basis.sum(axis=1, keepdims=True) * (1.0 / n)  # the constant drops out
+    z = p[:, 2].reshape(2, n, 1)
+    z = (z.sum(axis=1, keepdims=True) * (1.0 / n) - z) * (1.0 / geom.half_width)
+    bt = basis.transpose(0, 2, 1)
+    c_up, c_lo = np.linalg.solve(bt @ basis + _RIDGE * n,
+                                 bt @ z + _TEMPLATE_PULL[:, :, None] * n)[:, :, 0]
+    return c_up, c_lo
+
+
+@cache
+def _surface_v(rows: int) -> np.ndarray:
+    return np.linspace(-1.4, 1.4, rows, dtype=np.float32)[:, None]
+
+
+def _surface_fields(geom: LipGeometry, points: np.ndarray | None, ombre: bool
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The lip's unit normal (h, w, 3), highlight visibility (h, w) and, for an ombre, its
+    coordinate (h, w).
+
+    Computed in the mouth's own frame on a grid of SURFACE_GRID samples per half mouth
+    width (the contours are then functions of the column alone, and every slope is
+    analytic), and warped onto the ROI: they are smooth.
+    """
+    h, w = geom.shape
+    u = _SURFACE_U
+    nu = len(u)
+    nv = max(5, round(nu * geom.half_height / geom.half_width * (1.4 / 1.1)))
+    v = _surface_v(nv)
+    contours = _lip_contours(geom)
+    # Per column: the upper lip's inner (a) and outer (b) contour, the lower lip's, and
+    # their slopes along u.
+    edge = np.empty((4, nu), np.float32)
+    for row, (cu, cv) in zip(edge, contours, strict=True):
+        row[:] = np.interp(u, cu, cv)
+    slope = cv2.Sobel(edge, cv2.CV_32F, 1, 0, ksize=1, scale=0.5 / _SURFACE_DU,
+                      borderType=cv2.BORDER_REPLICATE)
+    # Both lips at once, (2, rows, columns): the upper lip's s grows against v, the lower's
+    # with it.
+    sgn = _LIP_SIGN
+    inner, outer = edge[0::2, None, :], edge[1::2, None, :]
+    d_in, d_out = slope[0::2, None, :], slope[1::2, None, :]
+    t = np.maximum(sgn * (inner - outer), np.float32(0.15))  # no lip is thinner but a corner
+    s2 = np.clip(sgn * (inner - v) / t, -0.5, 1.5)
+    c1, c2, c3, c4, c5 = np.stack(lip_surface(geom, points)).astype(np.float32).T[
+        :, :, None, None]
+    # dZ/ds and dZ/du of each lip (Z in half mouth widths), then the slopes of the height
+    # in pixels per pixel along and across the mouth (v counts half heights).
+    zs = c3 + 2.0 * c4 * s2 + c5 * u
+    along2 = c1 + 2.0 * c2 * u + c5 * s2 + zs * sgn * (d_in - s2 * (d_in - d_out)) / t
+    across2 = zs * (np.float32(-geom.half_width / geom.half_height) * sgn / t)
+    lower = np.clip((v - 0.5 * (edge[0] + edge[2])) * (1.0 / 0.12) + 0.5, 0.0, 1.0)
+    # At most SURFACE_MAX_SLOPE: a thin, stretched lip (a smile) would otherwise come out
+    # as a knife edge, as the bulge is fitted in half mouth widths, not lip thicknesses.
+    lim = np.float32(SURFACE_MAX_SLOPE)
+    along = np.clip(along2[0] + lower * (along2[1] - along2[0]), -lim, lim)
+    across = np.clip(across2[0] + lower * (across2[1] - across2[0]), -lim, lim)
+    s = s2[0] + lower * (s2[1] - s2[0])
+    inv = 1.0 / np.sqrt(along * along + across * across + 1.0)
+    ax, ay = geom.axis
+    planes = np.empty((nv, nu, 4), np.float32)
+    # The normal (-along, -across, 1) in the mouth's frame, turned into image axes.
+    planes[:, :, 0] = (ay * across - ax * along) * inv
+    planes[:, :, 1] = (-ay * along - ax * across) * inv
+    planes[:, :, 2] = inv
+    # The key light cannot reach into the mouth corners, the seam (the lips roll inwards)
+    # or over the outer contour (the lip turns into skin there): linear ramps.
+    planes[:, :, 3] = (np.clip(s * 5.0, 0.0, 1.0) * np.clip((1.05 - s) * 3.5, 0.0, 1.0)
+                       * np.clip((0.95 - np.abs(u)) * 2.5, 0.0, 1.0))
+    # ROI pixel -> grid index: u = ((x - cx) ax + (y - cy) ay) / hw, column = (u + 1.1) / du.
+    cx, cy = geom.centre
+    fu = (nu - 1) / (2.2 * geom.half_width)
+    fv = (nv - 1) / (2.8 * geom.half_height)
+    warp = np.array([[ax * fu, ay * fu, (nu - 1) / 2.0 - (cx * ax + cy * ay) * fu],
+                     [-ay * fv, ax * fv, (nv - 1) / 2.0 - (cy * ax - cx * ay) * fv]])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    out = cv2.warpAffine(planes, warp, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    radial = None
+    if ombre:
+        r = np.hypot(np.clip(s, 0.0, 1.0), OMBRE_ALONG * u).astype(np.float32)
+        radial = cv2.warpAffine(r, warp, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    # (Across the seam the interpolation averages the two lips' normals into a shorter
+    # one, which is right there: the seam is lit less.)
+    return np.ascontiguousarray(out[:, :, :3]), np.ascontiguousarray(out[:, :, 3]), radial
+
+
+# The ombre's inner colour follows the lips' middle line (s = 0) and fades toward the
+# outer contour and, this much more slowly, toward the corners (a gradient lip).
+OMBRE_ALONG = 0.5
+
+
 def lip_fields(roi_lab: np.ndarray, mask: np.ndarray, geom: LipGeometry,
-               params: LipParams) -> LipFields:
-    """The per-pixel inputs ``params`` needs, computed on the ROI (blurs, noise lookup)."""
+               params: LipParams, points: np.ndarray | None = None,
+               light: SceneLight = NEUTRAL_LIGHT) -> LipFields:
+    """The per-pixel inputs ``params`` needs, computed on the ROI (blurs, the lip surface,
+    flake lookup); ``points`` are the face's landmarks (frame pixels, with depth) that the
+    surface is fitted to, ``light`` the light measured on the face (see
+    :func:`measure_light`)."""
     lightness = np.ascontiguousarray(roi_lab[:, :, 0])
-    sigma = max(0.015 * 2 * geom.half_width, 0.8)
-    l_blur = cv2.GaussianBlur(lightness, (0, 0), sigma)
     core = (mask >= 128).astype(np.uint8)
     if not core.any():
         core = (mask > 0).astype(np.uint8)
     mean, std = cv2.meanStdDev(lightness, mask=core)
-    sparkle = edge = radial = None
-    if params.shimmer > 0 or params.ombre > 0:
+    # Blurred over lip pixels only (normalised convolution): skin around thin lips would
+    # otherwise read as a bright lip rim.
+    sigma = max(0.015 * 2 * geom.half_width, 0.8)
+    weight = mask.astype(np.float32) * np.float32(1 / 255)
+    num = cv2.GaussianBlur(lightness * weight, (0, 0), sigma)
+    den = cv2.GaussianBlur(weight, (0, 0), sigma)
+    l_blur = np.where(den > 1e-3, num / np.maximum(den, 1e-3), lightness).astype(np.float32)
+    lit = params.gloss > 0 or params.sheen > 0 or params.metallic > 0 or params.shimmer > 0
+    normal = spec = radial = glint = edge = None
+    if lit or params.ombre > 0:
+        n, sp, radial = _surface_fields(geom, points, params.ombre > 0)
+        if lit:
+            normal, spec = n, sp
+    if params.shimmer > 0:
         u, v = lip_coordinates(geom)
-        if params.shimmer > 0:
-            scale = SPARKLE_TEXELS / 2.0
-            mx = u * scale + SPARKLE_SIZE / 2
-            my = v * (scale * geom.half_height / geom.half_width) + SPARKLE_SIZE / 2
-            sparkle = cv2.remap(sparkle_texture(), mx, my, cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_WRAP)
-        if params.ombre > 0:
-            radial = cv2.magnitude(u, v)
+        # Flakes no smaller than GLINT_MIN_PX, or a small face's would fall between pixels.
+        scale = min(GLINT_TEXELS / 2.0, geom.half_width / GLINT_MIN_PX)
+        mx = u * scale + GLINT_SIZE / 2
+        my = v * (scale * geom.half_height / geom.half_width) + GLINT_SIZE / 2
+        glint = cv2.remap(glint_texture(), mx, my, cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_WRAP)
     if params.liner > 0:
         solid = np.zeros(geom.shape, np.uint8)
         _fill(solid, geom.outer)
         solid = (solid >= 128).astype(np.uint8)
         edge = cv2.distanceTransform(solid, cv2.DIST_L2, 3)
         edge *= np.float32(1.0 / (2.0 * geom.half_width))
-    return LipFields(l_blur, float(mean[0, 0]), float(std[0, 0]), sparkle, edge, radial)
+    return LipFields(l_blur, float(mean[0, 0]), float(std[0, 0]), normal=normal, spec=spec,
+                     glint=glint, edge=edge, radial=radial, light=light)
+
+
+# The skin ring the light is measured on: between the outer lip contour grown by these
+# factors about the mouth centre (philtrum, cheeks beside the corners, the chin below the
+# lower lip). Of its pixels the darkest quarter (nostrils,
+# folds, stubble, the shadow under the lower lip) and the brightest tenth (shine) are
+# left out before the mean.
+LIGHT_RING = (1.25, 1.75)
+LIGHT_TRIM = (25.0, 90.0)
+LIGHT_SAMPLES = 60  # ring pixels read across its width (every pixel of a small face)
+
+
+def measure_skin(frame: np.ndarray, geom: LipGeometry) -> Lab | None:
+    """Mean CIELAB of the skin around the mouth (see LIGHT_RING), None when too little of
+    it is in the picture."""
+    fh, fw = frame.shape[:2]
+    off = np.array(geom.box[:2], np.float32)
+    c = np.array(geom.centre, np.float32) + off
+    spoke = geom.outer + off - c
+    big = spoke * LIGHT_RING[1] + c
+    lo, hi = big.min(axis=0), big.max(axis=0)
+    x1, y1 = max(int(lo[0]), 0), max(int(lo[1]), 0)
+    x2, y2 = min(int(hi[0]) + 2, fw), min(int(hi[1]) + 2, fh)
+    if x2 - x1 < 4 or y2 - y1 < 4:
+        return None
+    # Read on a grid of about LIGHT_SAMPLES pixels across the ring's width.
+    step = max(1, round((x2 - x1) / LIGHT_SAMPLES))
+    lab = roi_to_lab(np.ascontiguousarray(frame[y1:y2:step, x1:x2:step]))
+    ring = np.zeros(lab.shape[:2], np.uint8)
+    corner = (c - np.array([x1, y1], np.float32) - (step - 1) / 2.0) * (4.0 / step)
+    for factor, value in ((LIGHT_RING[1], 1), (LIGHT_RING[0], 0)):
+        cv2.fillPoly(ring, [np.round(spoke * (4.0 * factor / step) + corner).astype(np.int32)],
+                     value, shift=2)
+    hist = cv2.calcHist([lab], [0], ring, [101], [0.0, 101.0])[:, 0]
+    total = float(hist.sum())
+    if total < 16:
+        return None
+    cum = np.cumsum(hist)
+    low, high = (float(np.searchsorted(cum, q / 100.0 * total)) for q in LIGHT_TRIM)
+    keep = cv2.inRange(lab, (low, -128.0, -128.0), (high + 1.0, 128.0, 128.0))
+    keep &= ring * np.uint8(255)
+    if not keep.any():
+        keep = ring
+    mean = cv2.mean(lab, mask=keep)
+    return (float(mean[0]), float(mean[1]), float(mean[2]))
+
+
+def measure_light(frame: np.ndarray, geom: LipGeometry) -> SceneLight:
+    """The light on this face from the skin around its mouth (neutral when none is seen)."""
+    skin = measure_skin(frame, geom)
+    return NEUTRAL_LIGHT if skin is None else SceneLight.from_skin(skin)
 
 
 @dataclass(frozen=True)
@@ -241,9 +510,11 @@ class LipComposite:
 
 
 def prepare_lips(frame: np.ndarray, geom: LipGeometry, params: LipParams,
-                 hands: HandLandmarks | None = None) -> LipComposite | None:
+                 hands: HandLandmarks | None = None, points: np.ndarray | None = None,
+                 light: SceneLight | None = None) -> LipComposite | None:
     """Everything one face's composite needs from ``frame`` (mask, fields); None when
-    nothing would be painted (no opacity, lips fully hidden)."""
+    nothing would be painted (no opacity, lips fully hidden). ``points`` (the face's
+    landmarks with depth) shape the lip surface; ``light`` is measured here when None."""
     if params.opacity <= 0:
         return None
     x1, y1, x2, y2 = geom.box
@@ -251,23 +522,58 @@ def prepare_lips(frame: np.ndarray, geom: LipGeometry, params: LipParams,
     mask8 = lip_roi_mask(geom, hands, frame, lab)
     if not mask8.any():
         return None
-    fields_ = lip_fields(lab, mask8, geom, params)
+    if light is None:
+        light = measure_light(frame, geom)
+    fields_ = lip_fields(lab, mask8, geom, params, points, light)
     mask = mask8.astype(np.float32) * np.float32(1 / 255)
     return LipComposite(geom.box, mask, params, fields_, lab)
 
 
 def render_lips(frame: np.ndarray, geom: LipGeometry, params: LipParams,
-                hands: HandLandmarks | None = None) -> None:
-    """Paint one face's lips into ``frame`` in place: mask, fields, composite."""
-    job = prepare_lips(frame, geom, params, hands)
+                hands: HandLandmarks | None = None, points: np.ndarray | None = None,
+                light: SceneLight | None = None) -> LipComposite | None:
+    """Paint one face's lips into ``frame`` in place: mask, fields, composite. Returns what
+    was composited (None: nothing)."""
+    job = prepare_lips(frame, geom, params, hands, points, light)
     if job is None:
-        return
+        return None
     x1, y1, x2, y2 = job.box
     frame[y1:y2, x1:x2] = composite_lips(frame[y1:y2, x1:x2], job.mask, params, job.fields,
                                          job.roi_lab)
+    return job
 
 
 # --------------------------------------------------------------------------- the effect
+
+@dataclass(frozen=True)
+class LipReadout:
+    """One painted face's colour readout for a frame: which shade (``fading`` while a
+    cross-fade runs), the light measured on the face (``skin``: the skin ring's CIELAB,
+    ``light_gain``: linear R, G, B) and how far the rendered lip is from that shade as
+    worn in that light (``colour``: CIEDE2000 of the mean rendered Lab, highlights left
+    out, against the target Lab)."""
+
+    face: int
+    track_id: int
+    shade: str | None
+    fading: bool
+    skin: Lab | None
+    light_gain: tuple[float, float, float]
+    colour: LipColour
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, rounded to what a colour readout can tell."""
+
+        def lab(v: Lab | None) -> list[float] | None:
+            return None if v is None else [round(float(x), 2) for x in v]
+
+        return {"face": self.face, "track_id": self.track_id, "shade": self.shade,
+                "fading": self.fading, "skin_lab": lab(self.skin),
+                "light_gain": [round(float(g), 3) for g in self.light_gain],
+                "target_lab": lab(self.colour.target),
+                "rendered_lab": lab(self.colour.rendered),
+                "delta_e00": round(self.colour.delta_e00, 2), "pixels": self.colour.pixels}
+
 
 class _Fade:
     """A shade change in progress: from one look to another over ``duration`` seconds."""
@@ -279,6 +585,7 @@ class _Fade:
         self.duration = 0.0
         self.pending = False
         self.last_timestamp: float | None = None
+        self.shade_id: str | None = None  # the shade this fade ends on, for the readout
 
     def at(self, timestamp: float) -> LipParams | None:
         """The look at ``timestamp`` (a fade not started yet shows its start)."""
@@ -350,9 +657,17 @@ class LipstickEffect(Effect):
         self.backend = backend  # a render backend to composite through (GPU), or None: in place
         self._shade = self.resolve(shade)
         self._default = _Fade(self._params(self._shade))
+        self._default.shade_id = self._shade.id if self._shade else None
         self._faces: dict[int, _Fade] = {}
         for key, s in (per_face or {}).items():
-            self._faces[int(key)] = _Fade(self._params(self.resolve(s)))
+            resolved = self.resolve(s)
+            self._faces[int(key)] = _Fade(self._params(resolved))
+            self._faces[int(key)].shade_id = resolved.id if resolved else None
+        # track id -> (time measured, smoothed skin, its light)
+        self._skin: dict[int, tuple[float, Lab, SceneLight]] = {}
+        # The colour readout of the last frame, one entry per painted face (replaced as a
+        # whole each frame, so another thread may read it at any time).
+        self.last_readout: list[LipReadout] = []
 
     def resolve(self, shade: Shade | str | None) -> Shade | None:
         """A shade object from a shade or a catalog id (unknown ids raise UnknownShadeError)."""
@@ -390,18 +705,43 @@ class LipstickEffect(Effect):
                 fade = self._faces[int(face)] = _Fade(self._default.end)
                 fade.last_timestamp = self._default.last_timestamp
             fade.retarget(end, at, self.crossfade_ms / 1000.0)
+            fade.shade_id = resolved.id if resolved else None
 
     def params_for(self, scene: Scene, index: int) -> LipParams | None:
         """The look face ``index`` of ``scene`` gets at ``scene.timestamp``."""
+        return self._fade_for(scene, index).at(scene.timestamp)
+
+    def _fade_for(self, scene: Scene, index: int) -> _Fade:
         ids = scene.faces.track_id
         tid = int(ids[index])
         if tid in self._faces:
-            fade = self._faces[tid]
-        elif index in self._faces and index not in {int(x) for x in ids}:
-            fade = self._faces[index]
-        else:
-            fade = self._default
-        return fade.at(scene.timestamp)
+            return self._faces[tid]
+        if index in self._faces and index not in {int(x) for x in ids}:
+            return self._faces[index]
+        return self._default
+
+    def light_for(self, frame: np.ndarray, scene: Scene, index: int,
+                  geom: LipGeometry) -> SceneLight:
+        """The light on face ``index``: its skin measured in ``frame``, smoothed over time
+        per track (LIGHT_SMOOTH_S) so the shade does not flicker as the mouth moves."""
+        tid = int(scene.faces.track_id[index])
+        prev = self._skin.get(tid)
+        now = scene.timestamp
+        if prev is not None and 0.0 <= now - prev[0] < LIGHT_INTERVAL_S:
+            return prev[2]  # measured a moment ago: the light has not changed since
+        skin = measure_skin(frame, geom)
+        if skin is None:
+            if prev is None:
+                return NEUTRAL_LIGHT
+            skin = prev[1]
+        elif prev is not None and now > prev[0]:
+            a = 1.0 - math.exp(-(now - prev[0]) / LIGHT_SMOOTH_S)
+            skin = (prev[1][0] + a * (skin[0] - prev[1][0]),
+                    prev[1][1] + a * (skin[1] - prev[1][1]),
+                    prev[1][2] + a * (skin[2] - prev[1][2]))
+        light = SceneLight.from_skin(skin)
+        self._skin[tid] = (now, skin, light)
+        return light
 
     def apply(self, frame: np.ndarray, scene: Scene) -> np.ndarray:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
@@ -415,20 +755,49 @@ class LipstickEffect(Effect):
             for fade in (self._default, *self._faces.values()):
                 fade.value(scene.timestamp)
             looks = [self.params_for(scene, i) for i in range(len(scene.faces))]
-        if self.backend is not None:
-            return self._composite_through(self.backend, frame, scene, looks, hands)
-        for i, params in enumerate(looks):
-            if params is None or params.opacity <= 0:
-                continue
-            geom = lip_geometry(scene.faces.points[i], w, h)
-            if geom is not None:
-                render_lips(frame, geom, params, hands)
-        return frame
+            shade_ids = [self._fade_for(scene, i).shade_id for i in range(len(scene.faces))]
+            fading = [self._fade_for(scene, i).at(scene.timestamp) is not
+                      self._fade_for(scene, i).end for i in range(len(scene.faces))]
+            seen = {int(t) for t in scene.faces.track_id}
+            for tid in [t for t in self._skin if t not in seen]:
+                del self._skin[tid]
+        readouts: list[LipReadout] = []
 
-    @staticmethod
-    def _composite_through(backend: RenderBackend, frame: np.ndarray, scene: Scene,
-                           looks: list[LipParams | None],
-                           hands: HandLandmarks | None) -> np.ndarray:
+        def read(i: int, job: LipComposite, colour: LipColour | None = None) -> None:
+            if colour is None:  # through a backend: from the picture, before compositing
+                x1, y1, x2, y2 = job.box
+                colour = lip_readout(job.mask, job.params, job.fields, job.roi_lab,
+                                     roi_bgr=frame[y1:y2, x1:x2])
+            if colour is not None:
+                light = job.fields.light
+                readouts.append(LipReadout(i, int(scene.faces.track_id[i]), shade_ids[i],
+                                           fading[i], light.skin, light.gain, colour))
+
+        try:
+            if self.backend is not None:
+                return self._composite_through(self.backend, frame, scene, looks, hands, read)
+            for i, params in enumerate(looks):
+                if params is None or params.opacity <= 0:
+                    continue
+                points = scene.faces.points[i]
+                geom = lip_geometry(points, w, h)
+                if geom is None:
+                    continue
+                light = self.light_for(frame, scene, i, geom)
+                job = prepare_lips(frame, geom, params, hands, points, light)
+                if job is None:
+                    continue
+                x1, y1, x2, y2 = job.box
+                frame[y1:y2, x1:x2], colour = composite_and_read(
+                    frame[y1:y2, x1:x2], job.mask, params, job.fields, job.roi_lab)
+                read(i, job, colour)
+            return frame
+        finally:
+            self.last_readout = readouts
+
+    def _composite_through(self, backend: RenderBackend, frame: np.ndarray, scene: Scene,
+                           looks: list[LipParams | None], hands: HandLandmarks | None,
+                           read: Callable[[int, LipComposite], None]) -> np.ndarray:
         """Composite every face on ``backend``: in a frame of our own, or in the open one."""
         h, w = frame.shape[:2]
         joined = bool(getattr(backend, "frame_open", False))
@@ -437,14 +806,17 @@ class LipstickEffect(Effect):
             for i, params in enumerate(looks):
                 if params is None or params.opacity <= 0:
                     continue
-                geom = lip_geometry(scene.faces.points[i], w, h)
+                points = scene.faces.points[i]
+                geom = lip_geometry(points, w, h)
                 if geom is None:
                     continue
                 # Prepared face by face, as without a backend: a CPU backend drawing in
                 # place shows this face the faces composited before it.
-                job = prepare_lips(frame, geom, params, hands)
+                light = self.light_for(frame, scene, i, geom)
+                job = prepare_lips(frame, geom, params, hands, points, light)
                 if job is None:
                     continue
+                read(i, job)  # from the picture before this face is composited
                 if not opened:  # the frame is opened only when there are lips to paint
                     backend.begin_frame(frame, inplace=bool(frame.flags.c_contiguous
                                                             and frame.flags.writeable))

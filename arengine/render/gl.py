@@ -35,6 +35,7 @@ from typing import Any
 import moderngl
 import numpy as np
 
+from arengine.render import lips
 from arengine.render.backend import BackendError, RenderBackend
 from arengine.render.gl_shaders import (
     ShaderCompileError,
@@ -299,7 +300,8 @@ class GLBackend(RenderBackend):
         self._packed_out = _Scratch(ctx, 4, "f1", with_fbo=True)
         self._roi = _Scratch(ctx, 4, "f1", with_fbo=True)
         self._fields = _Scratch(ctx, 4, "f4")
-        self._radial = _Scratch(ctx, 1, "f4")
+        self._fields1 = _Scratch(ctx, 4, "f4")
+        self._glint = _Scratch(ctx, 4, "f4")
         self._loose_sprite = _Scratch(ctx, 4, "f1")
         self.sprites = SpriteCache(ctx, sprite_cache_bytes)
 
@@ -339,7 +341,7 @@ class GLBackend(RenderBackend):
             self._lost = True
             with self._ctx:
                 self.sprites.release()
-                for s in (self._roi, self._fields, self._radial, self._loose_sprite,
+                for s in (self._roi, self._fields, self._fields1, self._glint, self._loose_sprite,
                           self._packed_in, self._packed_out):
                     s.release()
                 if self._fbo is not None:
@@ -478,42 +480,62 @@ class GLBackend(RenderBackend):
 
     def _run_lips(self, box: tuple[int, int, int, int], mask: np.ndarray, p: Any,
                   fields: Any) -> None:
-        """``composite_lips`` in lips.frag; the effect's per-pixel fields ride in textures."""
+        """``composite_lips`` in lips.frag; the effect's per-pixel fields ride in textures,
+        the light-dependent colours and the lobe constants in uniforms."""
         assert self._fbo is not None and self._size is not None
         x1, y1, x2, y2 = box
         w, h = x2 - x1, y2 - y1
         packed = np.zeros((h, w, 4), np.float32)
         packed[:, :, 0] = mask
         packed[:, :, 1] = fields.l_blur
-        if fields.sparkle is not None:
-            packed[:, :, 2] = fields.sparkle
+        second = np.zeros((h, w, 4), np.float32)
+        if fields.normal is not None:
+            packed[:, :, 2:4] = fields.normal[:, :, :2]
+            second[:, :, 0] = fields.normal[:, :, 2]
+        else:
+            second[:, :, 0] = 1.0  # facing the camera
+        second[:, :, 1] = fields.spec if fields.spec is not None else 1.0
         if fields.edge is not None:
-            packed[:, :, 3] = fields.edge
-        ombre = float(p.ombre) if fields.radial is not None else 0.0
+            second[:, :, 2] = fields.edge
+        if fields.radial is not None:
+            second[:, :, 3] = fields.radial
+        shimmer = float(p.shimmer) if fields.glint is not None else 0.0
         src = self._copy_roi(box)
         ftex = self._fields.get(w, h)
         ftex.write(packed, viewport=(0, 0, w, h), alignment=1)
-        rtex = self._radial.get(w, h) if ombre > 0 else self._radial.get(1, 1)
-        if ombre > 0:
-            rtex.write(np.ascontiguousarray(fields.radial, np.float32),
-                       viewport=(0, 0, w, h), alignment=1)
+        f1tex = self._fields1.get(w, h)
+        f1tex.write(second, viewport=(0, 0, w, h), alignment=1)
+        gtex = self._glint.get(w, h) if shimmer > 0 else self._glint.get(1, 1)
+        if shimmer > 0:
+            flakes = np.zeros((h, w, 4), np.float32)
+            flakes[:, :, :3] = fields.glint
+            gtex.write(flakes, viewport=(0, 0, w, h), alignment=1)
+        lit = lips.LitColours.of(p, fields.light)
         self._fbo.use()
         src.use(0)
         ftex.use(1)
-        rtex.use(2)
+        f1tex.use(2)
+        gtex.use(3)
         self._draw(
-            "lips", (x1, y1, w, h), self._size, u_src=0, u_fields=1, u_radial=2,
-            u_origin=(x1, y1), u_colour=tuple(map(float, p.colour)),
+            "lips", (x1, y1, w, h), self._size, u_src=0, u_fields0=1, u_fields1=2,
+            u_glint=3, u_origin=(x1, y1), u_colour=tuple(map(float, lit.colour)),
             u_opacity=float(p.opacity), u_detail=float(p.detail), u_sheer=float(p.sheer),
-            u_gloss=float(p.gloss),
-            u_shimmer=float(p.shimmer) if fields.sparkle is not None else 0.0,
-            u_metallic=float(p.metallic), u_liner_colour=tuple(map(float, p.liner_colour)),
+            u_blot=float(p.blot), u_gloss=float(p.gloss), u_sheen=float(p.sheen),
+            u_shimmer=shimmer, u_metallic=float(p.metallic),
+            u_liner_colour=tuple(map(float, lit.liner)),
             u_liner=float(p.liner) if fields.edge is not None else 0.0,
-            u_liner_width=float(p.liner_width),
-            u_ombre_colour=tuple(map(float, p.ombre_colour)), u_ombre=ombre,
+            u_liner_width=float(p.liner_width), u_ombre_colour=tuple(map(float, lit.ombre)),
+            u_ombre=float(p.ombre) if fields.radial is not None else 0.0,
             u_ombre_ratio=float(p.ombre_ratio), u_l_ref=float(fields.l_ref),
-            u_l_std=float(fields.l_std))
-        self.upload_bytes += packed.nbytes + (w * h * 4 if ombre > 0 else 0)
+            u_l_std=float(fields.l_std), u_specular=lit.specular_bgr, u_half=lips.HALF_VECTOR,
+            u_sheen_lift=lips.SHEEN_LIFT, u_sheen_power=lips.SHEEN_SHININESS,
+            u_gloss_cos=lips.GLOSS_COS, u_gloss_halo=lips.GLOSS_HALO,
+            u_gloss_coat=lips.GLOSS_COAT, u_metal_cos=lips.METAL_COS,
+            u_metal_dim=lips.METAL_DIM, u_glint_tilt=lips.GLINT_TILT,
+            u_glint_cos=lips.GLINT_COS, u_chroma_max=lips.CHROMA_MAX,
+            u_white_rolloff=lips.WHITE_ROLLOFF)
+        self.upload_bytes += packed.nbytes + second.nbytes + (
+            w * h * 16 if shimmer > 0 else 0)
 
     def _copy_roi(self, box: tuple[int, int, int, int]) -> moderngl.Texture:
         """Copy the canvas inside ``box`` to the scratch texture (origin at its 0, 0)."""

@@ -208,6 +208,28 @@ def test_gl_matches_within_3_levels_on_the_lips_and_exactly_elsewhere(
     assert gl.frames == len(SHADES)
 
 
+@pytest.mark.parametrize("rel", IMAGES)
+def test_the_colour_readout_is_the_same_through_a_backend(scenes: Scenes, gl: RenderBackend,
+                                                          rel: str) -> None:
+    """Through a backend the readout is computed from the picture with the CPU reference
+    (the GPU's pixels are not back yet); it matches what the CPU path reads off its own
+    painted pixels."""
+    from arengine.render.lips import delta_e00
+
+    image, scene = scenes[rel]
+    for shade in SHADES:
+        direct = LipstickEffect(shade)
+        direct.apply(image.copy(), scene)
+        for backend in (CPUBackend(), gl):
+            via = LipstickEffect(shade, backend=backend)
+            via.apply(image.copy(), scene)
+            assert len(via.last_readout) == len(direct.last_readout) >= 1
+            for a, b in zip(direct.last_readout, via.last_readout, strict=True):
+                # (an ombre's or a liner's target is a mean over the pixels read: a grid)
+                assert float(delta_e00(a.colour.target, b.colour.target)) < 0.3, shade.id
+                assert float(delta_e00(a.colour.rendered, b.colour.rendered)) < 1.0, shade.id
+
+
 def _room() -> RoomState:
     viewers = tuple(ViewerView(f"v{i}", name, None, comment, 990.0 + i, 980.0)
                     for i, (name, comment) in enumerate([
