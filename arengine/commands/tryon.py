@@ -339,7 +339,9 @@ def _process(args: argparse.Namespace, source: Any, sink: Any, shade: Any,
                     "track_hands_ms": None if hands_ms is None else round(hands_ms, 3),
                     "effect_ms": round(stage_ms.get("effects", 0.0), 3),
                     "encode_ms": _ms(t5, t6), "total_ms": _ms(t0, t6),
-                    "composite_ms": _ms(t2, t5)})
+                    "composite_ms": _ms(t2, t5),
+                    # How far each painted lip is from its shade in the face's light.
+                    "colour": [r.to_dict() for r in getattr(effect, "last_readout", [])]})
                 if host is not None:
                     vh = host.report()
                     timer.rows[-1].update(
@@ -391,6 +393,7 @@ def _process(args: argparse.Namespace, source: Any, sink: Any, shade: Any,
         "throughput_fps": round(frames / wall_s, 2) if wall_s > 0 else None,
         "encoder_flush_ms": flush_ms,
         "summary": timer.summary(),
+        "colour": colour_summary(timer.rows),
         "virtual_host": None if host is None else {
             "character": host.character_name, "mode": host.mode,
             "background": host.background, "calibrated": host.solver.calibrated,
@@ -398,6 +401,28 @@ def _process(args: argparse.Namespace, source: Any, sink: Any, shade: Any,
                           for k, t in host.life.reactions]},
         "per_frame": timer.rows,
     }
+
+
+def colour_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The colour readout over a run: CIEDE2000 between each painted lip (mean CIELAB,
+    highlights left out) and its shade as worn in the light measured on that face, per
+    shade (frames still fading are left out: their target is in between)."""
+    import numpy as np
+
+    per: dict[str, list[float]] = {}
+    for row in rows:
+        for r in row.get("colour", []):
+            if r["shade"] is not None and not r["fading"]:
+                per.setdefault(r["shade"], []).append(float(r["delta_e00"]))
+    shades: dict[str, Any] = {}
+    for shade_id, values in per.items():
+        v = np.array(values)
+        shades[shade_id] = {"faces": len(v), "median": round(float(np.median(v)), 2),
+                            "p95": round(float(np.percentile(v, 95)), 2),
+                            "max": round(float(v.max()), 2)}
+    return {"metric": "CIEDE2000 (kL=kC=kH=1) of the rendered lip's mean CIELAB against the "
+                      "shade's CIELAB under the light measured on the skin around the mouth",
+            "shades": shades}
 
 
 def _virtual_host(args: argparse.Namespace, shade: Any) -> Any:

@@ -972,5 +972,5 @@ def test_readout_reaches_the_room_stats_and_the_tryon_report(stills, data_dir: P
     frame = got["per_frame"][0]["colour"]
     assert [c["face"] for c in frame] == [0, 1]
     assert all(c["shade"] == "velvet-ruby" and 0 <= c["delta_e00"] < 5 for c in frame)
-    summary = got["colour"]["velvet-ruby"]
+    summary = got["colour"]["shades"]["velvet-ruby"]
     assert summary["faces"] == 2 and summary["max"] == max(c["delta_e00"] for c in frame)

@@ -221,6 +221,7 @@ async function refreshStats() {
     const drops = Object.entries(st.dropped || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
     document.getElementById("summary").textContent =
       `${st.status} · in ${fps.in || 0} fps · out ${out.join(", ") || "–"} · viewers ${st.viewers} · dropped: ${drops}`;
+    document.getElementById("summary").textContent += (st.colour || []).map(c => ` · lips ${c.shade || "bare"} ΔE00 ${c.delta_e00.toFixed(1)} in this light`).join("");
     const body = document.querySelector("#stages tbody");
     body.replaceChildren(...Object.entries(st.stages || {}).map(([name, v]) =>
       el("tr", {}, el("td", {}, name), el("td", {}, v.p50_ms.toFixed(1)), el("td", {}, v.p95_ms.toFixed(1)),
