@@ -32,6 +32,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -354,6 +355,10 @@ def latency_of(sent: dict[int, float], seen: dict[str, Any], t0: float, t1: floa
 
 
 async def run(args: argparse.Namespace, paths: tuple[str, ...]) -> dict[str, Any]:
+    # SIGTERM cancels the run, so the finally blocks below close and kill every child.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     w, h = args.size
     sfu = "janus" in paths
     push = "rtmp" in paths or "hls" in paths
@@ -577,6 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     except (pytest.skip.Exception, pytest.fail.Exception) as e:  # nginx-rtmp missing
         print(f"bench_paths: {e.msg}", file=sys.stderr)
         return 2
+    except asyncio.CancelledError:
+        print("bench_paths: stopped by SIGTERM (every child closed)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     report: dict[str, Any] = {
         "benchmark": "paths", "machine": machine_info(),
         "settings": {"seconds": args.seconds, "paths": list(paths), "warmup_s": args.warmup,

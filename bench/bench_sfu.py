@@ -311,14 +311,16 @@ def viewer_main(argv: list[str]) -> int:
 
 class ChildProcess:
     """A helper process of a benchmark that talks in lines (``KIND JSON`` out, commands
-    in): its stdout read by a thread, so every wait has a timeout."""
+    in): its stdout read by a thread, so every wait has a timeout; its stderr kept in a
+    file, whose end goes into the error when it fails."""
 
     def __init__(self, argv: list[str]) -> None:
         self.name = " ".join(argv[1:3])
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self.proc = subprocess.Popen(
             [sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, cwd=REPO_DIR, start_new_session=True)
-        self.lines: queue.Queue[str] = queue.Queue()
+            stderr=self._stderr, text=True, cwd=REPO_DIR, start_new_session=True)
+        self.lines: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -326,21 +328,31 @@ class ChildProcess:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.put(line)
+        self.lines.put(None)  # EOF: the process is gone
+
+    def _stderr_tail(self) -> str:
+        with contextlib.suppress(OSError, ValueError):
+            self._stderr.seek(0)
+            return self._stderr.read().decode(errors="replace")[-2000:]
+        return ""
 
     def expect(self, kind: str, timeout: float) -> dict[str, Any]:
+        """The next ``kind`` line's JSON; an ``error`` line, EOF or the timeout raise."""
         deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or (self.proc.poll() is not None and self.lines.empty()):
-                raise RuntimeError(f"no '{kind}' from {self.name} within "
-                                   f"{timeout:g} s (exit status {self.proc.poll()})")
+        while (left := deadline - time.monotonic()) > 0:
             try:
                 line = self.lines.get(timeout=min(left, 1.0))
             except queue.Empty:
                 continue
+            if line is None:
+                break
             head, _, body = line.partition(" ")
             if head == kind:
                 return dict(json.loads(body))
+            if head == "error":
+                raise RuntimeError(f"{self.name}: {json.loads(body).get('error')}")
+        raise RuntimeError(f"no '{kind}' from {self.name} within {timeout:g} s (exit status "
+                           f"{self.proc.poll()}):\n{self._stderr_tail()}")
 
     def send(self, line: str) -> None:
         assert self.proc.stdin is not None
@@ -361,6 +373,7 @@ class ChildProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+        self._stderr.close()
 
 
 class ViewerProcess(ChildProcess):
@@ -432,6 +445,12 @@ def measure_point(http: httpx.Client, server: ServeProcess, janus: JanusServer, 
         "outputs": [{"kind": o["kind"], "state": o["state"], "fps": o["fps"],
                      "bitrate_kbps": o["bitrate_kbps"]} for o in stats1.get("outputs", [])],
         "server_fps": stats1.get("fps", {}),
+        # Tracking is paced by how busy the machine is (viewers included), so arengine's
+        # CPU can fall as viewers are added for that reason alone: these show it.
+        "tracked_fps": {name: (t["processed"] - stats0.get("tracking", {}).get(
+            name, {}).get("processed", 0)) / wall
+            for name, t in (stats1.get("tracking") or {}).items()},
+        "machine_busy_seen_by_arengine": stats1.get("machine_busy"),
         "arengine_viewers": stats1.get("viewers"),
         "viewers_receiving": sum(f > 0 for f in counts["frames"]),
         "fps_per_viewer": ({"min": min(fps), "median": statistics.median(fps),
@@ -491,22 +510,25 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# arengine's CPU per viewer: through Janus vs its own WHEP ({s['size']}, "
              f"{s['fps']} fps demo, every effect)", "",
              "CPU in % of one core over each window; viewers in their own process at "
-             "nice 19, counting frames without decoding.", "",
+             "nice 19, counting frames without decoding. arengine paces its tracking by "
+             "how busy the machine is, so compare the tracked fps too.", "",
              "| viewers | path | arengine CPU % | Janus CPU % | viewer process CPU % "
              "| machine CPU % | encoders | encoded fps | output fps | fps per viewer "
-             "(min / median) | receiving |",
-             "|---:|---|---:|---:|---:|---:|---|---:|---:|---|---:|"]
+             "(min / median) | receiving | face / hands tracked fps |",
+             "|---:|---|---:|---:|---:|---:|---|---:|---:|---|---:|---|"]
     for r in report["points"]:
         enc = ", ".join(f"{c} ({e['subscribers']} sub.)" for c, e in r["encoders"].items())
         efps = " / ".join(f"{e['fps']:.1f}" for e in r["encoders"].values()) or "–"
         ofps = " / ".join(f"{o['fps']:.1f}" for o in r["outputs"]) or "–"
         v = r["fps_per_viewer"]
         vfps = f"{v['min']:.1f} / {v['median']:.1f}" if v else "–"
+        tr = r.get("tracked_fps", {})
+        tracked = " / ".join(_f(tr.get(k), ".1f") for k in ("track_face", "track_hands"))
         lines.append(f"| {r['viewers']} | {r['path']} | {r['arengine_cpu_percent']:.0f} | "
                      f"{r['janus_cpu_percent']:.1f} | {r['viewer_process_cpu_percent']:.0f} | "
                      f"{r['machine_cpu_percent']:.0f} of {r['machine_capacity_percent']:.0f}"
                      f" | {enc or 'none'} | {efps} | {ofps} | {vfps} | "
-                     f"{r['viewers_receiving']}/{r['viewers']} |")
+                     f"{r['viewers_receiving']}/{r['viewers']} | {tracked} |")
     summary = report["summary"]
     lines.append("")
     for path in PATHS:
@@ -542,6 +564,10 @@ def _size(ap: argparse.ArgumentParser, text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--viewer-process"]:
@@ -574,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"bench_sfu: {missing}", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the finally blocks kill the children
 
     points: list[dict[str, Any]] = []
     report: dict[str, Any] = {
