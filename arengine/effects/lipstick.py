@@ -268,31 +268,18 @@ _SURFACE_DU = float(_SURFACE_U[1] - _SURFACE_U[0])
 # the upper inner, upper outer, lower inner and lower outer parts of inner + outer.
 _N = len(LIPS_INNER)
 _CONTOUR_PARTS = (np.arange(0, _N // 2 + 1), np.arange(_N, _N + _N // 2 + 1),
-                  np.r_[np.arange(_N // 2, _N), 0], np.r_[np.arange(_N + _N // 2, 2 * _N), _N])
+                  np.r_[0, np.arange(_N - 1, _N // 2 - 1, -1)],
+                  np.r_[_N, np.arange(2 * _N - 1, _N + _N // 2 - 1, -1)])
 
 
 def _lip_contours(geom: LipGeometry) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     """(u, v) of the upper inner, upper outer, lower inner and lower outer contours, each
-    sorted along u: contours as functions of u, for :func:`numpy.interp`."""
+    running along u (image left to right): contours as functions of u, for np.interp."""
     u, v = _points_uv(geom, np.concatenate([geom.inner, geom.outer]))
     out = []
-    for part in _CONTOUR_PARTS:
-        order = part[np.argsort(u[part], kind="stable")]
-        out.append((u[order], v[order]))
+    for part in _CONTOUR_PARTS:  # image left to right; a contour that folds back is cut
+        out.append((np.maximum.accumulate(u[part]), v[part]))
     return (out[0], out[1], out[2], out[3])
-
-
-def _across(u: np.ndarray, v: np.ndarray, contours: tuple[tuple[np.ndarray, np.ndarray], ...]
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """s on the upper and on the lower lip at (u, v), and the lower lip's share (0..1,
-    a soft step across the line between the two inner contours)."""
-    (ui, vi), (uo, vo), (li, lvi), (lo, lvo) = contours
-    a_up, b_up = np.interp(u, ui, vi), np.interp(u, uo, vo)
-    a_lo, b_lo = np.interp(u, li, lvi), np.interp(u, lo, lvo)
-    s_up = (a_up - v) / np.maximum(a_up - b_up, 0.05)
-    s_lo = (v - a_lo) / np.maximum(b_lo - a_lo, 0.05)
-    lower = np.clip((v - 0.5 * (a_up + a_lo)) * (1.0 / 0.12) + 0.5, 0.0, 1.0)
-    return np.clip(s_up, -0.5, 1.5), np.clip(s_lo, -0.5, 1.5), lower
 
 
 def lip_surface(geom: LipGeometry, points: np.ndarray | None = None
@@ -379,8 +366,8 @@ def _surface_fields(geom: LipGeometry, points: np.ndarray | None, ombre: bool
     planes[:, :, 2] = inv
     # The key light cannot reach into the mouth corners, the seam (the lips roll inwards)
     # or over the outer contour (the lip turns into skin there): linear ramps.
-    planes[:, :, 3] = (np.clip(s * 5.0, 0.0, 1.0) * np.clip((1.05 - s) * 3.5, 0.0, 1.0)
-                       * np.clip((0.95 - np.abs(u)) * 2.5, 0.0, 1.0))
+    ramp = np.minimum(np.minimum(s * 5.0, (1.05 - s) * 3.5), (0.95 - np.abs(u)) * 2.5)
+    planes[:, :, 3] = np.clip(ramp, 0.0, 1.0)
     # ROI pixel -> grid index: u = ((x - cx) ax + (y - cy) ay) / hw, column = (u + 1.1) / du.
     cx, cy = geom.centre
     fu = (nu - 1) / (2.2 * geom.half_width)
@@ -415,14 +402,17 @@ def lip_fields(roi_lab: np.ndarray, mask: np.ndarray, geom: LipGeometry,
     if not core.any():
         core = (mask > 0).astype(np.uint8)
     mean, std = cv2.meanStdDev(lightness, mask=core)
-    # Blurred over lip pixels only (normalised convolution): skin around thin lips would
-    # otherwise read as a bright lip rim.
-    sigma = max(0.015 * 2 * geom.half_width, 0.8)
-    weight = mask.astype(np.float32) * np.float32(1 / 255)
-    num = cv2.GaussianBlur(lightness * weight, (0, 0), sigma)
-    den = cv2.GaussianBlur(weight, (0, 0), sigma)
-    l_blur = np.where(den > 1e-3, num / np.maximum(den, 1e-3), lightness).astype(np.float32)
     lit = params.gloss > 0 or params.sheen > 0 or params.metallic > 0 or params.shimmer > 0
+    l_blur = lightness  # read only by the highlights (the lip's texture and own shine)
+    if lit:
+        # Blurred over lip pixels only (normalised convolution): skin around thin lips
+        # would otherwise read as a bright lip rim.
+        sigma = max(0.015 * 2 * geom.half_width, 0.8)
+        weight = mask.astype(np.float32) * np.float32(1 / 255)
+        num = cv2.GaussianBlur(lightness * weight, (0, 0), sigma)
+        den = cv2.GaussianBlur(weight, (0, 0), sigma)
+        l_blur = np.where(den > 1e-3, num / np.maximum(den, 1e-3), lightness).astype(
+            np.float32)
     normal = spec = radial = glint = edge = None
     if lit or params.ombre > 0:
         n, sp, radial = _surface_fields(geom, points, params.ombre > 0)

@@ -270,7 +270,8 @@ class LipFields:
     """Per-pixel inputs of :func:`composite_lips` (ROI-sized float32), plus per-face numbers.
 
     ``l_blur``: CIELAB L of the lips blurred by about 1.5 % of the mouth width, over lip
-    pixels only (skin does not bleed in, so no bright rim along the outline).
+    pixels only (skin does not bleed in, so no bright rim along the outline); only the
+    highlights read it (a finish without any may pass L itself).
     ``normal``: (h, w, 3) the lip surface's unit normal (image axes: x right, y down, z
     toward the camera), fitted to the landmarks' depth. ``spec``: 0..1 how much of the key light's
     highlight a pixel can show (the mouth corners, the seam and the outline are shaded).
@@ -569,11 +570,36 @@ def composite_lips(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams,
     return _composite(roi_bgr, mask, params, fields, roi_lab)[0]
 
 
+def _tight(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The box of the pixels that get paint (mask > 0), None when there are none: the ROI
+    holds a margin around the lips that the per-pixel work can skip."""
+    x, y, w, h = cv2.boundingRect((mask > 0).view(np.uint8))
+    return None if w == 0 else (slice(y, y + h), slice(x, x + w))
+
+
 def _composite(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams, fields: LipFields,
-               roi_lab: np.ndarray | None) -> tuple[np.ndarray, _Terms, LitColours]:
-    src = roi_bgr.astype(np.float32)
+               roi_lab: np.ndarray | None, crop: bool = True
+               ) -> tuple[np.ndarray, _Terms | None, LitColours, tuple[int, int]]:
+    """The composite of the ROI, with the per-pixel terms of the part that was worked on
+    and that part's top-left corner in the ROI (only the painted box when ``crop``)."""
     lab = roi_to_lab(roi_bgr) if roi_lab is None else roi_lab
     lit = LitColours.of(params, fields.light)
+    if crop:
+        box = _tight(mask)
+        if box is None:
+            return roi_bgr.copy(), None, lit, (0, 0)
+        if (box[0].stop - box[0].start) * (box[1].stop - box[1].start) < mask.size:
+            out = roi_bgr.copy()
+            out[box], terms = _paint(roi_bgr[box], mask[box], params, fields.take(box),
+                                     lab[box], lit)
+            return out, terms, lit, (box[0].start, box[1].start)
+    out, terms = _paint(roi_bgr, mask, params, fields, lab, lit)
+    return out, terms, lit, (0, 0)
+
+
+def _paint(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams, fields: LipFields,
+           lab: np.ndarray, lit: LitColours) -> tuple[np.ndarray, _Terms]:
+    src = roi_bgr.astype(np.float32)
     terms = _terms(lab, mask, params, fields, lit)
     f32 = np.float32
     tgt = cv2.cvtColor(terms.target, cv2.COLOR_Lab2BGR)
@@ -588,7 +614,7 @@ def _composite(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams, fields:
         spec = np.array(lit.specular_bgr, np.float32) * f32(255.0)
         tgt += wc * (spec - tgt)
     tgt += f32(0.5)
-    return tgt.astype(np.uint8), terms, lit
+    return tgt.astype(np.uint8), terms
 
 
 def composite_and_read(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams,
@@ -596,12 +622,15 @@ def composite_and_read(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams,
                        ) -> tuple[np.ndarray, LipColour | None]:
     """:func:`composite_lips` and the :func:`lip_readout` of exactly what it painted (on
     the readout's grid of lip pixels), sharing the per-pixel work."""
-    out, terms, lit = _composite(roi_bgr, mask, params, fields, roi_lab)
+    out, terms, lit, (oy, ox) = _composite(roi_bgr, mask, params, fields, roi_lab)
     grid = _readout_grid(mask)
-    if grid is None:
+    if grid is None or terms is None:
         return out, None
+    ys, xs = grid
+    local = (slice(ys.start - oy, ys.stop - oy, ys.step), slice(xs.start - ox, xs.stop - ox,
+                                                               xs.step))
     return out, _read(np.ascontiguousarray(out[grid]), np.ascontiguousarray(mask[grid]),
-                      terms.take(grid), lit)
+                      terms.take(local), lit)
 
 
 # --------------------------------------------------------------------------- the readout
@@ -732,8 +761,9 @@ def lip_readout(mask: np.ndarray, params: LipParams, fields: LipFields, roi_lab:
         return _read(np.ascontiguousarray(rendered_bgr[grid]), sub_mask,
                      _terms(lab, sub_mask, params, sub, lit), lit)
     assert roi_bgr is not None
-    out, terms, lit = _composite(np.ascontiguousarray(roi_bgr[grid]), sub_mask, params, sub,
-                                 lab)
+    out, terms, lit, _ = _composite(np.ascontiguousarray(roi_bgr[grid]), sub_mask, params,
+                                    sub, lab, crop=False)
+    assert terms is not None
     return _read(out, sub_mask, terms, lit)
 
 
@@ -741,10 +771,12 @@ def _readout_grid(mask: np.ndarray) -> tuple[slice, slice] | None:
     """The even grid of about READOUT_PIXELS lip pixels the readout reads (the same on
     every backend, so their readouts agree); None when there is no lip."""
     core = cv2.countNonZero((mask >= READOUT_CORE).view(np.uint8))
-    if core == 0:
+    box = _tight(mask)
+    if core == 0 or box is None:
         return None
     k = max(1, round(math.sqrt(core / READOUT_PIXELS)))
-    return (slice(k // 2, None, k), slice(k // 2, None, k))
+    ys, xs = box
+    return (slice(ys.start + k // 2, ys.stop, k), slice(xs.start + k // 2, xs.stop, k))
 
 
 def _read(out: np.ndarray, mask: np.ndarray, terms: _Terms, lit: LitColours
