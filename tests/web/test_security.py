@@ -173,7 +173,8 @@ def test_colour_emoji_show_in_the_chat(browser: Any, live_server: Any) -> None:
         assert r.status_code == 201
     page, _ = hostile_page(browser, f"{live_server.url}/watch/demo")
     page.wait_for_selector("#comments >> text=Try Ruby Velvet", timeout=15000)
-    shot = page.locator("#comments p").last.screenshot()
+    time.sleep(1.0)  # the chat is redrawn on every room event: let it settle
+    shot = page.locator("#comments").screenshot()  # the box stays; its lines are redrawn
     img = cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_COLOR)
     hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
     vivid = hsv[(hsv[..., 1] > 120) & (hsv[..., 2] > 90)]
