@@ -48,9 +48,9 @@ from arengine.demo import astronaut_bgr
 from arengine.pipeline import RoomConfig
 
 CHROMIUM = "/usr/bin/chromium"
-# "virtual_host": every effect plus the virtual host beside the host (replace mode would
+# "virtual-host": every effect plus the virtual host beside the host (replace mode would
 # cover the burned frame ids; beside costs the same rig and drawing).
-PATHS = ("passthrough", "effects", "virtual_host")
+PATHS = ("passthrough", "effects", "virtual-host")
 DEFAULT_PATHS = ("passthrough", "effects")
 SIZES = {"480p": (854, 480), "720p": (1280, 720)}
 
@@ -264,7 +264,7 @@ class _BenchServer:
         """The room's show as it is at this moment (a fresh poll open for 10 minutes)."""
         from arengine.bench.stages import stage_busy_room
 
-        if not room.startswith(("effects", "virtual_host")):
+        if not room.startswith(("effects", "virtual-host")):
             return
         hub = self.app.state.hub
         r = hub.get(room)
@@ -273,7 +273,7 @@ class _BenchServer:
             if r.active_poll is not None:
                 await r.close_poll()
             await stage_busy_room(r, 10)
-            if room.startswith("virtual_host"):
+            if room.startswith("virtual-host"):
                 await r.set_effects({"virtual_host": {"enabled": True,
                                                       "settings": {"mode": "beside"}}})
 
@@ -298,7 +298,7 @@ def measure_sizes(seconds: float, sizes: dict[str, tuple[int, int]] | None = Non
     sizes = sizes or SIZES
     tokens = {f"{p}-{s}": f"token-{p}-{s}" for p in PATHS for s in sizes}
     configs = {f"{p}-{s}": RoomConfig(demo=False, **(settings or {}))
-               for p in ("effects", "virtual_host") for s in sizes}
+               for p in ("effects", "virtual-host") for s in sizes}
     configs.update({f"passthrough-{s}": RoomConfig(demo=False, effects=(), track_faces=False,
                                                    track_hands=False) for s in sizes})
     tmp = tempfile.TemporaryDirectory(prefix="arengine-e2e-")
@@ -595,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds each path runs before measuring (default 10: the browser's "
                          "bandwidth estimate ramps up from 300 kbit/s for the first seconds)")
     ap.add_argument("--paths", default=",".join(DEFAULT_PATHS),
-                    help="comma list of passthrough,effects,virtual_host (default the first two)")
+                    help="comma list of passthrough,effects,virtual-host (default the first two)")
     ap.add_argument("--viewers", default="1,10,50",
                     help="viewer counts for the CPU-per-viewer part (default 1,10,50)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
