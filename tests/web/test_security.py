@@ -3,9 +3,11 @@ silent viewer stays present, colour emoji show in the chat."""
 
 from __future__ import annotations
 
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -184,3 +186,34 @@ def test_colour_emoji_show_in_the_chat(browser: Any, live_server: Any) -> None:
     assert len(vivid) > 150 and len(hues) >= 2, (len(vivid), sorted(hues))
     page.close()
 
+
+
+RECORD_DIR = Path(tempfile.gettempdir()) / "arengine-console-recordings"
+
+
+@pytest.mark.server_settings(Settings(demo_crowd=False, record_dir=str(RECORD_DIR)))
+@pytest.mark.room_config(QUIET)
+def test_host_console_starts_and_stops_an_output(browser: Any, live_server: Any) -> None:
+    """The Outputs panel: start a recording, see it live with its numbers, stop it."""
+    name = f"console-{time.time_ns()}.mp4"
+    page, _ = hostile_page(browser, f"{live_server.url}/host/demo#token={live_server.token}")
+    page.wait_for_selector('#output-kind option[value="record"]', state="attached",
+                           timeout=15000)
+    page.select_option("#output-kind", "record")
+    assert page.is_hidden("#output-url") and page.is_visible("#output-file")
+    page.fill("#output-file", name)
+    page.click("#output-start")
+    page.wait_for_selector(f"#outputs >> text={name}", timeout=15000)
+    page.wait_for_function(
+        "() => /live · [1-9]/.test(document.getElementById('outputs').textContent)",
+        timeout=20000)
+    outputs = live_server.media.outputs["demo"].outputs
+    assert [o.kind for o in outputs.values()] == ["record"]
+    page.click("#outputs button")
+    wait_for(lambda: not live_server.media.outputs["demo"].outputs, 15, "the output to stop")
+    page.wait_for_function(
+        "() => document.getElementById('outputs').textContent.includes('Only this page')",
+        timeout=10000)
+    assert (RECORD_DIR / name).stat().st_size > 10_000  # written and finished
+    (RECORD_DIR / name).unlink()
+    page.close()
