@@ -277,7 +277,7 @@ def segment_lips(lab: np.ndarray, outer: np.ndarray, inner: np.ndarray, mouth_wi
     logit += np.float32(PRIOR) * prior + np.float32(BIAS)
     logit[~allowed] = -LLR_CLIP - PRIOR
     logit[core] = LLR_CLIP + PRIOR
-    guide = np.ascontiguousarray(lab[:, :, 0]) * np.float32(1 / 100)
+    guide = cv2.extractChannel(lab, 0) * np.float32(1 / 100)
     logit = cv2.ximgproc.guidedFilter(guide, logit.astype(np.float32), GUIDE_RADIUS, GUIDE_EPS)
     cover = 1.0 / (1.0 + cv2.exp(-logit))
     cover[~allowed | (cover < COVER_FLOOR)] = 0.0
