@@ -11,14 +11,42 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, TypeVar
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
 from arengine.types import Scene
 
+if TYPE_CHECKING:
+    from arengine.render.sprites import SpriteBackend
+    from arengine.state import RoomState
+
 _REGISTRY: dict[str, type[Effect]] = {}
 E = TypeVar("E", bound="type[Effect]")
+
+
+@dataclass(frozen=True)
+class ClickRegion:
+    """A clickable area of the picture, normalized to 0..1 of the frame's width/height."""
+
+    id: str
+    x: float
+    y: float
+    w: float
+    h: float
+    url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("x", "y", "w", "h"):
+            d[k] = float(d[k])  # plain JSON numbers, whatever arithmetic made them
+        return d
+
+
+    def contains(self, x: float, y: float) -> bool:
+        """Whether the normalized point (x, y) falls inside."""
+        return self.x <= x <= self.x + self.w and self.y <= y <= self.y + self.h
 
 
 class Effect(ABC):
@@ -26,13 +54,16 @@ class Effect(ABC):
 
     The hooks below are explicit no-ops that an effect overrides to tell the chain and the
     compositor what it is (no attribute probing): whether a room starts with it on, whether
-    it stands in for the host's picture, what it needs tracked, and what it keeps when the
-    chain remakes it with new settings.
+    it stands in for the host's picture, what it needs tracked, what it keeps when the
+    chain remakes it with new settings, what it makes of the room's state and where it
+    can be tapped.
     """
 
     name: ClassVar[str] = ""
     # Whether a room's chain starts with this effect on (the virtual host waits to be asked).
     enabled_by_default: ClassVar[bool] = True
+    # The render backend it draws through (a GPU), or None: in place on the frame.
+    backend: SpriteBackend | None = None
 
     @abstractmethod
     def apply(self, frame: np.ndarray, scene: Scene) -> np.ndarray:
@@ -56,6 +87,15 @@ class Effect(ABC):
         """Take over what ``previous`` (the instance this one replaces, same name) learned,
         when the chain remakes the effect with new settings: a calibration, a background,
         animation state. By default nothing is kept."""
+
+    def set_state(self, state: RoomState) -> None:  # noqa: B027 (a hook: no-op by default)
+        """A new snapshot of the room (votes, likes, viewers, product), on the effects
+        thread; layers that show the room keep it for their next frames."""
+
+    def click_regions(self, width: int, height: int) -> list[ClickRegion]:
+        """Where viewers can tap what this effect drew (normalized to the frame; the
+        stream is ``width`` x ``height``); none by default."""
+        return []
 
 
 def register_effect(name: str) -> Callable[[E], E]:

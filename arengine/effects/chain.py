@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from arengine.effects.base import Effect, create_effect
+from arengine.effects.lipstick import LipstickEffect
 from arengine.render.backend import RenderBackend
 from arengine.state import RoomState
 from arengine.types import FaceLandmarks, HandLandmarks, Scene, StageTiming
@@ -92,7 +93,7 @@ class BackendChain:
 
     def shares_frame(self, effect: Effect) -> bool:
         """Whether ``effect`` draws into this chain's backend frame."""
-        return self.backend is not None and getattr(effect, "backend", None) is self.backend
+        return self.backend is not None and effect.backend is self.backend
 
     def apply(self, frame: np.ndarray, scene: Scene, *, skip: Collection[str] = (),
               on_timing: Callable[[StageTiming], None] | None = None,
@@ -340,25 +341,22 @@ class EffectChain:
         for name, effect in self.effects.items():
             if name in state.effects:
                 self.enabled[name] = bool(state.effects[name])
-            set_state = getattr(effect, "set_state", None)
-            if callable(set_state):
-                try:
-                    set_state(state)
-                except Exception:
-                    log.exception("effect %r rejected the room state", name)
+            try:
+                effect.set_state(state)
+            except Exception:
+                log.exception("effect %r rejected the room state", name)
         # The room's shade is the truth: none means no lipstick (the host console shows
         # the same), a new one cross-fades in.
         lipstick = self.effects.get("lipstick")
         shade = state.shade_id
-        if lipstick is not None and (shade != self._shade or not self._shade_set):
-            set_shade = getattr(lipstick, "set_shade", None)
-            if callable(set_shade):
-                try:
-                    set_shade(shade)
-                    self._shade = shade
-                    self._shade_set = True
-                except Exception as e:
-                    log.warning("cannot set shade %r: %s", shade, e)
+        if isinstance(lipstick, LipstickEffect) and (shade != self._shade
+                                                     or not self._shade_set):
+            try:
+                lipstick.set_shade(shade)
+                self._shade = shade
+                self._shade_set = True
+            except Exception as e:
+                log.warning("cannot set shade %r: %s", shade, e)
 
     def apply(self, image: np.ndarray, scene: Scene,
               on_timing: Callable[[StageTiming], None],
@@ -405,33 +403,25 @@ class EffectChain:
         status["chain"] = self._render.stats.to_dict()
         return status
 
+    def colour_readout(self) -> list[dict[str, Any]]:
+        """Per painted face on the last frame, how far the lip is from its shade in the
+        face's light (empty without a lipstick layer)."""
+        lipstick = self.effects.get("lipstick")
+        if not isinstance(lipstick, LipstickEffect):
+            return []
+        return [r.to_dict() for r in lipstick.last_readout]
+
     def click_regions(self, width: int, height: int) -> list[dict[str, Any]]:
         """Clickable rectangles of the layers (the product sticker), as the layer gives them
         (normalized 0..1 of the frame)."""
         out: list[dict[str, Any]] = []
         for name, effect in self.effects.items():
-            regions = getattr(effect, "click_regions", None)
-            if not callable(regions) or not self.enabled.get(name, True):
+            if not self.enabled.get(name, True):
                 continue
             try:
-                for r in regions(width, height) or []:
-                    out.append(_region_json(name, r))
+                for r in effect.click_regions(width, height):
+                    out.append({**r.to_dict(), "layer": name})
             except Exception:
                 log.exception("effect %r click_regions failed", name)
         return out
 
-
-def _region_json(layer: str, region: Any) -> dict[str, Any]:
-    """Normalise a region (a dict, a dataclass or an (x, y, w, h) tuple) to JSON."""
-    if isinstance(region, dict):
-        d = dict(region)
-    elif hasattr(region, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        d = asdict(region)
-    else:
-        x, y, w, h = (float(v) for v in list(region)[:4])
-        d = {"x": x, "y": y, "w": w, "h": h}
-    d.setdefault("layer", layer)
-    return {k: (float(v) if isinstance(v, np.floating | np.integer) else v)
-            for k, v in d.items()}

@@ -635,6 +635,8 @@ class LipstickEffect(Effect):
     Without a backend the effect paints ``frame`` in place with numpy/OpenCV.
     """
 
+    backend: RenderBackend | None  # composites lips, not only sprites
+
     def __init__(self, shade: Shade | str = DEFAULT_SHADE, crossfade_ms: float = 300,
                  per_face: Mapping[int, Shade | str | None] | None = None,
                  catalog: ShadeCatalog | None = None, intensity: float = 1.0,
@@ -793,7 +795,7 @@ class LipstickEffect(Effect):
                            read: Callable[[int, LipComposite], None]) -> np.ndarray:
         """Composite every face on ``backend``: in a frame of our own, or in the open one."""
         h, w = frame.shape[:2]
-        joined = bool(getattr(backend, "frame_open", False))
+        joined = backend.frame_open
         opened = joined
         try:
             for i, params in enumerate(looks):

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 
-from arengine.effects.base import Effect, register_effect
+from arengine.effects.base import ClickRegion, Effect, register_effect
 from arengine.effects.layout import Placer, Rect, StateClock, obstacles, reserve, ui_scale
 from arengine.effects.vote_sticker import ease_out
 from arengine.render.sprites import (
@@ -29,25 +27,6 @@ from arengine.render.sprites import (
 from arengine.render.text import TextRenderer, default_renderer
 from arengine.state import ProductView, RoomState
 from arengine.types import Scene
-
-
-@dataclass(frozen=True)
-class ClickRegion:
-    """A clickable area of the picture, normalized to 0..1 of the frame's width/height."""
-
-    id: str
-    x: float
-    y: float
-    w: float
-    h: float
-    url: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def contains(self, x: float, y: float) -> bool:
-        """Whether the normalized point (x, y) falls inside."""
-        return self.x <= x <= self.x + self.w and self.y <= y <= self.y + self.h
 
 
 @register_effect("product")
@@ -108,8 +87,7 @@ class ProductSticker(Effect):
             self._last = (product, rect, w, h)
         return canvas.frame
 
-    def click_regions(self, width: int | None = None,
-                      height: int | None = None) -> list[ClickRegion]:
+    def click_regions(self, width: int = 0, height: int = 0) -> list[ClickRegion]:
         """Where the product card is, normalized 0..1 (empty when none is shown).
 
         The card's place was decided on the last frame drawn; ``width``/``height`` (the

@@ -636,7 +636,6 @@ class RoomPipeline:
                          for w in (self._face, self._hands) if w is not None},
             "machine_busy": self._pacers[0].busy if self._pacers else None,
             # Per painted face, how far the lip is from its shade in the face's light.
-            "colour": [r.to_dict() for r in getattr(
-                self.effects.effects.get("lipstick"), "last_readout", None) or []],
+            "colour": self.effects.colour_readout(),
         })
         return s

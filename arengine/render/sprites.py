@@ -278,7 +278,7 @@ class Canvas:
     def __init__(self, frame: np.ndarray, backend: SpriteBackend | None = None) -> None:
         self.frame = frame
         self.backend = backend
-        self.joined = backend is not None and bool(getattr(backend, "frame_open", False))
+        self.joined = backend is not None and backend.frame_open
         if backend is not None and not self.joined:
             backend.begin_frame(frame, inplace=bool(frame.flags.c_contiguous
                                                     and frame.flags.writeable))
