@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -742,7 +742,6 @@ class LipstickEffect(Effect):
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"expected a BGR uint8 image (H, W, 3), got {frame.shape} "
                              f"{frame.dtype}")
-        h, w = frame.shape[:2]
         hands = scene.hands if len(scene.hands) else None
         with self._lock:
             # Advance every fade once per frame, face or not, so a fade asked for "from
@@ -771,46 +770,41 @@ class LipstickEffect(Effect):
         try:
             if self.backend is not None:
                 return self._composite_through(self.backend, frame, scene, looks, hands, read)
-            for i, params in enumerate(looks):
-                if params is None or params.opacity <= 0:
-                    continue
-                points = scene.faces.points[i]
-                geom = lip_geometry(points, w, h)
-                if geom is None:
-                    continue
-                light = self.light_for(frame, scene, i, geom)
-                job = prepare_lips(frame, geom, params, hands, points, light)
-                if job is None:
-                    continue
+            for i, job in self._jobs(frame, scene, looks, hands):
                 x1, y1, x2, y2 = job.box
                 frame[y1:y2, x1:x2], colour = composite_and_read(
-                    frame[y1:y2, x1:x2], job.mask, params, job.fields, job.roi_lab)
+                    frame[y1:y2, x1:x2], job.mask, job.params, job.fields, job.roi_lab)
                 read(i, job, colour)
             return frame
         finally:
             self.last_readout = readouts
 
+    def _jobs(self, frame: np.ndarray, scene: Scene, looks: list[LipParams | None],
+              hands: HandLandmarks | None) -> Iterator[tuple[int, LipComposite]]:
+        """Each painted face's index and composite, prepared face by face when asked for:
+        compositing in place between two shows the next face the faces painted before it,
+        with a backend or without."""
+        h, w = frame.shape[:2]
+        for i, params in enumerate(looks):
+            if params is None or params.opacity <= 0:
+                continue
+            points = scene.faces.points[i]
+            geom = lip_geometry(points, w, h)
+            if geom is None:
+                continue
+            job = prepare_lips(frame, geom, params, hands, points,
+                               self.light_for(frame, scene, i, geom))
+            if job is not None:
+                yield i, job
+
     def _composite_through(self, backend: RenderBackend, frame: np.ndarray, scene: Scene,
                            looks: list[LipParams | None], hands: HandLandmarks | None,
                            read: Callable[[int, LipComposite], None]) -> np.ndarray:
         """Composite every face on ``backend``: in a frame of our own, or in the open one."""
-        h, w = frame.shape[:2]
         joined = backend.frame_open
         opened = joined
         try:
-            for i, params in enumerate(looks):
-                if params is None or params.opacity <= 0:
-                    continue
-                points = scene.faces.points[i]
-                geom = lip_geometry(points, w, h)
-                if geom is None:
-                    continue
-                # Prepared face by face, as without a backend: a CPU backend drawing in
-                # place shows this face the faces composited before it.
-                light = self.light_for(frame, scene, i, geom)
-                job = prepare_lips(frame, geom, params, hands, points, light)
-                if job is None:
-                    continue
+            for i, job in self._jobs(frame, scene, looks, hands):
                 read(i, job)  # from the picture before this face is composited
                 if not opened:  # the frame is opened only when there are lips to paint
                     backend.begin_frame(frame, inplace=bool(frame.flags.c_contiguous
