@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from arengine.effects import lip_kernels as kernels
+
 # How far the real lip line lies outside the landmark outline (99th percentile of the
 # reference lip pixels outside the outer polygon, per frame): up to 4.2 px on GRID mouths,
 # 2 px at 103-112 px, 7 px at 170 px. Not proportional to the mouth (the blur of a small
@@ -148,23 +150,44 @@ class Gaussian:
     def fit(cls, samples: np.ndarray, trim: bool = False) -> Gaussian:
         """Mean and covariance of ``samples`` (n, 3), plus :data:`VAR_FLOOR`; with ``trim``,
         refit once without the samples beyond 3 sigma (a tooth or hair in the skin ring)."""
-        x = np.asarray(samples, np.float32).reshape(-1, 3)
-        if len(x) > MAX_SAMPLES:
-            x = x[::math.ceil(len(x) / MAX_SAMPLES)]
-        g = cls._moments(x)
-        if trim and len(x) >= 2 * MIN_SAMPLES:
-            y = cv2.transform(x.reshape(-1, 1, 3), g.whiten).reshape(-1, 3)
-            keep = np.einsum("ij,ij->i", y, y) <= 27.0  # 3 sigma in each of 3 dimensions
-            if keep.sum() >= MIN_SAMPLES:
-                g = cls._moments(x[keep])
+        x = np.ascontiguousarray(samples, np.float32).reshape(-1, 3)
+        return cls._fit(_NO_IMAGE, _NO_SELECT, x, len(x), trim)
+
+    @classmethod
+    def fit_pixels(cls, lab: np.ndarray, select: np.ndarray, count: int) -> Gaussian:
+        """:meth:`fit` of the pixels of ``lab`` where ``select`` (uint8, ``count`` of them
+        set) is, read in place: no copy of them is made."""
+        return cls._fit(lab, select, _NO_ROWS, count, False)
+
+    @classmethod
+    def _fit(cls, image: np.ndarray, select: np.ndarray, rows: np.ndarray, count: int,
+             trim: bool) -> Gaussian:
+        # At most MAX_SAMPLES: every step-th sample.
+        step = math.ceil(count / MAX_SAMPLES) if count > MAX_SAMPLES else 1
+        sums = np.empty(10)
+        kernels.moments_into(image, select, rows, step, _NO_WHITEN, 0.0, sums)
+        g = cls._of_sums(sums)
+        if trim and sums[0] >= 2 * MIN_SAMPLES:
+            kept = np.empty(10)
+            # 27: 3 sigma in each of 3 dimensions.
+            kernels.moments_into(image, select, rows, step, g.whiten.astype(np.float64), 27.0,
+                                 kept)
+            if kept[0] >= MIN_SAMPLES:
+                g = cls._of_sums(kept)
         return g
 
     @classmethod
-    def _moments(cls, x: np.ndarray) -> Gaussian:
-        cov, mean = cv2.calcCovarMatrix(x, None, cv2.COVAR_NORMAL | cv2.COVAR_ROWS,
-                                        cv2.CV_64F)
-        cov = cov * (1.0 / max(len(x) - 1, 1)) + _FLOOR
-        return cls.of(mean[0], cov)
+    def _of_sums(cls, sums: np.ndarray) -> Gaussian:
+        """The Gaussian of moments_into's count, sums and cross sums."""
+        n, s0, s1, s2, s00, s01, s02, s11, s12, s22 = sums.tolist()
+        m0, m1, m2 = s0 / n, s1 / n, s2 / n
+        k = 1.0 / max(n - 1.0, 1.0)
+        f0, f1, f2 = VAR_FLOOR.tolist()
+        c01, c02, c12 = (s01 - n * m0 * m1) * k, (s02 - n * m0 * m2) * k, (s12 - n * m1 * m2) * k
+        cov = np.array([[(s00 - n * m0 * m0) * k + f0, c01, c02],
+                        [c01, (s11 - n * m1 * m1) * k + f1, c12],
+                        [c02, c12, (s22 - n * m2 * m2) * k + f2]])
+        return cls.of(np.array((m0, m1, m2)), cov)
 
     @classmethod
     def diagonal(cls, mean: tuple[float, float, float],
@@ -172,18 +195,11 @@ class Gaussian:
         """A fixed model (teeth or cavity before the opening shows enough of them)."""
         return cls.of(np.asarray(mean, np.float64), np.diag(np.square(sigma)))
 
-    def log_likelihood(self, lab: np.ndarray) -> np.ndarray:
-        """Per-pixel log-likelihood (up to the constant every class shares) of an
-        (h, w, 3) float32 Lab image."""
-        y = cv2.transform(lab, self.whiten)
-        cv2.multiply(y, y, dst=y)
-        q = cv2.transform(y, _HALF_SUM)
-        q += np.float32(self.log_norm)
-        return q
 
-
-_HALF_SUM = np.full((1, 3), -0.5, np.float32)
-_FLOOR = np.diag(VAR_FLOOR)
+_NO_IMAGE = np.zeros((0, 0, 3), np.float32)
+_NO_SELECT = np.zeros((0, 0), np.uint8)
+_NO_ROWS = np.zeros((0, 3), np.float32)
+_NO_WHITEN = np.zeros((0, 0), np.float64)
 
 
 def _fill(shape: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
@@ -204,17 +220,18 @@ def ring_points(outer: np.ndarray, mouth_width: float) -> np.ndarray:
     outline, and cost a tenth."""
     extend, _, ring = band_sizes(mouth_width)
     pts = outer.astype(np.float32)
-    nxt = np.roll(pts, -1, axis=0)
-    dense = (pts[:, None, :] + (nxt - pts)[:, None, :] * _QUARTERS).reshape(-1, 2)
-    centre = pts.mean(axis=0)
-    radial = dense - centre
+    step = np.concatenate((pts[1:], pts[:1])) - pts  # to the next point, round the contour
+    dense = (pts[:, None, :] + step[:, None, :] * _QUARTERS).reshape(-1, 2)
+    radial = dense - pts.sum(axis=0) * np.float32(1.0 / len(pts))  # from the centre
     radial *= 1.0 / np.maximum(np.sqrt((radial * radial).sum(axis=1)), 1e-3)[:, None]
-    offsets = np.linspace(extend + RING_GAP_PX, ring, RING_OFFSETS, dtype=np.float32)
+    first = extend + RING_GAP_PX
+    offsets = (first + (ring - first) * _OFFSET_STEPS).astype(np.float32)
     out = dense[None, :, :] + offsets[:, None, None] * radial[None, :, :]
     return np.asarray(out.reshape(-1, 2))
 
 
 _QUARTERS = np.array([[0.0], [0.25], [0.5], [0.75]], np.float32)
+_OFFSET_STEPS = np.linspace(0.0, 1.0, RING_OFFSETS)
 
 
 def sample_pixels(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -249,39 +266,40 @@ def segment_lips(lab: np.ndarray, outer: np.ndarray, inner: np.ndarray, mouth_wi
     outer_fill, inner_fill = _fill(shape, outer), _fill(shape, inner)
     d_out = _dist(1 - outer_fill)  # outside the outer contour
     d_mouth = _dist(inner_fill)  # inside the mouth opening
-    ring = cv2.subtract(outer_fill, inner_fill) > 0  # the landmark lips
-    d_in, d_ring = _dist(outer_fill), _dist(1 - inner_fill)
-    near = np.minimum(d_in, d_ring)  # to the nearer contour
-    core = ring & (near >= np.maximum(np.float32(CORE_SHARE) * (d_in + d_ring), 1.0))
-    allowed = (d_out <= extend) & (d_mouth <= grow) & within_corners(shape, outer, mouth_width)
-    lip_px = lab[core]
-    if len(lip_px) < MIN_SAMPLES:
-        lip_px = lab[ring]
-    if len(lip_px) < MIN_SAMPLES or len(skin) < MIN_SAMPLES:
+    d_in, d_ring = _dist(outer_fill), _dist(1 - inner_fill)  # to the outer, inner contour
+    ring, core, allowed = (np.empty(shape, np.uint8) for _ in range(3))
+    prior = np.empty(shape, np.float32)
+    # The prior: up to +PRIOR 2 px inside the landmark ring, down to -PRIOR at the band's
+    # edge outside it (outwards or into the mouth), plus the bias; the band stops at the
+    # corners (within_corners).
+    kernels.regions_into(outer_fill, inner_fill, d_out, d_mouth, d_in, d_ring,
+                         np.array((extend, grow, CORE_SHARE, PRIOR, BIAS,
+                                   *_corners(outer, mouth_width)), np.float64),
+                         ring, core, allowed, prior)
+    lip_at, n_lip = core, cv2.countNonZero(core)
+    if n_lip < MIN_SAMPLES:
+        lip_at, n_lip = ring, cv2.countNonZero(ring)
+    if n_lip < MIN_SAMPLES or len(skin) < MIN_SAMPLES:
         return ring.astype(np.float32)  # too little picture to learn from: the landmarks
-    lip_own, skin_model = Gaussian.fit(lip_px), Gaussian.fit(skin, trim=True)
+    lip_own = Gaussian.fit_pixels(lab, lip_at, n_lip)
+    skin_model = Gaussian.fit(skin, trim=True)
     pooled = 0.5 * (lip_own.cov + skin_model.cov)
-    lip, skin_model = Gaussian.of(lip_own.mean, pooled), Gaussian.of(skin_model.mean, pooled)
-    ll = lip.log_likelihood(lab)
-    other = skin_model.log_likelihood(lab)
+    models = [Gaussian.of(lip_own.mean, pooled), Gaussian.of(skin_model.mean, pooled)]
+    log_norms = [models[0].log_norm, models[1].log_norm]
     weight = _smoothstep(OPEN_FROM, OPEN_TO, gap)
     if weight > 0:
-        log_w = np.float32(math.log(weight))
         for model in _mouth_models(lab, inner_fill, d_mouth, lip_own):
-            np.maximum(other, model.log_likelihood(lab) + log_w, out=other)
-    logit = np.clip(ll - other, -LLR_CLIP, LLR_CLIP)
-    # The prior: up to +PRIOR 2 px inside the landmark ring, down to -PRIOR at the band's
-    # edge outside it (outwards or into the mouth).
-    outside = np.minimum(d_out * np.float32(1 / extend) + d_mouth * np.float32(1 / grow), 1.0)
-    prior = np.where(ring, np.minimum(near, 2.0) * np.float32(0.5), -outside)
-    logit += np.float32(PRIOR) * prior + np.float32(BIAS)
-    logit[~allowed] = -LLR_CLIP - PRIOR
-    logit[core] = LLR_CLIP + PRIOR
+            models.append(model)
+            log_norms.append(model.log_norm + math.log(weight))
+    logit = np.empty(shape, np.float32)
+    kernels.logit_into(lab, np.stack([m.whiten for m in models]),
+                       np.array(log_norms, np.float64), len(models), prior, core, allowed,
+                       LLR_CLIP, PRIOR, logit)
     guide = cv2.extractChannel(lab, 0) * np.float32(1 / 100)
-    logit = cv2.ximgproc.guidedFilter(guide, logit.astype(np.float32), GUIDE_RADIUS, GUIDE_EPS)
-    cover = 1.0 / (1.0 + cv2.exp(-logit))
-    cover[~allowed | (cover < COVER_FLOOR)] = 0.0
-    return np.asarray(cover, np.float32)
+    logit = cv2.ximgproc.guidedFilter(guide, logit, GUIDE_RADIUS, GUIDE_EPS)
+    cover = np.empty(shape, np.float32)
+    kernels.coverage_into(logit, allowed, COVER_FLOOR, cover)
+    return cover
 
 
 def _mouth_models(lab: np.ndarray, inner_fill: np.ndarray, d_mouth: np.ndarray,
@@ -304,20 +322,24 @@ def _mouth_models(lab: np.ndarray, inner_fill: np.ndarray, d_mouth: np.ndarray,
     return teeth, cavity
 
 
+def _corners(outer: np.ndarray, mouth_width: float) -> tuple[float, float, float, float, float]:
+    """(centre x, y, axis x, y, reach) of :func:`within_corners`' test: a pixel is within
+    the corners when its distance from the centre along the axis is at most the reach."""
+    i, j = kernels.farthest_pair(np.ascontiguousarray(outer, np.float32))
+    (ax_, ay_), (bx, by) = outer[i].tolist(), outer[j].tolist()
+    length = math.hypot(bx - ax_, by - ay_)
+    if length < 1e-3:
+        return (0.0, 0.0, 0.0, 0.0, math.inf)
+    reach = length / 2 + CORNER_PX + CORNER_FRAC * mouth_width
+    return ((ax_ + bx) / 2, (ay_ + by) / 2, (bx - ax_) / length, (by - ay_) / length, reach)
+
+
 def within_corners(shape: tuple[int, int], outer: np.ndarray, mouth_width: float) -> np.ndarray:
     """Pixels no farther along the mouth axis than its corners (the outer contour's two
     farthest points), plus :data:`CORNER_PX` and :data:`CORNER_FRAC` of the width."""
-    d = outer[:, None, :] - outer[None, :, :]
-    i, j = np.unravel_index(int(np.argmax((d * d).sum(axis=2))), (len(outer), len(outer)))
-    a, b = outer[i].astype(np.float32), outer[j].astype(np.float32)
-    length = float(np.linalg.norm(b - a))
-    if length < 1e-3:
-        return np.ones(shape, bool)
-    axis = (b - a) / length
-    centre = (a + b) / 2
-    xs = (np.arange(shape[1], dtype=np.float32) - centre[0]) * axis[0]
-    ys = (np.arange(shape[0], dtype=np.float32) - centre[1]) * axis[1]
-    reach = length / 2 + CORNER_PX + CORNER_FRAC * mouth_width
+    cx, cy, ax, ay, reach = _corners(outer, mouth_width)
+    xs = (np.arange(shape[1], dtype=np.float32) - np.float32(cx)) * np.float32(ax)
+    ys = (np.arange(shape[0], dtype=np.float32) - np.float32(cy)) * np.float32(ay)
     return np.asarray(np.abs(ys[:, None] + xs[None, :]) <= reach)
 
 

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from arengine.catalog import Shade
+from arengine.render import lip_kernels as kernels
 
 Lab = tuple[float, float, float]
 
@@ -379,11 +380,6 @@ CHROMA_MAX = 1.1
 WHITE_ROLLOFF = 1.6
 
 
-def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - np.float32(e0)) * np.float32(1.0 / max(e1 - e0, 1e-6)), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 def lab_to_bgr(lab: Lab) -> tuple[float, float, float]:
     """One CIELAB colour to BGR 0..1 as OpenCV's float conversion gives it (clipped)."""
     px = np.array([[lab]], np.float32)
@@ -441,96 +437,39 @@ class _Terms:
         return keep.view(np.uint8)
 
 
+def _uniforms(p: LipParams, f: LipFields, lit: LitColours) -> np.ndarray:
+    """The kernels' uniforms (:data:`arengine.render.lip_kernels.UNIFORMS`, in order)."""
+    return np.array((
+        *lit.colour, *lit.liner, *lit.ombre,
+        f.l_ref, f.l_std, p.blot, p.detail, p.sheer, p.sheen, p.metallic, p.shimmer, p.gloss,
+        p.ombre, p.ombre_ratio, p.liner, p.liner_width,
+        HALF_VECTOR[1], HALF_VECTOR[2],
+        CHROMA_MAX, WHITE_ROLLOFF, SHEEN_LIFT, SHEEN_SHININESS,
+        *METAL_COS, METAL_DIM, GLINT_TILT, *GLINT_COS,
+        *GLOSS_COS, GLOSS_HALO, GLOSS_COAT), np.float64)
+
+
 def _terms(lab: np.ndarray, mask: np.ndarray, p: LipParams, f: LipFields,
            lit: LitColours) -> _Terms:
-    """The body of :func:`composite_lips`, in the order of its docstring."""
-    f32 = np.float32
-    L = cv2.extractChannel(lab, 0)  # contiguous: strided channel views cost 3-10x per op
+    """The body of :func:`composite_lips`, in the order of its docstring, one compiled
+    pass over the pixels (:func:`arengine.render.lip_kernels.terms_into`)."""
     h, w = mask.shape
-    ombre = p.ombre > 0 and f.radial is not None
-    liner = p.liner > 0 and f.edge is not None
-    cL: Any
-    ca: Any
-    cb: Any
-    if ombre or liner:
-        cL, ca, cb = (np.full((h, w), v, np.float32) for v in lit.colour)
-        if ombre:
-            assert f.radial is not None
-            wo = f32(p.ombre) * (1.0 - _smoothstep(p.ombre_ratio - 0.1, p.ombre_ratio + 0.35,
-                                                   f.radial))
-            for ch, v in zip((cL, ca, cb), lit.ombre, strict=True):
-                ch += wo * (f32(v) - ch)
-        if liner:
-            assert f.edge is not None
-            wl = f32(0.75 * p.liner) * (1.0 - _smoothstep(0.25 * p.liner_width,
-                                                          1.8 * p.liner_width, f.edge))
-            for ch, v in zip((cL, ca, cb), lit.liner, strict=True):
-                ch += wl * (f32(v) - ch)
-        inv_cl = f32(0.6) / np.maximum(cL, f32(1.0))
-        inv_white = f32(WHITE_ROLLOFF) / np.maximum(f32(100.0) - cL, f32(1.0))
-    else:
-        cL, ca, cb = (f32(v) for v in lit.colour)
-        inv_cl = f32(0.6 / max(float(cL), 1.0))
-        inv_white = f32(WHITE_ROLLOFF / max(100.0 - float(cL), 1.0))
-    lr, ls = f32(f.l_ref), f32(f.l_std)
-    tL = L - lr
-    if p.blot > 0:  # the lip's own shine (above one spread) is partly absorbed
-        tL -= f32(p.blot) * np.maximum(tL - ls, f32(0.0))
-    if p.detail != 1.0:
-        tL *= f32(p.detail)
-    tL += cL
-    if p.sheer > 0:
-        tL += f32(0.5 * p.sheer) * (L - tL)
-    # Pigment in shadow loses chroma with lightness; this also keeps dark, saturated shades
-    # inside the sRGB gamut, where clipping would scramble the lip's texture.
-    k = np.clip(tL * inv_cl + f32(0.4), 0.0, CHROMA_MAX)
-    # ... up to CHROMA_MAX in the lit parts, and toward white near L* 100 (which also keeps
-    # a light shade in bright light inside the gamut instead of clipping its shading flat).
-    np.minimum(k, (f32(100.0) - tL) * inv_white, out=k)
-    coat = sharp = None
-    if p.gloss > 0 or p.sheen > 0 or p.metallic > 0 or p.shimmer > 0:
-        _, hy, hz = (f32(v) for v in HALF_VECTOR)  # the light is straight above: x is 0
-        if f.normal is not None:
-            nx, ny, nz = cv2.split(f.normal)
-            nh = np.maximum(ny * hy + nz * hz, f32(0.0))  # HALF_VECTOR has no x
-        else:
-            nx = ny = np.zeros((h, w), np.float32)
-            nz = np.ones((h, w), np.float32)
-            nh = np.full((h, w), hz, np.float32)
-        sp = f.spec if f.spec is not None else np.ones((h, w), np.float32)
-        tex = np.clip((L - f.l_blur) * (f32(1.0) / (ls + f32(1.0))) + f32(1.0), 0.0, 2.0)
-        if p.sheen > 0:
-            tL += f32(SHEEN_LIFT * p.sheen) * sp * cv2.pow(nh, SHEEN_SHININESS)
-        if p.metallic > 0 or (p.shimmer > 0 and f.glint is not None):
-            before = tL.copy()
-        if p.metallic > 0:
-            met = f32(p.metallic) * sp * _smoothstep(*METAL_COS, nh) * (
-                f32(0.5) + f32(0.5) * tex)
-            tL -= f32(METAL_DIM * p.metallic) * sp * (f32(1.0) - met) * tL
-            tL += f32(0.7) * met * (f32(100.0) - tL)
-            k *= f32(1.0) + f32(0.4) * met
-        if p.shimmer > 0 and f.glint is not None:
-            flakes, tilt_x, tilt_y = cv2.split(f.glint)
-            gx = nx + f32(GLINT_TILT) * tilt_x
-            gy = ny + f32(GLINT_TILT) * tilt_y
-            gd = np.maximum((gy * hy + nz * hz) / np.sqrt(gx * gx + gy * gy + nz * nz
-                                                          + f32(1e-6)), f32(0.0))
-            gl = f32(p.shimmer) * flakes * _smoothstep(0.5, 0.9, mask) \
-                * _smoothstep(*GLINT_COS, gd)
-            tL += f32(0.7) * gl * (f32(100.0) - tL)
-            k *= f32(1.0) - f32(0.15) * gl
-        if p.metallic > 0 or (p.shimmer > 0 and f.glint is not None):
-            sharp = tL - before
-        if p.gloss > 0:
-            own = np.clip((f.l_blur - lr - f32(0.5) * ls) * (f32(1.0) / (f32(1.5) * ls
-                                                                          + f32(1.0))),
-                          0.0, 1.0)
-            wet = (f32(0.6) * _smoothstep(*GLOSS_COS, nh) + f32(0.4) * cv2.pow(nh, GLOSS_HALO)) \
-                * (f32(0.4) + f32(0.6) * tex) + f32(0.35) * own * own
-            coat = f32(GLOSS_COAT * p.gloss) * sp * np.minimum(wet, f32(1.0))
-    target = cv2.merge((tL, np.multiply(k, ca, dtype=np.float32),
-                        np.multiply(k, cb, dtype=np.float32)))
-    return _Terms(target, (cL, ca, cb), coat, sharp)
+    lit_finish = p.gloss > 0 or p.sheen > 0 or p.metallic > 0 or p.shimmer > 0
+    varies = (p.ombre > 0 and f.radial is not None) or (p.liner > 0 and f.edge is not None)
+    target = np.empty((h, w, 3), np.float32)
+    colour = np.empty((h, w, 3), np.float32) if varies else kernels.empty3()
+    coat = np.empty((h, w), np.float32) if lit_finish and p.gloss > 0 else kernels.empty2()
+    sharp = np.empty((h, w), np.float32) if lit_finish and (
+        p.metallic > 0 or (p.shimmer > 0 and f.glint is not None)) else kernels.empty2()
+    e2, e3 = kernels.empty2(), kernels.empty3()
+    kernels.terms_into(
+        cv2.extractChannel(lab, 0), mask, f.l_blur,
+        f.normal if f.normal is not None else e3, f.spec if f.spec is not None else e2,
+        f.glint if f.glint is not None else e3, f.edge if f.edge is not None else e2,
+        f.radial if f.radial is not None else e2, _uniforms(p, f, lit),
+        target, coat, sharp, colour)
+    col: tuple[Any, Any, Any] = cv2.split(colour) if varies else lit.colour
+    return _Terms(target, col, coat if coat.size else None, sharp if sharp.size else None)
 
 
 def composite_lips(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams,
@@ -603,22 +542,13 @@ def _composite(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams, fields:
 
 def _paint(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams, fields: LipFields,
            lab: np.ndarray, lit: LitColours) -> tuple[np.ndarray, _Terms]:
-    src = roi_bgr.astype(np.float32)
     terms = _terms(lab, mask, params, fields, lit)
-    f32 = np.float32
     tgt = cv2.cvtColor(terms.target, cv2.COLOR_Lab2BGR)
-    np.clip(tgt, 0.0, 1.0, out=tgt)
-    alpha = mask.astype(np.float32) * f32(params.opacity * (1.0 - 0.45 * params.sheer))
-    tgt *= f32(255.0)
-    tgt -= src
-    tgt *= alpha[:, :, None]
-    tgt += src
-    if terms.coat is not None:
-        wc = (mask * terms.coat)[:, :, None]
-        spec = np.array(lit.specular_bgr, np.float32) * f32(255.0)
-        tgt += wc * (spec - tgt)
-    tgt += f32(0.5)
-    return tgt.astype(np.uint8), terms
+    out = np.empty(roi_bgr.shape, np.uint8)
+    kernels.blend_into(roi_bgr, tgt, mask, params.opacity * (1.0 - 0.45 * params.sheer),
+                       terms.coat if terms.coat is not None else kernels.empty2(),
+                       np.array(lit.specular_bgr, np.float64), out)
+    return out, terms
 
 
 def composite_and_read(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams,
