@@ -180,6 +180,8 @@ class Gaussian:
     def _of_sums(cls, sums: np.ndarray) -> Gaussian:
         """The Gaussian of moments_into's count, sums and cross sums."""
         n, s0, s1, s2, s00, s01, s02, s11, s12, s22 = sums.tolist()
+        if n < 1:
+            raise ValueError("a colour model needs at least one sample")
         m0, m1, m2 = s0 / n, s1 / n, s2 / n
         k = 1.0 / max(n - 1.0, 1.0)
         f0, f1, f2 = VAR_FLOOR.tolist()

@@ -218,3 +218,8 @@ def test_surface_grid_matches_its_numpy_formula(mouths) -> None:
         np.testing.assert_allclose(planes, want, atol=1e-4)
         np.testing.assert_allclose(s_got, s, atol=1e-4)
         assert planes[..., 3].max() > 0.5  # the highlight can show somewhere
+
+
+def test_fit_of_nothing_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="at least one sample"):
+        seg.Gaussian.fit(np.zeros((0, 3), np.float32))
