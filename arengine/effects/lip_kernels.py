@@ -10,20 +10,21 @@ size (80 us both), so that one stays OpenCV's. The GIL is released.
 
 The kernels know no constants: the callers pass them, so each formula stays documented
 beside its constants (lip_segmentation.py, lipstick.py). Compiled at import and cached
-(see :mod:`arengine.render.lip_kernels`).
+(see :mod:`arengine.compiled`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import float32, float64, int64, njit, types, uint8, void
+from numba import float32, float64, int64, types, uint8, void
+
+from arengine.compiled import kernel
 
 _F2 = float32[:, :]
 _U2 = uint8[:, :]
 
 
-@njit(void(_U2, _U2, _F2, _F2, _F2, _F2, float64[::1], _U2, _U2, _U2, _F2),
-      cache=True, nogil=True, fastmath=True)
+@kernel(void(_U2, _U2, _F2, _F2, _F2, _F2, float64[::1], _U2, _U2, _U2, _F2), fastmath=True)
 def regions_into(outer_fill: np.ndarray, inner_fill: np.ndarray, d_out: np.ndarray,
                  d_mouth: np.ndarray, d_in: np.ndarray, d_ring: np.ndarray, k: np.ndarray,
                  ring: np.ndarray, core: np.ndarray, allowed: np.ndarray,
@@ -53,8 +54,8 @@ def regions_into(outer_fill: np.ndarray, inner_fill: np.ndarray, d_out: np.ndarr
             prior[y, x] = pri * p + bias
 
 
-@njit(void(float32[:, :, :], float32[:, :, :], float64[::1], int64, _F2, _U2, _U2, float64,
-           float64, _F2), cache=True, nogil=True, fastmath=True)
+@kernel(void(float32[:, :, :], float32[:, :, :], float64[::1], int64, _F2, _U2, _U2, float64,
+           float64, _F2), fastmath=True)
 def logit_into(lab: np.ndarray, whiten: np.ndarray, log_norm: np.ndarray, models: int,
                prior: np.ndarray, core: np.ndarray, allowed: np.ndarray, clip: float,
                prior_max: float, logit: np.ndarray) -> None:  # pragma: no cover - compiled
@@ -89,7 +90,7 @@ def logit_into(lab: np.ndarray, whiten: np.ndarray, log_norm: np.ndarray, models
             logit[y, x] = v + prior[y, x]
 
 
-@njit(void(_F2, _U2, float64, _F2), cache=True, nogil=True, fastmath=True)
+@kernel(void(_F2, _U2, float64, _F2), fastmath=True)
 def coverage_into(logit: np.ndarray, allowed: np.ndarray, floor: float,
                   cover: np.ndarray) -> None:  # pragma: no cover - compiled
     """The logistic of ``logit``; 0 outside the band and under ``floor``."""
@@ -104,8 +105,8 @@ def coverage_into(logit: np.ndarray, allowed: np.ndarray, floor: float,
             cover[y, x] = c
 
 
-@njit(void(float32[::1], float32[::1], _F2, _F2, float64[:, :], float64[::1],
-           float32[:, :, :], _F2), cache=True, nogil=True, fastmath=True)
+@kernel(void(float32[::1], float32[::1], _F2, _F2, float64[:, :], float64[::1],
+           float32[:, :, :], _F2), fastmath=True)
 def surface_into(u: np.ndarray, v: np.ndarray, edge: np.ndarray, slope: np.ndarray,
                  coeffs: np.ndarray, k: np.ndarray, planes: np.ndarray,
                  s_out: np.ndarray) -> None:  # pragma: no cover - compiled
@@ -150,8 +151,8 @@ def surface_into(u: np.ndarray, v: np.ndarray, edge: np.ndarray, slope: np.ndarr
             s_out[j, i] = s
 
 
-@njit(void(float32[:, :, :], _U2, float32[:, :], int64, float64[:, :], float64,
-           float64[::1]), cache=True, nogil=True, fastmath=True)
+@kernel(void(float32[:, :, :], _U2, float32[:, :], int64, float64[:, :], float64,
+           float64[::1]), fastmath=True)
 def moments_into(image: np.ndarray, select: np.ndarray, rows: np.ndarray, step: int,
                  whiten: np.ndarray, limit: float,
                  out: np.ndarray) -> None:  # pragma: no cover - compiled
@@ -197,7 +198,7 @@ def moments_into(image: np.ndarray, select: np.ndarray, rows: np.ndarray, step: 
         out[9] += v2 * v2
 
 
-@njit(types.UniTuple(int64, 2)(float32[:, :]), cache=True, nogil=True)
+@kernel(types.UniTuple(int64, 2)(float32[:, :]))
 def farthest_pair(points: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
     """The indices (i < j) of the two points (n, 2) farthest apart, the first such pair."""
     best, bi, bj = -1.0, 0, 0
@@ -212,8 +213,8 @@ def farthest_pair(points: np.ndarray) -> tuple[int, int]:  # pragma: no cover - 
     return bi, bj
 
 
-@njit(void(float64[:, :], float64[::1], float64[:, :], float64[::1], float64[:, :],
-           float64[:, :]), cache=True, nogil=True)
+@kernel(void(float64[:, :], float64[::1], float64[:, :], float64[::1], float64[:, :],
+           float64[:, :]))
 def surface_fit_into(points: np.ndarray, k: np.ndarray, ring_s: np.ndarray,
                      ridge: np.ndarray, pull: np.ndarray,
                      coeffs: np.ndarray) -> None:  # pragma: no cover - compiled

@@ -13,15 +13,15 @@ arrays. Arithmetic is in float64 with fastmath (numpy's version ran in float32):
 composites of 280 frames of the 720p clip, all finishes, agree with it to one 8-bit
 level, on 1-14 pixels per finish.
 
-Every kernel has its signature, so it is compiled when the module is imported (about 4 s
-the first time, then read from numba's cache beside the module, or in the user's cache
-where that is read-only), never on a live frame.
+Compiled at import, with numba's cache (:mod:`arengine.compiled`), never on a live frame.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import float32, float64, njit, uint8, void
+from numba import float32, float64, uint8, void
+
+from arengine.compiled import kernel
 
 _F2 = float32[:, :]
 _F3 = float32[:, :, :]
@@ -40,14 +40,14 @@ UNIFORMS = (
 U = {name: i for i, name in enumerate(UNIFORMS)}
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _smoothstep(e0: float, e1: float, x: float) -> float:
     t = (x - e0) * (1.0 / max(e1 - e0, 1e-6))
     t = min(max(t, 0.0), 1.0)
     return t * t * (3.0 - 2.0 * t)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _pow(x: float, e: float) -> float:
     """``x ** e``; whole exponents (the lobes' 5 and 24) by squaring, a tenth of libm's
     pow (which made a satin or gloss pixel cost 35 ns instead of 5)."""
@@ -63,8 +63,8 @@ def _pow(x: float, e: float) -> float:
     return r
 
 
-@njit(void(_F2, _F2, _F2, _F3, _F2, _F3, _F2, _F2, float64[::1], _F3, _F2, _F2, _F3),
-      cache=True, nogil=True, fastmath=True)
+@kernel(void(_F2, _F2, _F2, _F3, _F2, _F3, _F2, _F2, float64[::1], _F3, _F2, _F2, _F3),
+        fastmath=True)
 def terms_into(L: np.ndarray, mask: np.ndarray, l_blur: np.ndarray, normal: np.ndarray,
                spec: np.ndarray, glint: np.ndarray, edge: np.ndarray, radial: np.ndarray,
                u: np.ndarray, target: np.ndarray, coat: np.ndarray, sharp: np.ndarray,
@@ -159,8 +159,7 @@ def terms_into(L: np.ndarray, mask: np.ndarray, l_blur: np.ndarray, normal: np.n
                 colour[y, x, 2] = cb
 
 
-@njit(void(uint8[:, :, :], _F3, _F2, float64, _F2, float64[::1], uint8[:, :, :]),
-      cache=True, nogil=True, fastmath=True)
+@kernel(void(uint8[:, :, :], _F3, _F2, float64, _F2, float64[::1], uint8[:, :, :]), fastmath=True)
 def blend_into(src: np.ndarray, tgt: np.ndarray, mask: np.ndarray, alpha: float,
                coat: np.ndarray, spec_bgr: np.ndarray, out: np.ndarray
                ) -> None:  # pragma: no cover - compiled
