@@ -195,8 +195,9 @@ def load_point(rooms: int, viewers: int, seconds: float, target_ms: float, fps: 
 
 def load_sweep(target_ms: float, seconds: float, viewer_counts: tuple[int, ...] = (1, 10, 50),
                max_rooms: int = 16, progress: Callable[[str], None] | None = None,
-               warmup: float = 3.0) -> dict[str, Any]:
-    """Rooms 1, 2, 4, ... with each viewer count, until a room count has no passing point.
+               warmup: float = 3.0, processes: bool = False) -> dict[str, Any]:
+    """Rooms 1, 2, 4, ... with each viewer count, until a room count has no passing point;
+    with ``processes``, each room in a process of its own.
 
     One and two rooms are always measured with every viewer count, so even a machine that
     cannot hold one room shows how latency scales.
@@ -207,7 +208,7 @@ def load_sweep(target_ms: float, seconds: float, viewer_counts: tuple[int, ...] 
     while rooms <= max_rooms:
         any_ok = False
         for v in viewer_counts:
-            p = load_point(rooms, v, seconds, target_ms, warmup=warmup)
+            p = load_point(rooms, v, seconds, target_ms, warmup=warmup, processes=processes)
             points.append(p)
             if progress is not None:
                 lat = p["latency"]
@@ -223,6 +224,9 @@ def load_sweep(target_ms: float, seconds: float, viewer_counts: tuple[int, ...] 
             break
         rooms *= 2
     return {"target_ms": target_ms, "seconds_per_point": seconds,
-            "method": "RoomPipeline x rooms in one process, demo source 720p30, VP8, "
-                      "viewers pull packets from the shared encoder",
+            "method": "RoomPipeline x rooms " + ("in a process each" if processes
+                                                  else "in one process")
+                      + ", demo source 720p30, VP8, viewers pull packets from the shared "
+                        "encoder",
+            "processes": processes,
             "points": points, "largest_ok": best}

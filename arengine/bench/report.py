@@ -100,7 +100,8 @@ def markdown(report: dict[str, Any]) -> str:
 
     load = report.get("load")
     if load:
-        lines += ["## Load (rooms at 720p30, real-time paced, threads in one process)", "",
+        layout = "a process per room" if load.get("processes") else "threads in one process"
+        lines += [f"## Load (rooms at 720p30, real-time paced, {layout})", "",
                   "| rooms | viewers/room | frames | dropped | p50 | p95 | p99 | ok |",
                   "|---:|---:|---:|---:|---:|---:|---:|---|"]
         for p in load["points"]:

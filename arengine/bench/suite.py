@@ -82,6 +82,7 @@ class BenchOptions:
     resolutions: tuple[str, ...] = ("480p", "720p", "1080p", "2160p")
     frames: int | None = None  # overrides the suite's frame counts (tests, quick looks)
     load: bool = True
+    load_processes: bool = False  # the load sweep's rooms each in a process of its own
     glass: bool | None = None  # None: as the suite says
     fps: float = 30.0
 
@@ -172,7 +173,8 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = print) -> di
 
             load = load_sweep(opts.targets["engine_p99_ms"], spec.load_seconds,
                               spec.load_viewers, spec.load_max_rooms, progress,
-                              warmup=2.0 if opts.suite == "quick" else 3.0)
+                              warmup=2.0 if opts.suite == "quick" else 3.0,
+                              processes=opts.load_processes)
         except ImportError as e:
             notes.append(f"load: not measured, the server's room pipeline is missing ({e})")
 

@@ -49,6 +49,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(frames arrive every 1/FPS s; default 30). The load sweep and the "
                         "soak stay at the demo's 720p30")
     p.add_argument("--no-load", action="store_true", help="skip the rooms/viewers load sweep")
+    p.add_argument("--rooms-in-processes", action="store_true",
+                   help="run each room of the load sweep in a process of its own, as one "
+                        "'arengine serve' per room would (the rooms of one process share "
+                        "its interpreter lock)")
     p.add_argument("--glass", action=argparse.BooleanOptionalAction, default=None,
                    help="run (or skip) glass to glass: the Chromium harness bench/bench_e2e.py, "
                         "else an aiortc loopback (default: on)")
@@ -123,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out} exists and is not a folder")
     opts = BenchOptions(suite=args.suite, out=out, input=args.input, render=args.render,
                         soak_minutes=args.soak, targets=targets, resolutions=resolutions,
-                        frames=args.frames, load=not args.no_load, glass=args.glass,
+                        frames=args.frames, load=not args.no_load,
+                        load_processes=args.rooms_in_processes, glass=args.glass,
                         fps=args.fps)
 
     def progress(msg: str) -> None:

@@ -67,6 +67,12 @@ def test_verdict_lines() -> None:
         "NOT MEASURED: glass = n/a (target <= 300 ms) - no browser"
 
 
+def test_markdown_says_how_the_load_rooms_ran(report: dict[str, Any]) -> None:
+    assert "threads in one process" in markdown(report)
+    report["load"]["processes"] = True
+    assert "a process per room" in markdown(report)
+
+
 def test_markdown_has_every_section(report: dict[str, Any]) -> None:
     md = markdown(report)
     for heading in ("## Targets", "## Stage latency", "## Real-time replay", "## Load",

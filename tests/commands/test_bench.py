@@ -71,6 +71,30 @@ def test_fps_reaches_the_suite(argv: list[str], fps: float, tmp_path: Path,
     assert [o.fps for o in seen] == [fps]
 
 
+@pytest.mark.parametrize("argv, processes", [([], False), (["--rooms-in-processes"], True)])
+def test_rooms_in_processes_reaches_the_load_sweep(argv: list[str], processes: bool,
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from arengine.bench import load, suite
+
+    seen: list[bool] = []
+
+    def fake_sweep(*args: object, processes: bool = False, **kw: object) -> dict[str, object]:
+        seen.append(processes)
+        return {"points": [], "largest_ok": None, "processes": processes}
+
+    monkeypatch.setattr(load, "load_sweep", fake_sweep)
+    opts = suite.BenchOptions(out=tmp_path, resolutions=(), glass=False,
+                              load_processes=processes)
+    from arengine.cli import build_parser
+
+    args = build_parser().parse_args(["bench", *argv, "--no-glass", "--out", str(tmp_path)])
+    assert args.rooms_in_processes is processes
+    report = suite.run_bench(opts, lambda msg: None)
+    assert seen == [processes]
+    assert report["load"]["processes"] is processes
+
+
 def test_compare_rejects_a_negative_threshold(tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "compare", "a.json", "b.json", "--threshold", "-0.5"]) == 2
