@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1] / "arengine"
 LAYERS: dict[str, int] = {
     "errors": 0, "data": 0,  # messages for people, where files are
     "types": 1, "state": 1, "catalog": 1,  # plain data shared by all
+    "compiled": 1,  # how every compiled loop is built (numba), for render/ and effects/
     # backends and kernels, tracking, transport, media files, the demo picture
     "render": 2, "tracking": 2, "transport": 2, "media": 2, "demo": 2, "keys": 2, "logs": 2,
     # rooms and their API | effects on the picture
