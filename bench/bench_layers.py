@@ -26,10 +26,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from arengine.bench.machine import machine_info
+from arengine.bench.stages import tracked_clip
 from arengine.bench.stats import PERCENTILE_METHOD, summarize
 from arengine.data import shared_data_dir
 from arengine.effects.avatars import Avatars
@@ -45,7 +45,6 @@ from arengine.state import (
     RoomState,
     ViewerView,
 )
-from arengine.tracking import Tracker
 from arengine.types import Scene
 
 T0 = 1_700_000_000.0  # room clock (unix seconds) at the first frame
@@ -95,17 +94,8 @@ def room_at(t: float, live: bool) -> RoomState:
 
 
 def load_frames(count: int) -> tuple[list[np.ndarray], list[Scene]]:
-    path = shared_data_dir() / "mediapipe_samples" / "gesture_recognizer_test_video.mp4"
-    frames: list[np.ndarray] = []
-    scenes: list[Scene] = []
-    with Tracker(mode="video") as tracker, av.open(str(path)) as c:
-        for i, f in enumerate(c.decode(video=0)):
-            if i >= count:
-                break
-            img = f.to_ndarray(format="bgr24")
-            frames.append(img)
-            scenes.append(tracker.track(img, i / FPS, i))
-    return frames, scenes
+    return tracked_clip(shared_data_dir() / "mediapipe_samples"
+                        / "gesture_recognizer_test_video.mp4", count, FPS)
 
 
 def run(frames: list[np.ndarray], scenes: list[Scene], n: int, live: bool,

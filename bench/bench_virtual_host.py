@@ -25,33 +25,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from arengine.bench.machine import machine_info
+from arengine.bench.stages import tracked_clip
 from arengine.bench.stats import PERCENTILE_METHOD, summarize
 from arengine.data import shared_data_dir
 from arengine.effects.virtual_host import VirtualHost
 from arengine.render.character import CharacterRenderer, character_names, load_character
 from arengine.state import RoomState
-from arengine.tracking import Tracker
 from arengine.tracking.rig import RigSolver
 from arengine.types import Scene
 
 FPS = 25.0
 TARGET_MS = 3.0
-
-
-def load(clip: Path, frames: int) -> tuple[list[np.ndarray], list[Scene]]:
-    images, scenes = [], []
-    with av.open(str(clip)) as c, Tracker("video") as tracker:
-        for i, f in enumerate(c.decode(c.streams.video[0])):
-            if i >= frames:
-                break
-            image = f.to_ndarray(format="bgr24")
-            images.append(image)
-            scenes.append(tracker.track(image, i / FPS, i))
-    return images, scenes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if not clip.is_file():
         print(f"no sample clip at {clip}; set ARENGINE_DATA", file=sys.stderr)
         return 2
-    images, scenes = load(clip, args.clip_frames)
+    images, scenes = tracked_clip(clip, args.clip_frames, FPS)
     state = RoomState("bench", shade_id="velvet-ruby", shade_hex="#9B111E")
 
     configs: dict[str, Callable[[int], Any]] = {}

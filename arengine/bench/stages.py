@@ -113,6 +113,23 @@ def source_pictures(path: Path | None, width: int, height: int, count: int
         return _astronaut_pictures(width, height, count), "astronaut portrait (panned)"
 
 
+def tracked_clip(path: Path, count: int, fps: float) -> tuple[list[np.ndarray], list[Scene]]:
+    """The first ``count`` frames of ``path`` (BGR) and their scenes, faces and hands
+    tracked in video mode as live at ``fps``: the inputs of the per-layer benchmarks."""
+    from arengine.tracking import Tracker
+
+    images: list[np.ndarray] = []
+    scenes: list[Scene] = []
+    with av.open(str(path)) as c, Tracker("video") as tracker:
+        for i, f in enumerate(c.decode(c.streams.video[0])):
+            if i >= count:
+                break
+            image = f.to_ndarray(format="bgr24")
+            images.append(image)
+            scenes.append(tracker.track(image, i / fps, i))
+    return images, scenes
+
+
 def _astronaut_pictures(width: int, height: int, count: int) -> list[np.ndarray]:
     from skimage import data
 

@@ -304,13 +304,12 @@ def lip_surface(geom: LipGeometry, points: np.ndarray | None = None
                                           geom.centre[1] + geom.box[1], *geom.axis,
                                           geom.half_width)), _RING_S, _RIDGE_DIAG,
                              _TEMPLATE_PULL, coeffs)
-    c_up, c_lo = coeffs
-    return c_up, c_lo
+    return coeffs[0], coeffs[1]
 
 
 @cache
 def _surface_v(rows: int) -> np.ndarray:
-    return np.linspace(-1.4, 1.4, rows, dtype=np.float32)[:, None]
+    return np.linspace(-1.4, 1.4, rows, dtype=np.float32)
 
 
 def _surface_fields(geom: LipGeometry, points: np.ndarray | None, ombre: bool
@@ -347,7 +346,7 @@ def _surface_fields(geom: LipGeometry, points: np.ndarray | None, ombre: bool
     ax, ay = geom.axis
     planes = np.empty((nv, nu, 4), np.float32)
     s = np.empty((nv, nu), np.float32)
-    kernels.surface_into(u, v[:, 0], edge, slope, np.stack(lip_surface(geom, points)),
+    kernels.surface_into(u, v, edge, slope, np.stack(lip_surface(geom, points)),
                          np.array((geom.half_width / geom.half_height, SURFACE_MAX_SLOPE,
                                    ax, ay), np.float64), planes, s)
     # ROI pixel -> grid index: u = ((x - cx) ax + (y - cy) ay) / hw, column = (u + 1.1) / du.

@@ -185,15 +185,6 @@ def blend_into(src: np.ndarray, tgt: np.ndarray, mask: np.ndarray, alpha: float,
                 out[y, x, c] = np.uint8(min(max(v + 0.5, 0.0), 255.0))
 
 
-_EMPTY2 = np.zeros((0, 0), np.float32)
-_EMPTY3 = np.zeros((0, 0, 3), np.float32)
-
-
-def empty2() -> np.ndarray:
-    """The stand-in for a 2-D field a shade does not use."""
-    return _EMPTY2
-
-
-def empty3() -> np.ndarray:
-    """The stand-in for a 3-channel field a shade does not use."""
-    return _EMPTY3
+# The stand-ins for a 2-D or 3-channel field a shade does not use.
+EMPTY2 = np.zeros((0, 0), np.float32)
+EMPTY3 = np.zeros((0, 0, 3), np.float32)

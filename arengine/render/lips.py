@@ -454,14 +454,13 @@ def _terms(lab: np.ndarray, mask: np.ndarray, p: LipParams, f: LipFields,
     """The body of :func:`composite_lips`, in the order of its docstring, one compiled
     pass over the pixels (:func:`arengine.render.lip_kernels.terms_into`)."""
     h, w = mask.shape
-    lit_finish = p.gloss > 0 or p.sheen > 0 or p.metallic > 0 or p.shimmer > 0
     varies = (p.ombre > 0 and f.radial is not None) or (p.liner > 0 and f.edge is not None)
     target = np.empty((h, w, 3), np.float32)
-    colour = np.empty((h, w, 3), np.float32) if varies else kernels.empty3()
-    coat = np.empty((h, w), np.float32) if lit_finish and p.gloss > 0 else kernels.empty2()
-    sharp = np.empty((h, w), np.float32) if lit_finish and (
-        p.metallic > 0 or (p.shimmer > 0 and f.glint is not None)) else kernels.empty2()
-    e2, e3 = kernels.empty2(), kernels.empty3()
+    colour = np.empty((h, w, 3), np.float32) if varies else kernels.EMPTY3
+    coat = np.empty((h, w), np.float32) if p.gloss > 0 else kernels.EMPTY2
+    sharp = np.empty((h, w), np.float32) if p.metallic > 0 or (
+        p.shimmer > 0 and f.glint is not None) else kernels.EMPTY2
+    e2, e3 = kernels.EMPTY2, kernels.EMPTY3
     kernels.terms_into(
         cv2.extractChannel(lab, 0), mask, f.l_blur,
         f.normal if f.normal is not None else e3, f.spec if f.spec is not None else e2,
@@ -546,7 +545,7 @@ def _paint(roi_bgr: np.ndarray, mask: np.ndarray, params: LipParams, fields: Lip
     tgt = cv2.cvtColor(terms.target, cv2.COLOR_Lab2BGR)
     out = np.empty(roi_bgr.shape, np.uint8)
     kernels.blend_into(roi_bgr, tgt, mask, params.opacity * (1.0 - 0.45 * params.sheer),
-                       terms.coat if terms.coat is not None else kernels.empty2(),
+                       terms.coat if terms.coat is not None else kernels.EMPTY2,
                        np.array(lit.specular_bgr, np.float64), out)
     return out, terms
 

@@ -37,7 +37,6 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 import time
@@ -62,6 +61,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from arengine.transport import hooks
 from arengine.transport.encoder import PacketQueue
 from arengine.transport.output import Output, OutputPolicy, OutputSource
+from arengine.transport.session import send_json
 
 logger = logging.getLogger(__name__)
 
@@ -409,15 +409,7 @@ class JanusOutput(Output):
         return self._send(event)
 
     def _send(self, event: dict[str, Any]) -> bool:
-        ch = self._channel
-        if ch is None or ch.readyState != "open":
-            return False
-        try:
-            ch.send(json.dumps(event, separators=(",", ":")))
-        except Exception:
-            logger.debug("janus %s: data channel send failed", self.id, exc_info=True)
-            return False
-        return True
+        return send_json(self._channel, event, f"janus {self.id}")
 
     async def _repeat_events(self) -> None:
         while True:

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from arengine.transport import hooks
 
 logger = logging.getLogger(__name__)
+
+
+def send_json(channel: RTCDataChannel | None, event: dict[str, Any], who: str) -> bool:
+    """Send ``event`` as compact JSON on ``channel`` when it is open; False when it is not
+    or the send failed (logged at debug level, as ``who``: a viewer that left mid-send is
+    not an error)."""
+    if channel is None or channel.readyState != "open":
+        return False
+    try:
+        channel.send(json.dumps(event, separators=(",", ":")))
+    except Exception:
+        logger.debug("%s: data channel send failed", who, exc_info=True)
+        return False
+    return True
 
 
 class PeerSession:

@@ -10,7 +10,6 @@ channel, the server sends room events over it (the product sticker's click recta
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -19,7 +18,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCRtpSen
 from arengine.transport import hooks
 from arengine.transport.encoder import MIME_TYPES, Codec, EncodedTrack
 from arengine.transport.playout import use_playout_delay
-from arengine.transport.session import PeerSession
+from arengine.transport.session import PeerSession, send_json
 
 logger = logging.getLogger(__name__)
 
@@ -84,12 +83,4 @@ class WhepSession(PeerSession):
 
     def send_event(self, event: dict[str, Any]) -> bool:
         """Send a JSON event on the viewer's data channel, when it is open."""
-        ch = self.channel
-        if ch is None or ch.readyState != "open":
-            return False
-        try:
-            ch.send(json.dumps(event, separators=(",", ":")))
-        except Exception:
-            logger.debug("whep %s: data channel send failed", self.id, exc_info=True)
-            return False
-        return True
+        return send_json(self.channel, event, f"whep {self.id}")

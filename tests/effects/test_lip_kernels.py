@@ -182,7 +182,7 @@ def test_surface_grid_matches_its_numpy_formula(mouths) -> None:
         u = lp._SURFACE_U
         nu = len(u)
         nv = max(5, round(nu * geom.half_height / geom.half_width * (1.4 / 1.1)))
-        v = lp._surface_v(nv)
+        v = lp._surface_v(nv)[:, None]
         edge = np.empty((4, nu), np.float32)
         for row, (cu, cv) in zip(edge, lp._lip_contours(geom), strict=True):
             row[:] = np.interp(u, cu, cv)

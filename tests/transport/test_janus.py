@@ -77,6 +77,14 @@ def _output(app: Any) -> JanusOutput:
     return o
 
 
+async def _live_output(app: Any, http: httpx.AsyncClient, host_token: str) -> JanusOutput:
+    """Start the demo room's Janus output as its host and wait until it is live."""
+    await _publish(http, {"Authorization": f"Bearer {host_token}"})
+    output = _output(app)
+    await _until(lambda: output.state == "live", 20, "the output to go live")
+    return output
+
+
 def test_janus_output_is_refused_without_an_sfu(tmp_path: Path) -> None:
     async def main() -> None:
         ready: list[Ready] = []
@@ -204,10 +212,7 @@ def test_strangers_cannot_publish_or_destroy_but_may_watch(
         ready: list[Ready] = []
         app = create_app(_settings(tmp_path, janus_server), on_ready=ready.append)
         async with running(app) as http, httpx.AsyncClient(timeout=40) as jhttp:
-            auth = {"Authorization": f"Bearer {ready[0].host_token}"}
-            await _publish(http, auth)
-            output = _output(app)
-            await _until(lambda: output.state == "live", 20, "the output to go live")
+            output = await _live_output(app, http, ready[0].host_token)
             stranger = JanusSession(jhttp, janus_server.url)
             await stranger.create()
             handle = await stranger.attach(janus.VIDEOROOM)
@@ -303,10 +308,7 @@ def test_reconnects_after_janus_restarts(tmp_path: Path, janus_server: JanusServ
         ready: list[Ready] = []
         app = create_app(_settings(tmp_path, janus_server), on_ready=ready.append)
         async with running(app) as http, httpx.AsyncClient(timeout=40) as jhttp:
-            auth = {"Authorization": f"Bearer {ready[0].host_token}"}
-            await _publish(http, auth)
-            output = _output(app)
-            await _until(lambda: output.state == "live", 20, "the output to go live")
+            output = await _live_output(app, http, ready[0].host_token)
             sub = JanusSubscriber(jhttp, janus_server.url, ROOM, output.feed)
             await sub.start()
             await sub.wait_frames(10, 30)
@@ -332,7 +334,8 @@ def test_reconnects_after_janus_restarts(tmp_path: Path, janus_server: JanusServ
             await sub.start()
             await sub.wait_frames(10, 30)
             await sub.close()
-            stats = (await http.get("/api/rooms/demo/stats", headers=auth)).json()
+            stats = (await http.get("/api/rooms/demo/stats", headers={
+                "Authorization": f"Bearer {ready[0].host_token}"})).json()
             assert stats["outputs"][0]["reconnects"] == 1
             metrics = (await http.get("/metrics")).text
             assert (f'arengine_output_reconnects_total{{kind="janus",output="{output.id}",'
@@ -351,9 +354,7 @@ def test_keepalives_hold_the_session_and_a_timeout_reconnects(
         ready: list[Ready] = []
         app = create_app(_settings(tmp_path, server), on_ready=ready.append)
         async with running(app) as http:
-            await _publish(http, {"Authorization": f"Bearer {ready[0].host_token}"})
-            output = _output(app)
-            await _until(lambda: output.state == "live", 20, "the output to go live")
+            output = await _live_output(app, http, ready[0].host_token)
             await asyncio.sleep(9.0)  # over twice the session timeout
             assert output.state == "live" and output.reconnects == 0, output.last_error
             monkeypatch.setattr(janus, "KEEPALIVE_S", 1000.0)  # a keepalive goes missing
@@ -401,9 +402,7 @@ def test_ten_subscribers_cost_arengine_no_more_encoding(tmp_path: Path,
         ready: list[Ready] = []
         app = create_app(_settings(tmp_path, janus_server), on_ready=ready.append)
         async with running(app) as http:
-            await _publish(http, {"Authorization": f"Bearer {ready[0].host_token}"})
-            output = _output(app)
-            await _until(lambda: output.state == "live", 20, "the output to go live")
+            output = await _live_output(app, http, ready[0].host_token)
             pipeline = app.state.media.pipelines["demo"]
             rows = []
             for n in (1, 10):
