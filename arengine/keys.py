@@ -6,6 +6,10 @@ room's host token (an OBS set-up that publishes to the demo room broke on every 
 when it was rotated at start). Both are derived from one random secret kept in a file
 beside the database, readable by its owner only (mode 0600), like an SSH key. Deleting
 the file rotates both at the next start.
+
+Tokens are spelled so that none starts with "-": URL-safe base64 does so one time in 64,
+and then ``--token TOKEN`` on a command line reads as an unknown option (argparse,
+gst-launch and curl all refuse it), which failed a GStreamer publisher at random.
 """
 
 from __future__ import annotations
@@ -19,6 +23,17 @@ import secrets
 from pathlib import Path
 
 from arengine.errors import UserError
+
+
+def spell_token(raw: bytes) -> str:
+    """URL-safe base64 without padding, a leading "-" swapped for "_" (costs under 1 bit)."""
+    text = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return "_" + text[1:] if text.startswith("-") else text
+
+
+def new_token(nbytes: int = 24) -> str:
+    """A fresh random token of ``nbytes`` bytes (24: 192 bits, 32 characters)."""
+    return spell_token(secrets.token_bytes(nbytes))
 
 
 class ServerKeys:
@@ -54,6 +69,8 @@ class ServerKeys:
         return secret
 
     def token(self, purpose: str) -> str:
-        """A stable token for ``purpose`` (e.g. "admin", "host:demo"), 43 URL-safe chars."""
-        digest = hmac.new(self._secret, purpose.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        """A stable token for ``purpose`` (e.g. "admin", "host:demo"), 43 URL-safe chars.
+
+        Only the 1 in 64 tokens that began with "-" changed when that was ruled out.
+        """
+        return spell_token(hmac.new(self._secret, purpose.encode(), hashlib.sha256).digest())

@@ -43,9 +43,10 @@ from arengine.interaction.errors import (
 )
 from arengine.interaction.events import Event
 from arengine.interaction.ratelimit import ClientLimiter, Rate, RateLimiter, RateLimits
-from arengine.interaction.room import ROOM_ID, ROOM_TITLE_MAX_CHARS, Room, new_token, token_hash
+from arengine.interaction.room import ROOM_ID, ROOM_TITLE_MAX_CHARS, Room, token_hash
 from arengine.interaction.store import GroupCommitter, SQLiteStore, Store, Synchronous
 from arengine.interaction.text import check_text
+from arengine.keys import new_token
 
 Clock = Callable[[], float]
 T = TypeVar("T")

@@ -43,6 +43,7 @@ from arengine.interaction.polls import (
 )
 from arengine.interaction.ratelimit import RateLimiter
 from arengine.interaction.text import check_comment, check_name, check_text
+from arengine.keys import new_token
 from arengine.state import (
     CommentView,
     LikeGoalView,
@@ -75,10 +76,6 @@ URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 def token_hash(token: str) -> str:
     """Only hashes of tokens are stored, so a copy of the database grants no access."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(24)
 
 
 @dataclass

@@ -151,7 +151,7 @@ class GstPublisher:
 @contextlib.contextmanager
 def publishing(server: object, video: Path, codec: str, audio: bool) -> Iterator[GstPublisher]:
     gstreamer_or_fail()
-    args = [f"{server.url}/whip/{server.room}", "--token", server.token,  # type: ignore[attr-defined]
+    args = [f"{server.url}/whip/{server.room}", f"--token={server.token}",  # type: ignore[attr-defined]
             "--video", str(video), "--codec", codec, "--width", str(SIZE[0]),
             "--height", str(SIZE[1]), "--fps", "15"]
     if not audio:
