@@ -196,3 +196,51 @@ def test_bubble_shows_a_colour_emoji() -> None:
     plain = vivid_hues("Try Ruby Velvet (velvet-ruby)!")  # the avatar disc: one hue
     with_emoji = vivid_hues("\U0001f484 Try Ruby Velvet (velvet-ruby)!")
     assert len(set(with_emoji) - set(plain)) >= 2, (plain, with_emoji)  # red and gold
+
+
+def _storm_state(frame: int, per_frame: int, base: float = 2000.0) -> RoomState:
+    """Frame ``frame`` of a storm: ``per_frame`` viewers new to the column each frame, and
+    a snapshot cut to them (as a room's is, to its most recently active), 2,000 present."""
+    t = base + frame / 30
+    fresh = tuple(ViewerView(f"s{frame}-{k}", NAMES[k % len(NAMES)], None, None, t, base)
+                  for k in range(per_frame))
+    return RoomState("r", taken_at=t, viewers=fresh, viewer_count=2000)
+
+
+def test_a_storm_lets_newcomers_in_at_a_readable_pace() -> None:
+    """1,000 actions/s: 33 new viewers a frame. Unpaced, every row changed every frame."""
+    layer = Avatars(entries_per_s=4.0)
+    ever: set[str] = set()
+    for f in range(60):  # 2 s at 30 fps
+        layer.set_state(_storm_state(f, 33))
+        draw(layer, 10.0 + f / 30)
+        ever |= set(layer.last_rects)
+    # The first frame fills the column (12); then 4 a second for 2 s, give or take one.
+    assert 12 + 7 <= len(ever) <= 12 + 9, len(ever)
+    # Members that fell out of the cut snapshot stay: the column is full throughout.
+    assert len(layer.members(_storm_state(61, 33), 2000.0 + 61 / 30)) == 12
+
+
+def test_a_quiet_room_shows_each_newcomer_at_once() -> None:
+    layer = Avatars(entries_per_s=4.0)
+    vs: tuple[ViewerView, ...] = ()
+    for i in range(20):  # one new viewer a second, each in the column on its first frame
+        vs = (*vs, ViewerView(f"q{i}", "Lan", None, None, 3000.0 + i, 3000.0))
+        column = layer.members(RoomState("r", taken_at=3000.0 + i, viewers=vs), 3000.0 + i)
+        assert column[0].id == f"q{i}" and len(column) == min(i + 1, 12)
+
+
+def test_a_viewer_who_left_leaves_the_column() -> None:
+    layer = Avatars()
+    layer.set_state(RoomState("r", taken_at=1010.0, viewers=viewers(3), viewer_count=3))
+    draw(layer, 1.0)
+    assert set(layer.last_rects) == {"v0", "v1", "v2"}
+    layer.set_state(RoomState("r", taken_at=1011.0, viewers=viewers(3)[1:], viewer_count=2))
+    draw(layer, 2.0)
+    draw(layer, 2.5)  # after the fade
+    assert set(layer.last_rects) == {"v1", "v2"}
+
+
+def test_entries_per_s_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="entries_per_s"):
+        Avatars(entries_per_s=0)
