@@ -1,0 +1,508 @@
+"""Glass to glass while viewers storm the room: does a storm of votes take the host's picture
+down? Quiet and storm phases take turns in one run, against one ``arengine serve``.
+
+One aiortc WHIP publisher (:class:`~arengine.bench.glass.CameraClock`, the frame id burned
+into the corners) publishes into the demo room of an ``arengine serve`` process with every
+effect on; an aiortc WHEP viewer in a process of its own reads each frame's id (as in
+``bench_paths.py``). The room has a shade poll, a product card and a like goal, so every
+layer draws what the storm changes. A storm process joins ``--viewers`` viewers, then sends
+actions at a paced rate over relay sockets (``/api/rooms/demo/actions``, each message with
+its viewer's token, many in flight): 80% votes (each viewer always for the same option),
+15% likes, 5% comments in several languages, which the comment layer draws. Phases
+alternate: quiet, the first rate, quiet, the next rate, ... for ``--rounds`` rounds, so drift
+of a shared machine falls on every phase alike.
+
+Per phase kind: glass to glass (publisher hand-off -> WHEP viewer decode) of the frames sent
+in it (its first ``--settle`` s left out), frames the room encoded, the server's CPU, and the
+storm's offered and acknowledged actions with their ack latency. At the end the poll's tally
+and the like count are checked against what the storm saw acknowledged: an acknowledged
+vote or like that the room lost would show as ``durable: false``.
+
+Per-address limits are off for the run (every storm viewer is 127.0.0.1 here, where a real
+storm comes from many addresses); each viewer stays under its own per-viewer rates.
+
+    python bench/bench_storm.py [--rates 1000,4000] [--phase 8] [--rounds 2]
+                                [--viewers 2000] [--size 1280x720] [--out bench/out/storm]
+
+writes ``storm.json`` (every figure) and ``storm.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from arengine.bench.glass import CameraClock
+from arengine.bench.machine import load_average, machine_info
+from arengine.bench.stats import PERCENTILE_METHOD, summarize
+from arengine.data import REPO_DIR
+
+if str(REPO_DIR) not in sys.path:  # bench_paths' receivers and bench_sfu's server helpers
+    sys.path.insert(0, str(REPO_DIR))
+
+from bench.bench_paths import INCLUDES, CameraTrack, ReceiverProcess, latency_of
+from bench.bench_sfu import (
+    ROOM,
+    ChildProcess,
+    ServeProcess,
+    machine_cpu,
+    room_stats,
+    tree_cpu_seconds,
+    wait_until,
+)
+
+OPTIONS = 4
+SOCKETS = 8  # relay sockets of the storm process
+WINDOW = 64  # actions in flight per socket (the server reads up to its own cap)
+COMMENTS = ("这个颜色好看 💄", "¿Viene en mate?", "Is this one long-lasting?", "色号是多少?",
+            "Quero esse!", "Warna ini cocok 😍", "ลิปสีนี้สวยมาก", "next shade pls")
+MAX_ACTIONS = 2_000_000  # bound on one run's storm, whatever the rates and phases
+
+
+def op_of(n: int) -> str:
+    """The n-th step of the mix: 16 of 20 are votes, 3 likes, 1 a comment."""
+    k = n % 20
+    return "comment" if k == 0 else "like" if k <= 3 else "vote"
+
+
+def action_of(n: int, viewers: int) -> tuple[int, str]:
+    """Who does the storm's n-th action, and what. Viewer w acts at n = w, w + V, ...; its
+    j-th action is the mix's (j + w)-th, so each viewer has the whole mix (were both taken
+    from n, 20 | V would leave some viewers commenting only, over their comment limit)."""
+    who = n % viewers
+    return who, op_of(n // viewers + who)
+
+
+# -- the storm (its own process) ---------------------------------------------------------------
+
+
+class PhaseTally:
+    """What the storm did in one phase: actions sent, their answers, ack latency."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.acked = 0
+        self.errors: dict[str, int] = {}
+        self.ack_ms: list[float] = []
+
+    def report(self, planned: int, seconds: float) -> dict[str, Any]:
+        return {"planned": planned, "sent": self.sent, "acked": self.acked,
+                "acked_per_s": self.acked / seconds if seconds else 0.0,
+                "errors": self.errors,
+                "ack_ms": summarize(self.ack_ms).to_dict() if self.ack_ms else None}
+
+
+class Storm:
+    """Paced actions from ``viewers`` (token, option) pairs over ``SOCKETS`` relay sockets."""
+
+    def __init__(self, url: str, room: str, poll_id: str, viewers: list[str],
+                 phases: list[tuple[float, float, float]]) -> None:
+        self.url = url.replace("http://", "ws://", 1) + f"/api/rooms/{room}/actions"
+        self.poll_id = poll_id
+        self.tokens = viewers
+        self.phases = phases
+        self.tally = [PhaseTally() for _ in phases]
+        self.voters: list[set[int]] = [set() for _ in range(OPTIONS)]  # acked, per option
+        self.likes_acked = 0
+        self.comments_acked = 0
+
+    def _phase(self, t: float) -> int | None:
+        for k, (a, b, rate) in enumerate(self.phases):
+            if a <= t < b and rate > 0:
+                return k
+        return None
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._socket(s) for s in range(SOCKETS)))
+
+    async def _socket(self, s: int) -> None:
+        import websockets
+
+        in_flight: dict[int, tuple[float, int, str, int]] = {}  # ref -> (sent, phase, op, who)
+        slots = asyncio.Semaphore(WINDOW)
+        async with websockets.connect(self.url, max_queue=None) as ws:
+
+            async def read() -> None:
+                async for text in ws:
+                    msg = json.loads(text)
+                    sent_at, k, op, who = in_flight.pop(msg["ref"])
+                    slots.release()
+                    tally = self.tally[k]
+                    if msg["type"] == "ack":
+                        tally.acked += 1
+                        tally.ack_ms.append(1000 * (time.perf_counter() - sent_at))
+                        if op == "vote":
+                            self.voters[who % OPTIONS].add(who)
+                        elif op == "like":
+                            self.likes_acked += 1
+                        else:
+                            self.comments_acked += 1
+                    else:
+                        key = f"{op} {msg.get('status')}"
+                        tally.errors[key] = tally.errors.get(key, 0) + 1
+                    if not in_flight and done.is_set():
+                        return
+
+            done = asyncio.Event()
+            reader = asyncio.create_task(read())
+            ref = 0
+            for k, (a, b, rate) in enumerate(self.phases):
+                if rate <= 0:
+                    continue
+                per_socket = rate / SOCKETS
+                n = 0
+                while ref < MAX_ACTIONS // SOCKETS:  # bounded, and by the phase's end
+                    # socket s sends actions s, s+8, s+16, ... of the phase, each due at
+                    # its index / rate: the sockets interleave, rate x seconds in all
+                    due = a + (n + s / SOCKETS) / per_socket
+                    now = time.perf_counter()
+                    if due >= b or now >= b:
+                        break
+                    if due > now:
+                        await asyncio.sleep(due - now)
+                    await slots.acquire()  # the server's pace caps ours: no queue builds
+                    if time.perf_counter() >= b:
+                        slots.release()
+                        break
+                    n += 1
+                    global_n = ref * SOCKETS + s
+                    who, op = action_of(global_n, len(self.tokens))
+                    body: dict[str, Any] = {"op": op, "token": self.tokens[who], "ref": ref}
+                    if op == "vote":
+                        body.update(poll_id=self.poll_id, option=who % OPTIONS)
+                    elif op == "comment":
+                        body["text"] = COMMENTS[global_n % len(COMMENTS)]
+                    in_flight[ref] = (time.perf_counter(), k, op, who)
+                    self.tally[k].sent += 1
+                    ref += 1
+                    await ws.send(json.dumps(body, ensure_ascii=False))
+            done.set()
+            if in_flight:
+                await asyncio.wait_for(reader, 30)
+            else:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+
+
+def _say(kind: str, body: dict[str, Any]) -> None:
+    print(f"{kind} {json.dumps(body)}", flush=True)
+
+
+def storm_main(argv: list[str]) -> int:
+    """Entry of the storm process: ``--storm URL ROOM VIEWERS``. It joins the viewers, says
+    ``ready``, reads the poll and the phases as one JSON line, storms, says ``done``."""
+    url, room, viewers = argv[0], argv[1], int(argv[2])
+    try:
+        tokens = []
+        with httpx.Client(base_url=url, timeout=30) as http:
+            for i in range(viewers):  # bounded: --viewers
+                r = http.post(f"/api/rooms/{room}/join", json={"name": f"viewer {i}"})
+                r.raise_for_status()
+                tokens.append(str(r.json()["viewer_token"]))
+        _say("ready", {"viewers": len(tokens)})
+        plan = json.loads(sys.stdin.readline())
+        phases = [(float(a), float(b), float(r)) for a, b, r in plan["phases"]]
+        storm = Storm(url, room, plan["poll_id"], tokens, phases)
+        asyncio.run(storm.run())
+    except Exception as e:
+        _say("error", {"error": f"{type(e).__name__}: {e}"})
+        return 1
+    _say("done", {
+        "phases": [t.report(int(r * (b - a)), b - a) if r > 0 else None
+                   for t, (a, b, r) in zip(storm.tally, phases, strict=True)],
+        "voters_per_option": [len(v) for v in storm.voters],
+        "likes_acked": storm.likes_acked, "comments_acked": storm.comments_acked})
+    return 0
+
+
+class StormProcess(ChildProcess):
+    def __init__(self, url: str, viewers: int) -> None:
+        super().__init__([str(Path(__file__).resolve()), "--storm", url, ROOM, str(viewers)])
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def schedule(t0: float, rates: list[float], rounds: int, phase_s: float
+             ) -> list[tuple[float, float, float]]:
+    """(start, end, rate) of each phase from ``t0``: quiet, rate 1, quiet, rate 2, ..."""
+    phases: list[tuple[float, float, float]] = []
+    t = t0
+    for _ in range(rounds):
+        for rate in rates:
+            for r in (0.0, rate):
+                phases.append((t, t + phase_s, r))
+                t += phase_s
+    return phases
+
+
+def _set_up_room(http: httpx.Client, server: ServeProcess) -> str:
+    """A shade poll (open for the whole run), a product card and a like goal; the poll id."""
+    shades = http.get(f"{server.url}/api/shades").json()["shades"][:OPTIONS]
+    r = http.post(f"{server.url}/api/rooms/{ROOM}/polls", headers=server.auth, json={
+        "question": "Which shade next?", "duration_s": 1800,
+        "options": [{"label": s["name"][:24], "shade_id": s["id"]} for s in shades]})
+    r.raise_for_status()
+    http.put(f"{server.url}/api/rooms/{ROOM}/product", headers=server.auth,
+             json={"name": "Velvet Plum lipstick", "price": "¥129"}).raise_for_status()
+    http.put(f"{server.url}/api/rooms/{ROOM}/like-goal", headers=server.auth,
+             json={"target": 100_000_000, "message": "a free lipstick!"}).raise_for_status()
+    return str(r.json()["id"])
+
+
+def durability(http: httpx.Client, server: ServeProcess, poll_id: str,
+               storm: dict[str, Any], likes_before: int) -> dict[str, Any]:
+    """The room's tally against the storm's acknowledged votes and likes."""
+    poll = http.get(f"{server.url}/api/rooms/{ROOM}/polls/{poll_id}").json()
+    votes = [int(o["votes"]) for o in poll["options"]]
+    likes = int(http.get(f"{server.url}/api/rooms/{ROOM}").json()["likes"]) - likes_before
+    return {"poll_votes_per_option": votes, "acked_voters_per_option": storm["voters_per_option"],
+            "likes_counted": likes, "likes_acked": storm["likes_acked"],
+            "durable": votes == storm["voters_per_option"] and likes == storm["likes_acked"]}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    w, h = args.size
+    samples: list[tuple[float, float, dict[str, Any], tuple[float, float]]] = []
+    with tempfile.TemporaryDirectory(prefix="arengine-storm-") as tmp, \
+            httpx.Client(timeout=30) as sync_http:
+        flags = ["--size", f"{w}x{h}", "--fps", str(args.fps), "--no-demo-crowd",
+                 "--limit-joins", "off", "--limit-comments", "off", "--output-kinds", "none"]
+        server = ServeProcess(Path(tmp) / "arengine", flags)
+        camera = CameraClock(w, h, args.fps)
+        receiver: ReceiverProcess | None = None
+        storm: StormProcess | None = None
+        try:
+            await asyncio.to_thread(server.start)
+            from arengine.transport.client import WhipClient
+
+            async with httpx.AsyncClient(timeout=30) as http:
+                whip = WhipClient(http, f"{server.url}/whip/{ROOM}")
+                try:
+                    await whip.publish(CameraTrack(camera), server.token, "vp8")
+                    await asyncio.to_thread(
+                        wait_until, lambda: (room_stats(sync_http, server).get("publisher")
+                                             or {}).get("state") == "connected",
+                        60, "the WHIP publisher to connect")
+                    poll_id = await asyncio.to_thread(_set_up_room, sync_http, server)
+                    likes_before = int(sync_http.get(f"{server.url}/api/rooms/{ROOM}")
+                                       .json()["likes"])
+                    storm = StormProcess(server.url, args.viewers)
+                    await asyncio.to_thread(storm.expect, "ready", 60 + args.viewers / 20)
+                    receiver = ReceiverProcess("whep", server.url)
+                    ready = await asyncio.to_thread(receiver.expect, "ready", 120.0)
+                    await asyncio.sleep(args.warmup)
+                    t0 = time.perf_counter() + 1.0
+                    phases = schedule(t0, args.rates, args.rounds, args.phase)
+                    storm.send(json.dumps({"poll_id": poll_id, "phases": phases}))
+                    pid = server.proc.pid if server.proc else 0
+                    for a, _end, _rate in phases:  # bounded: the schedule
+                        await asyncio.sleep(max(0.0, a - time.perf_counter()))
+                        stats = await asyncio.to_thread(room_stats, sync_http, server)
+                        samples.append((a, tree_cpu_seconds(pid), stats, machine_cpu()))
+                    await asyncio.sleep(max(0.0, phases[-1][1] - time.perf_counter()))
+                    stats = await asyncio.to_thread(room_stats, sync_http, server)
+                    samples.append((phases[-1][1], tree_cpu_seconds(pid), stats, machine_cpu()))
+                    stormed = await asyncio.to_thread(storm.expect, "done", 90.0)
+                    receiver.send("stop")
+                    seen = await asyncio.to_thread(receiver.expect, "seen", 60.0)
+                    durable = await asyncio.to_thread(durability, sync_http, server, poll_id,
+                                                      stormed, likes_before)
+                finally:
+                    for child in (receiver, storm):
+                        if child is not None:
+                            child.close()
+                    await whip.close()
+        finally:
+            await asyncio.to_thread(server.stop)
+    return {"received_size": ready["size"],
+            **summarize_phases(dict(camera.sent), seen, phases, samples, stormed, args.settle),
+            "durability": durable, "load_average_after": load_average()}
+
+
+def _encoded(stats: dict[str, Any]) -> int:
+    return int(sum(e.get("frames", 0) for e in (stats.get("encoders") or {}).values()))
+
+
+def summarize_phases(sent: dict[int, float], seen: dict[str, Any],
+                     phases: list[tuple[float, float, float]],
+                     samples: list[tuple[float, float, dict[str, Any], tuple[float, float]]],
+                     stormed: dict[str, Any], settle: float) -> dict[str, Any]:
+    """One row per phase kind (quiet, then each rate), every round of it pooled."""
+    cores = os.cpu_count() or 1
+    kinds: dict[float, dict[str, Any]] = {}
+    for k, (a, b, rate) in enumerate(phases):
+        row = kinds.setdefault(rate, {"windows": [], "seconds": 0.0, "cpu_s": 0.0,
+                                      "encoded": 0, "busy": 0.0, "total": 0.0, "storm": []})
+        row["windows"].append((a + settle, b))
+        row["seconds"] += b - a
+        (_, cpu0, st0, m0), (_, cpu1, st1, m1) = samples[k], samples[k + 1]
+        row["cpu_s"] += cpu1 - cpu0
+        row["encoded"] += _encoded(st1) - _encoded(st0)
+        row["busy"] += m1[0] - m0[0]
+        row["total"] += m1[1] - m0[1]
+        if stormed["phases"][k] is not None:
+            row["storm"].append(stormed["phases"][k])
+    rows = []
+    for rate, row in sorted(kinds.items()):
+        picked = {i: t for i, t in sent.items() if any(a <= t < b for a, b in row["windows"])}
+        lat = latency_of(picked, seen, -math.inf, math.inf, 1000.0)
+        storm = row["storm"]
+        acked = sum(s["acked"] for s in storm)
+        errors: dict[str, int] = {}
+        for s in storm:
+            for key, n in s["errors"].items():
+                errors[key] = errors.get(key, 0) + n
+        ack_p = [s["ack_ms"] for s in storm if s["ack_ms"]]
+        machine = 100 * cores * row["busy"] / max(1e-9, row["total"])
+        rows.append({
+            "offered_per_s": rate, "phases": len(row["windows"]), "seconds": row["seconds"],
+            "glass_to_glass_ms": lat["summary"], "frames_sent": lat["frames_sent"],
+            "frames_seen": lat["frames_seen"], "received_share": lat["received_share"],
+            "encoded_fps": row["encoded"] / row["seconds"],
+            "arengine_cpu_percent": 100 * row["cpu_s"] / row["seconds"],
+            "machine_cpu_percent": machine, "machine_capacity_percent": 100.0 * cores,
+            "saturated": machine > 0.9 * 100 * cores,
+            "storm": None if not storm else {
+                "sent": sum(s["sent"] for s in storm), "acked": acked,
+                "acked_per_s": acked / row["seconds"], "errors": errors,
+                # per-phase p50/p99 of the ack time; the worst phase of the kind is shown
+                "ack_ms_p50": max(p["median"] for p in ack_p) if ack_p else None,
+                "ack_ms_p99": max(p["p99"] for p in ack_p) if ack_p else None}})
+    return {"rows": rows, "comments_acked": stormed["comments_acked"]}
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def markdown(report: dict[str, Any]) -> str:
+    s = report["settings"]
+    lines = [f"# Glass to glass during a storm ({s['size']} at {s['fps']} fps, every effect, "
+             f"{s['viewers']} storm viewers, {s['rounds']} rounds of {s['phase_s']:g} s "
+             f"phases)", "",
+             "| storm, actions/s | acked/s | ack p50 / p99 ms | refused | g2g p50 | p95 | p99 "
+             "| max | frames seen / sent | encoded fps | arengine CPU % |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["rows"]:
+        st, g = r["storm"], r["glass_to_glass_ms"]
+        cells = " | ".join(f"{g[k]:.0f}" for k in ("median", "p95", "p99", "max")) if g \
+            else "– | – | – | –"
+        if st is None:
+            storm = "quiet | – | – | –"
+        else:
+            ack = (f"{st['ack_ms_p50']:.0f} / {st['ack_ms_p99']:.0f}"
+                   if st["ack_ms_p50"] is not None else "–")
+            storm = (f"{r['offered_per_s']:g} | {st['acked_per_s']:.0f} | {ack} | "
+                     f"{sum(st['errors'].values())}")
+        lines.append(f"| {storm} | {cells} | {r['frames_seen']} / {r['frames_sent']} | "
+                     f"{r['encoded_fps']:.1f} | {r['arengine_cpu_percent']:.0f}"
+                     + (" (machine saturated)" if r["saturated"] else "") + " |")
+    d = report["durability"]
+    lines += ["", f"Durable: **{'yes' if d['durable'] else 'NO'}**: poll votes per option "
+                  f"{d['poll_votes_per_option']} for acknowledged voters "
+                  f"{d['acked_voters_per_option']}; likes counted {d['likes_counted']} for "
+                  f"{d['likes_acked']} acknowledged; {report['comments_acked']} comments "
+                  f"acknowledged.", "",
+              f"Glass to glass includes: {INCLUDES['whep']}. The storm's mix: 80% votes, "
+              f"15% likes, 5% comments, over {SOCKETS} relay sockets with up to {WINDOW} "
+              f"actions in flight each; refused = answered with an error (the JSON has "
+              f"each op and status).", "",
+              f"Load average after: {report['load_average_after']}"]
+    return "\n".join(lines) + "\n"
+
+
+def _rates(ap: argparse.ArgumentParser, text: str) -> list[float]:
+    try:
+        rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        rates = []
+    if not rates or any(not 1 <= r <= 100_000 for r in rates) or len(rates) > 6:
+        ap.error("--rates takes 1 to 6 comma-separated actions per second, each 1..100000")
+    return rates
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--storm"]:
+        return storm_main(argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rates", default="1000,4000",
+                    help="storm rates to compare with quiet, actions/s (default 1000,4000)")
+    ap.add_argument("--phase", type=float, default=8.0, help="seconds per phase (default 8)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of all phases (default 2)")
+    ap.add_argument("--settle", type=float, default=1.0,
+                    help="seconds at each phase's start left out of its latency (default 1)")
+    ap.add_argument("--viewers", type=int, default=2000,
+                    help="viewers the storm acts for (default 2000)")
+    ap.add_argument("--size", default="1280x720", help="camera size (default 1280x720)")
+    ap.add_argument("--fps", type=int, default=30, help="camera frame rate (default 30)")
+    ap.add_argument("--warmup", type=float, default=5.0,
+                    help="seconds after the viewer's first frame before the first phase")
+    ap.add_argument("--out", type=Path, default=Path("bench/out/storm"))
+    args = ap.parse_args(argv)
+    args.rates = _rates(ap, args.rates)
+    if not 2 <= args.phase <= 300:
+        ap.error("--phase takes 2..300 s")
+    if not 1 <= args.rounds <= 20:
+        ap.error("--rounds takes 1..20")
+    if not 0 <= args.settle < args.phase:
+        ap.error("--settle takes 0 s up to less than --phase")
+    if not 10 <= args.viewers <= 20_000:
+        ap.error("--viewers takes 10..20000")
+    if not 0 <= args.warmup <= 600:
+        ap.error("--warmup takes 0..600 s")
+    if not 5 <= args.fps <= 60:
+        ap.error("--fps takes 5..60")
+    m = re.fullmatch(r"(\d+)x(\d+)", args.size)
+    if not m or not (320 <= int(m.group(1)) <= 3840 and 240 <= int(m.group(2)) <= 2160):
+        ap.error("--size takes WxH from 320x240 to 3840x2160, e.g. 1280x720")
+    args.size = (int(m.group(1)), int(m.group(2)))
+    # Each viewer's share must stay under its own vote limit (5/s), or the limit, not the
+    # server, is what the run measures.
+    if max(args.rates) * 0.8 / args.viewers > 4.0:
+        ap.error(f"--rates up to {max(args.rates):g}/s needs at least "
+                 f"{math.ceil(max(args.rates) * 0.8 / 4.0)} --viewers (each votes under "
+                 f"5/s)")
+    try:
+        measured = asyncio.run(run(args))
+    except asyncio.CancelledError:
+        print("bench_storm: stopped by SIGTERM (every child closed)", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except (RuntimeError, TimeoutError, httpx.HTTPError) as e:
+        print(f"bench_storm: {e}", file=sys.stderr)
+        return 1
+    report: dict[str, Any] = {
+        "benchmark": "storm", "machine": machine_info(),
+        "settings": {"rates": args.rates, "phase_s": args.phase, "rounds": args.rounds,
+                     "settle_s": args.settle, "viewers": args.viewers,
+                     "size": "{}x{}".format(*args.size), "fps": args.fps,
+                     "warmup_s": args.warmup, "sockets": SOCKETS, "in_flight": WINDOW,
+                     "mix": {"vote": 0.8, "like": 0.15, "comment": 0.05}},
+        "clock": "time.perf_counter (CLOCK_MONOTONIC) in every process",
+        "percentiles": PERCENTILE_METHOD, **measured}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "storm.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "storm.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
