@@ -234,6 +234,79 @@ class StormProcess(ChildProcess):
         super().__init__([str(Path(__file__).resolve()), "--storm", url, ROOM, str(viewers)])
 
 
+# -- the viewer pages (their own process): state streams ---------------------------------------
+
+
+class WatchTally:
+    """What the pages received in one phase: snapshots, and how old each was on arrival."""
+
+    def __init__(self) -> None:
+        self.snapshots = 0
+        self.age_ms: list[float] = []
+
+    def report(self, seconds: float, watchers: int) -> dict[str, Any]:
+        return {"snapshots_per_s_per_page": self.snapshots / seconds / max(1, watchers),
+                "age_ms": summarize(self.age_ms).to_dict() if self.age_ms else None}
+
+
+def count_message(msg: dict[str, Any], tally: WatchTally, now: float) -> None:
+    """One message of a page's state stream into ``tally`` (snapshots are all it gets)."""
+    if msg.get("type") != "snapshot":
+        raise RuntimeError(f"a state stream sent {str(msg.get('type'))[:40]!r}")
+    tally.snapshots += 1
+    if len(tally.age_ms) < 200_000:  # bounded memory
+        tally.age_ms.append(1000 * (now - float(msg["state"]["taken_at"])))
+
+
+def _phase_at(phases: list[tuple[float, float, float]], t: float) -> int | None:
+    return next((i for i, (a, b, _) in enumerate(phases) if a <= t < b), None)
+
+
+async def _watch(url: str, phases: list[tuple[float, float, float]],
+                 tallies: list[WatchTally]) -> None:
+    """One viewer page's stream, as room.js opens it (``?view=state``)."""
+    import websockets
+
+    end = phases[-1][1]
+    async with websockets.connect(url, max_queue=None) as ws:
+        while (left := end - time.perf_counter()) > 0:  # bounded: the schedule
+            try:
+                text = await asyncio.wait_for(ws.recv(), left)
+            except TimeoutError:
+                break
+            k = _phase_at(phases, time.perf_counter())
+            if k is not None:
+                count_message(json.loads(text), tallies[k], time.time())
+
+
+def watch_main(argv: list[str]) -> int:
+    """Entry of the watcher process: ``--watch URL ROOM N``: N events sockets, as N viewer
+    pages open; takes the phases as one JSON line (it connects then), says ``done``."""
+    url, room, n = argv[0], argv[1], int(argv[2])
+    ws_url = url.replace("http://", "ws://", 1) + f"/api/rooms/{room}/events?view=state"
+    _say("ready", {"watchers": n})
+    plan = json.loads(sys.stdin.readline())
+    phases = [(float(a), float(b), float(r)) for a, b, r in plan["phases"]]
+    tallies = [WatchTally() for _ in phases]
+
+    async def all_of_them() -> None:
+        await asyncio.gather(*(_watch(ws_url, phases, tallies) for _ in range(n)))
+
+    try:
+        asyncio.run(all_of_them())
+    except Exception as e:
+        _say("error", {"error": f"{type(e).__name__}: {e}"})
+        return 1
+    _say("done", {"phases": [t.report(b - a, n) for t, (a, b, _) in zip(tallies, phases,
+                                                                         strict=True)]})
+    return 0
+
+
+class WatcherProcess(ChildProcess):
+    def __init__(self, url: str, watchers: int) -> None:
+        super().__init__([str(Path(__file__).resolve()), "--watch", url, ROOM, str(watchers)])
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -289,6 +362,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         camera = CameraClock(w, h, args.fps)
         receiver: ReceiverProcess | None = None
         storm: StormProcess | None = None
+        watchers: WatcherProcess | None = None
+        watched: dict[str, Any] | None = None
         try:
             await asyncio.to_thread(server.start)
             from arengine.transport.client import WhipClient
@@ -306,13 +381,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                        .json()["likes"])
                     storm = StormProcess(server.url, args.viewers)
                     await asyncio.to_thread(storm.expect, "ready", 60 + args.viewers / 20)
+                    if args.watchers:
+                        watchers = WatcherProcess(server.url, args.watchers)
+                        await asyncio.to_thread(watchers.expect, "ready", 60.0)
                     receiver = ReceiverProcess("whep", server.url)
                     ready = await asyncio.to_thread(receiver.expect, "ready", 120.0)
                     await asyncio.sleep(args.warmup)
                     t0 = time.perf_counter() + 1.0
                     phases = schedule(t0, args.rates, args.rounds, args.phase)
-                    storm.send(json.dumps({"poll_id": poll_id, "phases": phases}))
+                    plan = json.dumps({"poll_id": poll_id, "phases": phases})
+                    storm.send(plan)
+                    if watchers is not None:
+                        watchers.send(plan)
                     pid = server.proc.pid if server.proc else 0
+                    clients = [c.pid() for c in (storm, watchers, receiver) if c is not None]
+                    clients_cpu0 = sum(tree_cpu_seconds(c) for c in clients), time.process_time()
                     for a, _end, _rate in phases:  # bounded: the schedule
                         await asyncio.sleep(max(0.0, a - time.perf_counter()))
                         stats = await asyncio.to_thread(room_stats, sync_http, server)
@@ -320,21 +403,33 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await asyncio.sleep(max(0.0, phases[-1][1] - time.perf_counter()))
                     stats = await asyncio.to_thread(room_stats, sync_http, server)
                     samples.append((phases[-1][1], tree_cpu_seconds(pid), stats, machine_cpu()))
+                    clients_cpu = (sum(tree_cpu_seconds(c) for c in clients) - clients_cpu0[0],
+                                   time.process_time() - clients_cpu0[1])
                     stormed = await asyncio.to_thread(storm.expect, "done", 90.0)
+                    if watchers is not None:
+                        watched = await asyncio.to_thread(watchers.expect, "done", 90.0)
                     receiver.send("stop")
                     seen = await asyncio.to_thread(receiver.expect, "seen", 60.0)
                     durable = await asyncio.to_thread(durability, sync_http, server, poll_id,
                                                       stormed, likes_before)
                 finally:
-                    for child in (receiver, storm):
+                    for child in (receiver, storm, watchers):
                         if child is not None:
                             child.close()
                     await whip.close()
         finally:
             await asyncio.to_thread(server.stop)
+    wall = phases[-1][1] - phases[0][0]
     return {"received_size": ready["size"],
-            **summarize_phases(dict(camera.sent), seen, phases, samples, stormed, args.settle),
-            "durability": durable, "load_average_after": load_average()}
+            **summarize_phases(dict(camera.sent), seen, phases, samples, stormed, args.settle,
+                               watched, args.watchers),
+            "durability": durable, "load_average_after": load_average(),
+            "clients_cpu_percent": {
+                "method": "CPU time over all phases from /proc, % of one core: the storm, "
+                          "watcher and WHEP viewer processes, and the publisher (this "
+                          "process); they share the machine with the server",
+                "storm_watchers_viewer": 100 * clients_cpu[0] / wall,
+                "publisher": 100 * clients_cpu[1] / wall}}
 
 
 def _encoded(stats: dict[str, Any]) -> int:
@@ -344,13 +439,16 @@ def _encoded(stats: dict[str, Any]) -> int:
 def summarize_phases(sent: dict[int, float], seen: dict[str, Any],
                      phases: list[tuple[float, float, float]],
                      samples: list[tuple[float, float, dict[str, Any], tuple[float, float]]],
-                     stormed: dict[str, Any], settle: float) -> dict[str, Any]:
+                     stormed: dict[str, Any], settle: float,
+                     watched: dict[str, Any] | None = None, watchers: int = 0
+                     ) -> dict[str, Any]:
     """One row per phase kind (quiet, then each rate), every round of it pooled."""
     cores = os.cpu_count() or 1
     kinds: dict[float, dict[str, Any]] = {}
     for k, (a, b, rate) in enumerate(phases):
         row = kinds.setdefault(rate, {"windows": [], "seconds": 0.0, "cpu_s": 0.0,
-                                      "encoded": 0, "busy": 0.0, "total": 0.0, "storm": []})
+                                      "encoded": 0, "busy": 0.0, "total": 0.0, "storm": [],
+                                      "watch": []})
         row["windows"].append((a + settle, b))
         row["seconds"] += b - a
         (_, cpu0, st0, m0), (_, cpu1, st1, m1) = samples[k], samples[k + 1]
@@ -360,6 +458,8 @@ def summarize_phases(sent: dict[int, float], seen: dict[str, Any],
         row["total"] += m1[1] - m0[1]
         if stormed["phases"][k] is not None:
             row["storm"].append(stormed["phases"][k])
+        if watched is not None:
+            row["watch"].append(watched["phases"][k])
     rows = []
     for rate, row in sorted(kinds.items()):
         picked = {i: t for i, t in sent.items() if any(a <= t < b for a, b in row["windows"])}
@@ -385,8 +485,21 @@ def summarize_phases(sent: dict[int, float], seen: dict[str, Any],
                 "acked_per_s": acked / row["seconds"], "errors": errors,
                 # per-phase p50/p99 of the ack time; the worst phase of the kind is shown
                 "ack_ms_p50": max(p["median"] for p in ack_p) if ack_p else None,
-                "ack_ms_p99": max(p["p99"] for p in ack_p) if ack_p else None}})
+                "ack_ms_p99": max(p["p99"] for p in ack_p) if ack_p else None},
+            "watchers": _watch_row(row["watch"], watchers)})
     return {"rows": rows, "comments_acked": stormed["comments_acked"]}
+
+
+def _watch_row(phases: list[dict[str, Any]], watchers: int) -> dict[str, Any] | None:
+    """The pages' phases of one kind pooled: snapshots per page, worst ages on arrival."""
+    if not phases:
+        return None
+    ages = [p["age_ms"] for p in phases if p["age_ms"]]
+    return {"pages": watchers,
+            "snapshots_per_s_per_page": sum(p["snapshots_per_s_per_page"]
+                                            for p in phases) / len(phases),
+            "age_ms_p50": max(a["median"] for a in ages) if ages else None,
+            "age_ms_p99": max(a["p99"] for a in ages) if ages else None}
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -414,6 +527,23 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {storm} | {cells} | {r['frames_seen']} / {r['frames_sent']} | "
                      f"{r['encoded_fps']:.1f} | {r['arengine_cpu_percent']:.0f}"
                      + (" (machine saturated)" if r["saturated"] else "") + " |")
+    watched = [r for r in report["rows"] if r.get("watchers")]
+    if watched:
+        lines += ["", f"Viewer pages ({s['watchers']}, each with the room's state stream, as "
+                      f"room.js opens it):", "",
+                  "| storm, actions/s | snapshots/s per page | snapshot age p50 / p99 ms |",
+                  "|---|---:|---:|"]
+        for r in watched:
+            wt = r["watchers"]
+            age = (f"{wt['age_ms_p50']:.0f} / {wt['age_ms_p99']:.0f}"
+                   if wt["age_ms_p50"] is not None else "–")
+            lines.append(f"| {r['offered_per_s'] or 'quiet'} | "
+                         f"{wt['snapshots_per_s_per_page']:.1f} | {age} |")
+    cpu = report.get("clients_cpu_percent")
+    if cpu:
+        lines += ["", f"Load generators on the same machine, % of one core: storm + "
+                      f"watchers + WHEP viewer {cpu['storm_watchers_viewer']:.0f}, publisher "
+                      f"{cpu['publisher']:.0f}."]
     d = report["durability"]
     lines += ["", f"Durable: **{'yes' if d['durable'] else 'NO'}**: poll votes per option "
                   f"{d['poll_votes_per_option']} for acknowledged voters "
@@ -442,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--storm"]:
         return storm_main(argv[1:])
+    if argv[:1] == ["--watch"]:
+        return watch_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rates", default="1000,4000",
                     help="storm rates to compare with quiet, actions/s (default 1000,4000)")
@@ -451,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds at each phase's start left out of its latency (default 1)")
     ap.add_argument("--viewers", type=int, default=2000,
                     help="viewers the storm acts for (default 2000)")
+    ap.add_argument("--watchers", type=int, default=20,
+                    help="viewer pages open, each with the room's state stream (default 20)")
     ap.add_argument("--size", default="1280x720", help="camera size (default 1280x720)")
     ap.add_argument("--fps", type=int, default=30, help="camera frame rate (default 30)")
     ap.add_argument("--warmup", type=float, default=5.0,
@@ -466,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--settle takes 0 s up to less than --phase")
     if not 10 <= args.viewers <= 20_000:
         ap.error("--viewers takes 10..20000")
+    if not 0 <= args.watchers <= 1000:
+        ap.error("--watchers takes 0..1000")
     if not 0 <= args.warmup <= 600:
         ap.error("--warmup takes 0..600 s")
     if not 5 <= args.fps <= 60:
@@ -492,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "storm", "machine": machine_info(),
         "settings": {"rates": args.rates, "phase_s": args.phase, "rounds": args.rounds,
                      "settle_s": args.settle, "viewers": args.viewers,
+                     "watchers": args.watchers,
                      "size": "{}x{}".format(*args.size), "fps": args.fps,
                      "warmup_s": args.warmup, "sockets": SOCKETS, "in_flight": WINDOW,
                      "mix": {"vote": 0.8, "like": 0.15, "comment": 0.05}},

@@ -35,8 +35,8 @@ def storm() -> ModuleType:
 def test_a_storm_run_reports_quiet_and_storm_and_loses_no_vote(tmp_path: Path,
                                                                data_dir: Path) -> None:
     r = subprocess.run([sys.executable, "bench/bench_storm.py", "--rates", "300", "--phase",
-                        "3", "--rounds", "1", "--viewers", "100", "--size", "640x360",
-                        "--warmup", "1", "--out", str(tmp_path)], cwd=ROOT,
+                        "3", "--rounds", "1", "--viewers", "100", "--watchers", "3",
+                        "--size", "640x360", "--warmup", "1", "--out", str(tmp_path)], cwd=ROOT,
                        capture_output=True, text=True, timeout=300,
                        env={**os.environ, "ARENGINE_DATA": str(data_dir)})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -54,6 +54,11 @@ def test_a_storm_run_reports_quiet_and_storm_and_loses_no_vote(tmp_path: Path,
     assert 600 <= st["sent"] <= 900 and st["acked"] + sum(st["errors"].values()) == st["sent"]
     assert st["errors"] == {}, st  # each viewer stays under its own limits
     assert 0 < st["ack_ms_p50"] <= st["ack_ms_p99"]
+    assert quiet["watchers"]["snapshots_per_s_per_page"] == 0
+    pages = stormy["watchers"]
+    assert pages["pages"] == 3 and 2 <= pages["snapshots_per_s_per_page"] <= 5.5, pages
+    assert 0 <= pages["age_ms_p50"] <= pages["age_ms_p99"] < 1000, pages
+    assert report["clients_cpu_percent"]["storm_watchers_viewer"] > 0
     d = report["durability"]
     assert d["durable"] is True, d
     assert sum(d["poll_votes_per_option"]) > 50 and d["likes_acked"] > 50
@@ -61,6 +66,7 @@ def test_a_storm_run_reports_quiet_and_storm_and_loses_no_vote(tmp_path: Path,
     assert report["received_size"] == [640, 360]
     md = (tmp_path / "storm.md").read_text()
     assert "| quiet |" in md and "| 300 |" in md and "Durable: **yes**" in md
+    assert "Viewer pages (3" in md
 
 
 def test_the_schedule_alternates_quiet_and_each_rate(storm: ModuleType) -> None:
@@ -121,6 +127,7 @@ def test_phases_of_a_kind_are_pooled(storm: ModuleType) -> None:
     (["--settle", "9"], "--settle"),
     (["--viewers", "5"], "--viewers"),
     (["--size", "huge"], "--size"),
+    (["--watchers", "-1"], "--watchers"),
     (["--rates", "20000", "--viewers", "100"], "--viewers"),
 ])
 def test_bad_arguments_exit_2(storm: ModuleType, argv: list[str], message: str,

@@ -237,6 +237,71 @@ def test_events_websocket_sends_a_snapshot_then_events(client: TestClient,
         assert ev["kind"] == "join" and "_token_sha256" not in ev["data"]
 
 
+def test_events_websocket_batches_a_burst_in_order(client: TestClient,
+                                                   room: dict[str, Any]) -> None:
+    """A storm must not cost every stream one message per event (see EVENTS_INTERVAL_S)."""
+    rid = room["id"]
+    token = room["viewers"][0]["Authorization"].split()[1]
+    with client.websocket_connect(f"/api/rooms/{rid}/events") as events, \
+            client.websocket_connect(f"/api/rooms/{rid}/actions?token={token}") as actions:
+        start = events.receive_json()["state"]["seq"]
+        for ref in range(60):  # pipelined: all in flight together
+            actions.send_json({"op": "like", "ref": ref})
+        assert all(actions.receive_json()["type"] == "ack" for _ in range(60))
+        got, messages = [], []
+        while len(got) < 60:  # bounded: 60 events were acknowledged, each is sent
+            msg = events.receive_json()
+            messages.append(msg["type"])
+            got += msg["events"] if msg["type"] == "events" else [msg]
+    assert [e["seq"] for e in got] == list(range(start + 1, start + 61))
+    assert all(e["type"] == "event" and e["kind"] == "like" for e in got)
+    assert "events" in messages and len(messages) < 30, messages
+
+
+def test_state_view_sends_snapshots_not_events(client: TestClient,
+                                               room: dict[str, Any]) -> None:
+    """What the pages open: the state after changes, a few times a second however busy."""
+    rid = room["id"]
+    token = room["viewers"][0]["Authorization"].split()[1]
+    with client.websocket_connect(f"/api/rooms/{rid}/events?view=state") as states, \
+            client.websocket_connect(f"/api/rooms/{rid}/actions?token={token}") as actions:
+        first = states.receive_json()
+        assert first["type"] == "snapshot"
+        likes = first["state"]["likes"]
+        for ref in range(60):
+            actions.send_json({"op": "like", "ref": ref})
+        assert all(actions.receive_json()["type"] == "ack" for _ in range(60))
+        seen = []
+        while not seen or seen[-1]["likes"] < likes + 60:  # bounded: 60 likes were acked
+            msg = states.receive_json()
+            assert msg["type"] == "snapshot", msg
+            seen.append(msg["state"])
+    assert len(seen) < 10 and seen[-1]["likes"] == likes + 60
+    assert [s["seq"] for s in seen] == sorted({s["seq"] for s in seen})  # each a change
+
+
+def test_text_cache_keys_by_object_not_by_room_and_seq() -> None:
+    """A server started again in one process counts seq from 1 again: no stale text."""
+    from arengine.interaction.api import TextCache
+    from arengine.state import RoomState
+
+    cache = TextCache(2)
+    old, new = RoomState("demo", seq=5, likes=1), RoomState("demo", seq=5, likes=9)
+    assert cache.text(old, lambda: "old") == "old"
+    assert cache.text(new, lambda: "new") == "new"
+    assert cache.text(old, lambda: "again") == "old"  # a hit: encoded once
+    cache.text(RoomState("x"), lambda: "x")
+    cache.text(RoomState("y"), lambda: "y")
+    assert cache.text(old, lambda: "evicted") == "evicted"  # bounded
+
+
+def test_events_websocket_refuses_an_unknown_view(client: TestClient,
+                                                  room: dict[str, Any]) -> None:
+    with client.websocket_connect(f"/api/rooms/{room['id']}/events?view=everything") as ws:
+        msg = ws.receive_json()
+        assert msg["type"] == "error" and msg["status"] == 422 and "view" in msg["detail"]
+
+
 def test_events_websocket_for_a_missing_room(client: TestClient) -> None:
     with client.websocket_connect("/api/rooms/nope/events") as ws:
         msg = ws.receive_json()

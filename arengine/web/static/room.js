@@ -48,24 +48,23 @@ async function api(method, path, body, token) {
   return data;
 }
 
-// Calls onState(state) with the room state now and after every room event. `token()`, if
+// Calls onState(state) with the room state now and after every change. `token()`, if
 // given, is the viewer's token: the server then counts the viewer present while the
-// event stream is open.
+// stream is open. The stream is the state view: snapshots after changes, at most five a
+// second however busy the room (fetching the state after each event did not scale).
 function watchRoom(onState, token) {
   let ws = null;
-  let pending = null;
   async function fetchState() {
-    pending = null;
     try { onState(await api("GET", "")); } catch (e) { /* room gone or server restarting */ }
   }
   function connect() {
     const proto = location.protocol === "https:" ? "wss" : "ws";
     const t = token ? token() : "";
-    ws = new WebSocket(`${proto}://${location.host}${API}/events${t ? `?token=${encodeURIComponent(t)}` : ""}`);
+    const query = `?view=state${t ? `&token=${encodeURIComponent(t)}` : ""}`;
+    ws = new WebSocket(`${proto}://${location.host}${API}/events${query}`);
     ws.onmessage = (m) => {
       const msg = JSON.parse(m.data);
       if (msg.type === "snapshot") onState(msg.state);
-      else if (!pending) pending = setTimeout(fetchState, 100);  // coalesce bursts
     };
     ws.onclose = () => setTimeout(connect, 1500);
   }
