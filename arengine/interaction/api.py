@@ -84,6 +84,7 @@ EVENTS_INTERVAL_S = 0.05
 # on ticks shared by all its streams: during a storm each page used to fetch the whole
 # state ~7 times a second, one encoding per fetch.
 STATE_INTERVAL_S = 0.2
+STATE_VIEW_VIEWERS = 20  # viewers listed in a state view's snapshot (GET has them all)
 
 
 async def validation_error_response(request: Request, exc: Exception) -> JSONResponse:
@@ -769,7 +770,8 @@ def build_router(hub: RoomHub, *, admin_token: str | None,
 
         With ``?view=state`` (what the pages use) it sends no events: a new
         ``{"type": "snapshot"}`` after changes instead, at most one per
-        ``STATE_INTERVAL_S``, the same text for every stream of the room.
+        ``STATE_INTERVAL_S``, the same text for every stream of the room, listing the
+        ``STATE_VIEW_VIEWERS`` most recently active viewers (``viewer_count`` counts all).
         """
         if view not in ("events", "state"):
             await _reject(ws, InvalidInputError("view must be 'events' or 'state'"))
@@ -812,21 +814,16 @@ async def stream_events(hub: RoomHub, ws: WebSocket, room_id: str,
     reader = asyncio.create_task(_drain(ws))
     try:
         first = room.snapshot()
-        await ws.send_text(_snapshot_text(first))
+        await ws.send_text(_snapshot_text(first, page=states))
         if states:
             await _stream_states(ws, room, sub, reader, first)
             return
         reported = 0
         loop = asyncio.get_running_loop()
         last_sent = -math.inf
-        while not reader.done():
-            getter = asyncio.ensure_future(sub.get())
-            await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if not getter.done():
-                getter.cancel()
-                break
+        while (event := await _next_event(sub, reader)) is not None:
             # At most one message per EVENTS_INTERVAL_S: what came meanwhile goes together.
-            batch = [getter.result()]
+            batch = [event]
             wait = last_sent + EVENTS_INTERVAL_S - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -851,24 +848,31 @@ async def stream_events(hub: RoomHub, ws: WebSocket, room_id: str,
                 await ws.close()
 
 
+async def _next_event(sub: Subscription, reader: asyncio.Task[None]) -> Event | None:
+    """The feed's next event, or None once the client has gone (``reader`` ended)."""
+    if reader.done():
+        return None
+    getter = asyncio.ensure_future(sub.get())
+    await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+    if not getter.done():
+        getter.cancel()
+        return None
+    return getter.result()
+
+
 async def _stream_states(ws: WebSocket, room: Room, sub: Subscription,
                          reader: asyncio.Task[None], sent: RoomState) -> None:
     """Snapshots after changes, on a tick shared by every stream (so one encoding serves
     them all): a page needs the state, not each of a storm's events."""
     loop = asyncio.get_running_loop()
-    while not reader.done():
-        getter = asyncio.ensure_future(sub.get())
-        await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-        if not getter.done():
-            getter.cancel()
-            return
+    while await _next_event(sub, reader) is not None:
         now = loop.time()
         await asyncio.sleep((math.floor(now / STATE_INTERVAL_S) + 1) * STATE_INTERVAL_S - now)
         while sub.get_nowait() is not None:  # bounded: the feed holds maxsize at most
             pass
         snap = room.snapshot()  # a new object after every change, the same one until then
         if snap is not sent:
-            await ws.send_text(_snapshot_text(snap))
+            await ws.send_text(_snapshot_text(snap, page=True))
             sent = snap
 
 
@@ -896,13 +900,26 @@ class TextCache:
 
 
 _SNAPSHOTS = TextCache(64)  # a room's snapshot object lives until its next change
+_PAGE_SNAPSHOTS = TextCache(64)
 _EVENTS = TextCache(4096)
 
 
-def _snapshot_text(state: RoomState) -> str:
-    """A snapshot message, encoded once however many streams send it."""
-    return _SNAPSHOTS.text(state, lambda: json.dumps(
-        {"type": "snapshot", "state": state_to_json(state)}, ensure_ascii=False))
+def _snapshot_text(state: RoomState, page: bool = False) -> str:
+    """A snapshot message, encoded once however many streams send it. A page's (the state
+    view's) lists only the ``STATE_VIEW_VIEWERS`` most recently active viewers: the pages
+    show counts, not the list, and 500 viewers made each snapshot ~85 KB, compressed once
+    per page five times a second."""
+    if not page:
+        return _SNAPSHOTS.text(state, lambda: json.dumps(
+            {"type": "snapshot", "state": state_to_json(state)}, ensure_ascii=False))
+
+    def encode() -> str:
+        data = state_to_json(state)
+        data["viewers"] = sorted(data["viewers"], key=lambda v: -v["last_active"]
+                                 )[:STATE_VIEW_VIEWERS]
+        return json.dumps({"type": "snapshot", "state": data}, ensure_ascii=False)
+
+    return _PAGE_SNAPSHOTS.text(state, encode)
 
 
 def _wire_text(event: Event) -> str:

@@ -237,6 +237,13 @@ def test_events_websocket_sends_a_snapshot_then_events(client: TestClient,
         assert ev["kind"] == "join" and "_token_sha256" not in ev["data"]
 
 
+def _sixty_likes(actions: Any) -> None:
+    """60 likes pipelined on an actions socket (all in flight together), all acknowledged."""
+    for ref in range(60):
+        actions.send_json({"op": "like", "ref": ref})
+    assert all(actions.receive_json()["type"] == "ack" for _ in range(60))
+
+
 def test_events_websocket_batches_a_burst_in_order(client: TestClient,
                                                    room: dict[str, Any]) -> None:
     """A storm must not cost every stream one message per event (see EVENTS_INTERVAL_S)."""
@@ -245,9 +252,7 @@ def test_events_websocket_batches_a_burst_in_order(client: TestClient,
     with client.websocket_connect(f"/api/rooms/{rid}/events") as events, \
             client.websocket_connect(f"/api/rooms/{rid}/actions?token={token}") as actions:
         start = events.receive_json()["state"]["seq"]
-        for ref in range(60):  # pipelined: all in flight together
-            actions.send_json({"op": "like", "ref": ref})
-        assert all(actions.receive_json()["type"] == "ack" for _ in range(60))
+        _sixty_likes(actions)
         got, messages = [], []
         while len(got) < 60:  # bounded: 60 events were acknowledged, each is sent
             msg = events.receive_json()
@@ -268,9 +273,7 @@ def test_state_view_sends_snapshots_not_events(client: TestClient,
         first = states.receive_json()
         assert first["type"] == "snapshot"
         likes = first["state"]["likes"]
-        for ref in range(60):
-            actions.send_json({"op": "like", "ref": ref})
-        assert all(actions.receive_json()["type"] == "ack" for _ in range(60))
+        _sixty_likes(actions)
         seen = []
         while not seen or seen[-1]["likes"] < likes + 60:  # bounded: 60 likes were acked
             msg = states.receive_json()
@@ -278,6 +281,20 @@ def test_state_view_sends_snapshots_not_events(client: TestClient,
             seen.append(msg["state"])
     assert len(seen) < 10 and seen[-1]["likes"] == likes + 60
     assert [s["seq"] for s in seen] == sorted({s["seq"] for s in seen})  # each a change
+
+
+def test_state_view_lists_only_the_most_recently_active_viewers(
+        client: TestClient, room: dict[str, Any]) -> None:
+    rid = room["id"]
+    joined = sum(client.post(f"/api/rooms/{rid}/join", json={"name": f"Viewer {i}"}
+                             ).status_code == 201 for i in range(30))
+    with client.websocket_connect(f"/api/rooms/{rid}/events?view=state") as states:
+        state = states.receive_json()["state"]
+    everyone = client.get(f"/api/rooms/{rid}").json()
+    assert state["viewer_count"] == everyone["viewer_count"] == 2 + joined > 20
+    assert len(state["viewers"]) == 20 and len(everyone["viewers"]) == 2 + joined
+    newest = sorted(everyone["viewers"], key=lambda v: -v["last_active"])[:20]
+    assert {v["id"] for v in state["viewers"]} == {v["id"] for v in newest}
 
 
 def test_text_cache_keys_by_object_not_by_room_and_seq() -> None:
