@@ -267,6 +267,16 @@ class CameraTrack(MediaStreamTrack):
         return frame
 
 
+async def publish_camera(whip: Any, camera: CameraClock, server: ServeProcess,
+                         sync_http: httpx.Client) -> None:
+    """Publish ``camera`` over ``whip`` (VP8) and wait until the room shows it connected."""
+    await whip.publish(CameraTrack(camera), server.token, "vp8")
+    await asyncio.to_thread(
+        wait_until, lambda: (room_stats(sync_http, server).get("publisher")
+                             or {}).get("state") == "connected",
+        60, "the WHIP publisher to connect")
+
+
 # -- HLS playlist -------------------------------------------------------------------------------
 
 
@@ -384,13 +394,9 @@ async def run(args: argparse.Namespace, paths: tuple[str, ...]) -> dict[str, Any
             async with httpx.AsyncClient(timeout=30) as http:
                 whip = WhipClient(http, f"{server.url}/whip/{ROOM}")
                 try:
-                    await whip.publish(CameraTrack(camera), server.token, "vp8")
                     # Outputs start once the room shows the publisher (same size as the
                     # demo, but a new stream), so no path opens on the demo picture.
-                    await asyncio.to_thread(
-                        wait_until, lambda: (room_stats(sync_http, server).get("publisher")
-                                             or {}).get("state") == "connected",
-                        60, "the WHIP publisher to connect")
+                    await publish_camera(whip, camera, server, sync_http)
                     if sfu:
                         outputs.append(await asyncio.to_thread(
                             start_output, sync_http, server, {"kind": "janus"}))

@@ -53,7 +53,7 @@ from arengine.data import REPO_DIR
 if str(REPO_DIR) not in sys.path:  # bench_paths' receivers and bench_sfu's server helpers
     sys.path.insert(0, str(REPO_DIR))
 
-from bench.bench_paths import INCLUDES, CameraTrack, ReceiverProcess, latency_of
+from bench.bench_paths import INCLUDES, ReceiverProcess, latency_of, publish_camera
 from bench.bench_sfu import (
     ROOM,
     ChildProcess,
@@ -61,7 +61,6 @@ from bench.bench_sfu import (
     machine_cpu,
     room_stats,
     tree_cpu_seconds,
-    wait_until,
 )
 
 OPTIONS = 4
@@ -371,11 +370,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             async with httpx.AsyncClient(timeout=30) as http:
                 whip = WhipClient(http, f"{server.url}/whip/{ROOM}")
                 try:
-                    await whip.publish(CameraTrack(camera), server.token, "vp8")
-                    await asyncio.to_thread(
-                        wait_until, lambda: (room_stats(sync_http, server).get("publisher")
-                                             or {}).get("state") == "connected",
-                        60, "the WHIP publisher to connect")
+                    await publish_camera(whip, camera, server, sync_http)
                     poll_id = await asyncio.to_thread(_set_up_room, sync_http, server)
                     likes_before = int(sync_http.get(f"{server.url}/api/rooms/{ROOM}")
                                        .json()["likes"])
