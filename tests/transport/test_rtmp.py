@@ -1,13 +1,16 @@
 """RTMP(S) push against a real nginx-rtmp: the stream arrives (size, rate, AAC, lipstick),
 nginx makes HLS of it, the push survives nginx being killed, RTMPS checks certificates,
-and the stream key never shows."""
+and the stream key never shows; and against FFmpeg's own RTMP server, a second one."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import shutil
 import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -194,6 +197,53 @@ def test_push_reaches_nginx_survives_a_restart_and_hides_the_key(
             assert KEY not in text and "s3cr3t" not in text
 
     asyncio.run(main())
+
+
+def test_push_reaches_ffmpegs_own_rtmp_server(
+        tmp_path: Path, lip_distance: Callable[[np.ndarray, str], tuple[float, float]]) -> None:
+    """A second RTMP server, written apart from nginx-rtmp: FFmpeg's (libavformat's listen
+    mode), with its own handshake, chunk sizes and command replies. It takes the publish
+    and writes what arrives to a file, which must be the room's picture and sound."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        message = "ffmpeg not found: apt-get install ffmpeg"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    port, got_file = free_port(), tmp_path / "got.flv"
+    server_proc = subprocess.Popen(
+        [ffmpeg, "-hide_banner", "-loglevel", "warning", "-listen", "1", "-timeout", "40",
+         "-i", f"rtmp://127.0.0.1:{port}/live/{KEY}", "-t", "6", "-c", "copy", "-y",
+         str(got_file)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    shade = default_catalog().get(SHADE).hex
+
+    async def main() -> None:
+        async with serve(tmp_path, LIPS_ROOM) as server:
+            await asyncio.sleep(0.5)  # ffmpeg listening (the output retries if not yet)
+            made = await server.push({"kind": "rtmp", "bitrate_kbps": 1500,
+                                      "url": f"rtmp://127.0.0.1:{port}/live",
+                                      "stream_key": KEY})
+            await server.wait(made["id"], lambda o: o["state"] == "live", 20, "live")
+            await asyncio.to_thread(server_proc.wait, 40)  # 6 s of stream, then it exits
+
+    try:
+        asyncio.run(main())
+        _, errors = server_proc.communicate(timeout=10)
+    finally:
+        if server_proc.poll() is None:
+            server_proc.kill()
+            server_proc.wait(10)
+    assert server_proc.returncode == 0, errors
+    got = pull(str(got_file), frames=75)  # the last frames kept, 5 s in: the shade is on
+    print(f"ffmpeg's server got {got.size[0]}x{got.size[1]} at {got.fps:.1f} fps, audio "
+          f"{got.audio}; its warnings: {errors.strip()[:300]!r}")
+    assert got.size == (640, 360) and 13.0 <= got.fps <= 17.0, got
+    assert got.audio == ("aac", 48000, 2) and got.frames == 75
+    before = [lip_distance(DemoSource(640, 360).frame_at(t), shade) for t in (1.0, 2.0, 3.0)]
+    after = [lip_distance(image, shade) for image in got.images]
+    b_hue = float(np.median([d[0] for d in before]))
+    a_hue = float(np.median([d[0] for d in after]))
+    assert a_hue < b_hue - 4, (a_hue, b_hue)
 
 
 def test_rtmps_checks_the_certificate(tmp_path: Path) -> None:
