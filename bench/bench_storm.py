@@ -68,6 +68,7 @@ SOCKETS = 8  # relay sockets of the storm process
 WINDOW = 64  # actions in flight per socket (the server reads up to its own cap)
 COMMENTS = ("这个颜色好看 💄", "¿Viene en mate?", "Is this one long-lasting?", "色号是多少?",
             "Quero esse!", "Warna ini cocok 😍", "ลิปสีนี้สวยมาก", "next shade pls")
+BATCH_MAX = 64  # actions per batch message (the server's WS_MAX_BATCH)
 MAX_ACTIONS = 2_000_000  # bound on one run's storm, whatever the rates and phases
 
 
@@ -105,53 +106,66 @@ class PhaseTally:
 
 
 class Storm:
-    """Paced actions from ``viewers`` (token, option) pairs over ``SOCKETS`` relay sockets."""
+    """Paced actions from ``viewers`` (token, option) pairs over ``sockets`` relay sockets,
+    each action in its own message or, with ``batch_s``, those due within each tick of it
+    together in one (as an edge server relaying many viewers would send them)."""
 
     def __init__(self, url: str, room: str, poll_id: str, viewers: list[str],
-                 phases: list[tuple[float, float, float]]) -> None:
+                 phases: list[tuple[float, float, float]], sockets: int = SOCKETS,
+                 batch_s: float = 0.0) -> None:
         self.url = url.replace("http://", "ws://", 1) + f"/api/rooms/{room}/actions"
         self.poll_id = poll_id
         self.tokens = viewers
         self.phases = phases
+        self.sockets = sockets
+        self.batch_s = batch_s
         self.tally = [PhaseTally() for _ in phases]
         self.voters: list[set[int]] = [set() for _ in range(OPTIONS)]  # acked, per option
         self.likes_acked = 0
         self.comments_acked = 0
 
-    def _phase(self, t: float) -> int | None:
-        for k, (a, b, rate) in enumerate(self.phases):
-            if a <= t < b and rate > 0:
-                return k
-        return None
-
     async def run(self) -> None:
-        await asyncio.gather(*(self._socket(s) for s in range(SOCKETS)))
+        await asyncio.gather(*(self._socket(s) for s in range(self.sockets)))
+
+    def _body(self, s: int, ref: int) -> tuple[dict[str, Any], str, int]:
+        global_n = ref * self.sockets + s
+        who, op = action_of(global_n, len(self.tokens))
+        body: dict[str, Any] = {"op": op, "token": self.tokens[who], "ref": ref}
+        if op == "vote":
+            body.update(poll_id=self.poll_id, option=who % OPTIONS)
+        elif op == "comment":
+            body["text"] = COMMENTS[global_n % len(COMMENTS)]
+        return body, op, who
+
+    def _take(self, reply: dict[str, Any], started: tuple[float, int, str, int]) -> None:
+        due, k, op, who = started
+        tally = self.tally[k]
+        if reply["type"] == "ack":
+            tally.acked += 1
+            tally.ack_ms.append(1000 * (time.perf_counter() - due))
+            if op == "vote":
+                self.voters[who % OPTIONS].add(who)
+            elif op == "like":
+                self.likes_acked += 1
+            else:
+                self.comments_acked += 1
+        else:
+            key = f"{op} {reply.get('status')}"
+            tally.errors[key] = tally.errors.get(key, 0) + 1
 
     async def _socket(self, s: int) -> None:
         import websockets
 
-        in_flight: dict[int, tuple[float, int, str, int]] = {}  # ref -> (sent, phase, op, who)
+        in_flight: dict[int, tuple[float, int, str, int]] = {}  # ref -> (due, phase, op, who)
         slots = asyncio.Semaphore(WINDOW)
         async with websockets.connect(self.url, max_queue=None) as ws:
 
             async def read() -> None:
                 async for text in ws:
                     msg = json.loads(text)
-                    sent_at, k, op, who = in_flight.pop(msg["ref"])
-                    slots.release()
-                    tally = self.tally[k]
-                    if msg["type"] == "ack":
-                        tally.acked += 1
-                        tally.ack_ms.append(1000 * (time.perf_counter() - sent_at))
-                        if op == "vote":
-                            self.voters[who % OPTIONS].add(who)
-                        elif op == "like":
-                            self.likes_acked += 1
-                        else:
-                            self.comments_acked += 1
-                    else:
-                        key = f"{op} {msg.get('status')}"
-                        tally.errors[key] = tally.errors.get(key, 0) + 1
+                    for reply in msg["replies"] if msg["type"] == "replies" else [msg]:
+                        self._take(reply, in_flight.pop(reply["ref"]))
+                        slots.release()
                     if not in_flight and done.is_set():
                         return
 
@@ -161,33 +175,40 @@ class Storm:
             for k, (a, b, rate) in enumerate(self.phases):
                 if rate <= 0:
                     continue
-                per_socket = rate / SOCKETS
-                n = 0
-                while ref < MAX_ACTIONS // SOCKETS:  # bounded, and by the phase's end
-                    # socket s sends actions s, s+8, s+16, ... of the phase, each due at
+                per_socket = rate / self.sockets
+
+                def due_of(n: int) -> float:
+                    # socket s sends actions s, s+S, s+2S, ... of the phase, each due at
                     # its index / rate: the sockets interleave, rate x seconds in all
-                    due = a + (n + s / SOCKETS) / per_socket
-                    now = time.perf_counter()
+                    return a + (n + s / self.sockets) / per_socket  # noqa: B023
+
+                n = 0
+                while ref < MAX_ACTIONS // self.sockets:  # bounded, and by the phase's end
+                    due, now = due_of(n), time.perf_counter()
                     if due >= b or now >= b:
                         break
-                    if due > now:
-                        await asyncio.sleep(due - now)
-                    await slots.acquire()  # the server's pace caps ours: no queue builds
-                    if time.perf_counter() >= b:
-                        slots.release()
-                        break
-                    n += 1
-                    global_n = ref * SOCKETS + s
-                    who, op = action_of(global_n, len(self.tokens))
-                    body: dict[str, Any] = {"op": op, "token": self.tokens[who], "ref": ref}
-                    if op == "vote":
-                        body.update(poll_id=self.poll_id, option=who % OPTIONS)
-                    elif op == "comment":
-                        body["text"] = COMMENTS[global_n % len(COMMENTS)]
-                    in_flight[ref] = (time.perf_counter(), k, op, who)
-                    self.tally[k].sent += 1
-                    ref += 1
-                    await ws.send(json.dumps(body, ensure_ascii=False))
+                    # batched: wake at the end of the tick the next action falls in
+                    wake = a + math.ceil((due - a) / self.batch_s) * self.batch_s \
+                        if self.batch_s else due
+                    if wake > now:
+                        await asyncio.sleep(wake - now)
+                    now = time.perf_counter()
+                    batch: list[dict[str, Any]] = []
+                    while len(batch) < BATCH_MAX and (due := due_of(n)) <= now and due < b:
+                        await slots.acquire()  # the server's pace caps ours: no queue
+                        if time.perf_counter() >= b:
+                            slots.release()
+                            break
+                        body, op, who = self._body(s, ref)
+                        in_flight[ref] = (due, k, op, who)
+                        self.tally[k].sent += 1
+                        ref, n = ref + 1, n + 1
+                        batch.append(body)
+                    if self.batch_s and batch:
+                        await ws.send(json.dumps(batch, ensure_ascii=False))
+                    else:
+                        for body in batch:
+                            await ws.send(json.dumps(body, ensure_ascii=False))
             done.set()
             if in_flight:
                 await asyncio.wait_for(reader, 30)
@@ -215,7 +236,8 @@ def storm_main(argv: list[str]) -> int:
         _say("ready", {"viewers": len(tokens)})
         plan = json.loads(sys.stdin.readline())
         phases = [(float(a), float(b), float(r)) for a, b, r in plan["phases"]]
-        storm = Storm(url, room, plan["poll_id"], tokens, phases)
+        storm = Storm(url, room, plan["poll_id"], tokens, phases, int(plan["relays"]),
+                      float(plan["batch_s"]))
         asyncio.run(storm.run())
     except Exception as e:
         _say("error", {"error": f"{type(e).__name__}: {e}"})
@@ -384,7 +406,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await asyncio.sleep(args.warmup)
                     t0 = time.perf_counter() + 1.0
                     phases = schedule(t0, args.rates, args.rounds, args.phase)
-                    plan = json.dumps({"poll_id": poll_id, "phases": phases})
+                    plan = json.dumps({"poll_id": poll_id, "phases": phases,
+                                       "relays": args.relays,
+                                       "batch_s": args.batch_ms / 1000})
                     storm.send(plan)
                     if watchers is not None:
                         watchers.send(plan)
@@ -503,8 +527,9 @@ def _watch_row(phases: list[dict[str, Any]], watchers: int) -> dict[str, Any] | 
 def markdown(report: dict[str, Any]) -> str:
     s = report["settings"]
     lines = [f"# Glass to glass during a storm ({s['size']} at {s['fps']} fps, every effect, "
-             f"{s['viewers']} storm viewers, {s['rounds']} rounds of {s['phase_s']:g} s "
-             f"phases)", "",
+             f"{s['viewers']} storm viewers over {s['relays']} relays"
+             + (f" batching every {s['batch_ms']:g} ms" if s["batch_ms"] else "")
+             + f", {s['rounds']} rounds of {s['phase_s']:g} s phases)", "",
              "| storm, actions/s | acked/s | ack p50 / p99 ms | refused | g2g p50 | p95 | p99 "
              "| max | frames seen / sent | encoded fps | arengine CPU % |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -546,9 +571,12 @@ def markdown(report: dict[str, Any]) -> str:
                   f"{d['likes_acked']} acknowledged; {report['comments_acked']} comments "
                   f"acknowledged.", "",
               f"Glass to glass includes: {INCLUDES['whep']}. The storm's mix: 80% votes, "
-              f"15% likes, 5% comments, over {SOCKETS} relay sockets with up to {WINDOW} "
-              f"actions in flight each; refused = answered with an error (the JSON has "
-              f"each op and status).", "",
+              f"15% likes, 5% comments, over {s['relays']} relay sockets with up to "
+              f"{WINDOW} actions in flight each, "
+              + (f"those due within each {s['batch_ms']:g} ms sent as one batch message"
+                 if s["batch_ms"] else "one message per action")
+              + "; ack times run from when each action was due; refused = answered with "
+                "an error (the JSON has each op and status).", "",
               f"Load average after: {report['load_average_after']}"]
     return "\n".join(lines) + "\n"
 
@@ -578,6 +606,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds at each phase's start left out of its latency (default 1)")
     ap.add_argument("--viewers", type=int, default=2000,
                     help="viewers the storm acts for (default 2000)")
+    ap.add_argument("--relays", type=int, default=SOCKETS,
+                    help=f"relay sockets the storm comes over (default {SOCKETS})")
+    ap.add_argument("--batch-ms", type=float, default=0.0,
+                    help="each relay sends the actions due within each tick of this many ms "
+                         "as one batch message, as an edge server would (default 0: one "
+                         "message per action)")
     ap.add_argument("--watchers", type=int, default=20,
                     help="viewer pages open, each with the room's state stream (default 20)")
     ap.add_argument("--size", default="1280x720", help="camera size (default 1280x720)")
@@ -595,6 +629,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--settle takes 0 s up to less than --phase")
     if not 10 <= args.viewers <= 20_000:
         ap.error("--viewers takes 10..20000")
+    if not 1 <= args.relays <= 64:
+        ap.error("--relays takes 1..64")
+    if not 0 <= args.batch_ms <= 1000:
+        ap.error("--batch-ms takes 0..1000")
     if not 0 <= args.watchers <= 1000:
         ap.error("--watchers takes 0..1000")
     if not 0 <= args.warmup <= 600:
@@ -623,9 +661,10 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "storm", "machine": machine_info(),
         "settings": {"rates": args.rates, "phase_s": args.phase, "rounds": args.rounds,
                      "settle_s": args.settle, "viewers": args.viewers,
-                     "watchers": args.watchers,
+                     "watchers": args.watchers, "relays": args.relays,
+                     "batch_ms": args.batch_ms,
                      "size": "{}x{}".format(*args.size), "fps": args.fps,
-                     "warmup_s": args.warmup, "sockets": SOCKETS, "in_flight": WINDOW,
+                     "warmup_s": args.warmup, "in_flight": WINDOW,
                      "mix": {"vote": 0.8, "like": 0.15, "comment": 0.05}},
         "clock": "time.perf_counter (CLOCK_MONOTONIC) in every process",
         "percentiles": PERCENTILE_METHOD, **measured}

@@ -32,11 +32,14 @@ def storm() -> ModuleType:
 
 
 @pytest.mark.slow
-def test_a_storm_run_reports_quiet_and_storm_and_loses_no_vote(tmp_path: Path,
-                                                               data_dir: Path) -> None:
+@pytest.mark.parametrize("relays", [["--relays", "8"], ["--relays", "2", "--batch-ms", "20"]],
+                         ids=["a-message-per-action", "batched"])
+def test_a_storm_run_reports_quiet_and_storm_and_loses_no_vote(
+        tmp_path: Path, data_dir: Path, relays: list[str]) -> None:
     r = subprocess.run([sys.executable, "bench/bench_storm.py", "--rates", "300", "--phase",
                         "3", "--rounds", "1", "--viewers", "100", "--watchers", "3",
-                        "--size", "640x360", "--warmup", "1", "--out", str(tmp_path)], cwd=ROOT,
+                        "--size", "640x360", "--warmup", "1", *relays,
+                        "--out", str(tmp_path)], cwd=ROOT,
                        capture_output=True, text=True, timeout=300,
                        env={**os.environ, "ARENGINE_DATA": str(data_dir)})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -128,6 +131,8 @@ def test_phases_of_a_kind_are_pooled(storm: ModuleType) -> None:
     (["--viewers", "5"], "--viewers"),
     (["--size", "huge"], "--size"),
     (["--watchers", "-1"], "--watchers"),
+    (["--relays", "0"], "--relays"),
+    (["--batch-ms", "5000"], "--batch-ms"),
     (["--rates", "20000", "--viewers", "100"], "--viewers"),
 ])
 def test_bad_arguments_exit_2(storm: ModuleType, argv: list[str], message: str,

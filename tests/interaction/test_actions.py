@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arengine.app import create_app
+from arengine.interaction.api import WS_MAX_BATCH
 from arengine.settings import Settings
 
 OPS = ["vote", "like", "comment", "share", "follow", "sticker_click", "leave", "", "VOTE"]
@@ -91,14 +92,55 @@ def test_text_that_is_not_an_action_object_gets_one_error(socket_room: tuple[Any
                                                           text: str) -> None:
     ws, _ = socket_room
     try:
-        is_object = isinstance(json.loads(text), dict)
+        parsed = json.loads(text)
     except ValueError:
-        is_object = False
+        parsed = None
     ws.send_text(text)
     reply = ws.receive_json()
+    if isinstance(parsed, list) and 1 <= len(parsed) <= WS_MAX_BATCH \
+            and text.lstrip().startswith("["):
+        assert reply["type"] == "replies" and len(reply["replies"]) == len(parsed)
+        return
     assert reply["type"] in ("ack", "error")
-    if not is_object:
+    if not isinstance(parsed, dict):
         assert reply["type"] == "error" and reply["ref"] is None
+
+
+@pytest.mark.timeout(300)
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(batch=st.lists(actions() | json_values, min_size=1, max_size=12),
+       refs=st.lists(json_values, min_size=12, max_size=12))
+def test_a_batch_gets_one_message_with_a_reply_per_action(
+        socket_room: tuple[Any, str], batch: list[Any], refs: list[Any]) -> None:
+    ws, _ = socket_room
+    sent = [{**m, "ref": r} if isinstance(m, dict) else m for m, r in zip(batch, refs,
+                                                                          strict=False)]
+    ws.send_text(json.dumps(sent))
+    reply = ws.receive_json()
+    assert reply["type"] == "replies" and len(reply["replies"]) == len(sent), reply
+    for one, m in zip(reply["replies"], sent, strict=True):
+        assert one["type"] in ("ack", "error") and one.get("status") != 500, one
+        assert one["ref"] == (m["ref"] if isinstance(m, dict) else None)
+
+
+def test_batches_are_bounded_and_answered_in_order(socket_room: tuple[Any, str]) -> None:
+    ws, token = socket_room
+    batch = [{"op": "like", "ref": f"b{i}", "token": token} for i in range(WS_MAX_BATCH)]
+    batch[3] = {"op": "share", "channel": 7, "ref": "bad"}
+    ws.send_text(json.dumps(batch))
+    replies = ws.receive_json()["replies"]
+    assert [r["ref"] for r in replies] == [m["ref"] for m in batch]
+    assert replies[3]["status"] == 422 and replies[0]["type"] == "ack"
+    seqs = [r["seq"] for r in replies if r["type"] == "ack"]
+    assert len(seqs) == WS_MAX_BATCH - 1 and len(set(seqs)) == len(seqs)
+    for text in ("[]", json.dumps([{"op": "like"}] * (WS_MAX_BATCH + 1))):
+        ws.send_text(text)
+        reply = ws.receive_json()
+        assert reply["type"] == "error" and reply["status"] == 422
+        assert f"1 to {WS_MAX_BATCH} actions" in reply["detail"]
+    ws.send_text(json.dumps({"op": "like", "ref": "after"}))  # the socket goes on
+    assert _one_reply(ws, "after")["type"] == "ack"
 
 
 def test_binary_frames_and_acks_with_real_seq(socket_room: tuple[Any, str]) -> None:
