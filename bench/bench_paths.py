@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -267,14 +267,28 @@ class CameraTrack(MediaStreamTrack):
         return frame
 
 
-async def publish_camera(whip: Any, camera: CameraClock, server: ServeProcess,
-                         sync_http: httpx.Client) -> None:
-    """Publish ``camera`` over ``whip`` (VP8) and wait until the room shows it connected."""
-    await whip.publish(CameraTrack(camera), server.token, "vp8")
-    await asyncio.to_thread(
-        wait_until, lambda: (room_stats(sync_http, server).get("publisher")
-                             or {}).get("state") == "connected",
-        60, "the WHIP publisher to connect")
+@contextlib.asynccontextmanager
+async def camera_in_room(server: ServeProcess, camera: CameraClock,
+                         sync_http: httpx.Client) -> AsyncIterator[None]:
+    """``server`` started and ``camera`` published into its demo room over WHIP (VP8) until
+    the room shows it connected; on the way out the WHIP session ends, then the server."""
+    from arengine.transport.client import WhipClient
+
+    try:
+        await asyncio.to_thread(server.start)
+        async with httpx.AsyncClient(timeout=30) as http:
+            whip = WhipClient(http, f"{server.url}/whip/{ROOM}")
+            try:
+                await whip.publish(CameraTrack(camera), server.token, "vp8")
+                await asyncio.to_thread(
+                    wait_until, lambda: (room_stats(sync_http, server).get("publisher")
+                                         or {}).get("state") == "connected",
+                    60, "the WHIP publisher to connect")
+                yield
+            finally:
+                await whip.close()
+    finally:
+        await asyncio.to_thread(server.stop)
 
 
 # -- HLS playlist -------------------------------------------------------------------------------
@@ -387,81 +401,72 @@ async def run(args: argparse.Namespace, paths: tuple[str, ...]) -> dict[str, Any
             flags += ["--janus", janus.url, "--janus-room", str(JANUS_ROOM)]
         server = ServeProcess(Path(tmp) / "arengine", flags)
         camera = CameraClock(w, h, args.fps)
-        try:
-            await asyncio.to_thread(server.start)
-            from arengine.transport.client import WhipClient
-
-            async with httpx.AsyncClient(timeout=30) as http:
-                whip = WhipClient(http, f"{server.url}/whip/{ROOM}")
-                try:
-                    # Outputs start once the room shows the publisher (same size as the
-                    # demo, but a new stream), so no path opens on the demo picture.
-                    await publish_camera(whip, camera, server, sync_http)
-                    if sfu:
-                        outputs.append(await asyncio.to_thread(
-                            start_output, sync_http, server, {"kind": "janus"}))
-                    if push:
+        # Outputs start once the room shows the publisher (same size as the
+        # demo, but a new stream), so no path opens on the demo picture.
+        async with camera_in_room(server, camera, sync_http):
+            try:
+                if sfu:
+                    outputs.append(await asyncio.to_thread(
+                        start_output, sync_http, server, {"kind": "janus"}))
+                if push:
+                    assert nginx is not None
+                    outputs.append(await asyncio.to_thread(start_output, sync_http, server, {
+                        "kind": "rtmp", "url": f"rtmp://127.0.0.1:{nginx.port}/live",
+                        "stream_key": STREAM_KEY,
+                        "keyframe_interval_s": args.keyframe_interval}))
+                for path in paths:
+                    if path == "whep":
+                        receivers[path] = ReceiverProcess(path, server.url)
+                    elif path == "janus":
+                        assert janus is not None
+                        info = sync_http.get(f"{server.url}/api/rooms/{ROOM}/sfu").json()
+                        receivers[path] = ReceiverProcess(path, janus.url,
+                                                          str(info["room"]),
+                                                          str(info["feed"]))
+                    elif path == "rtmp":
                         assert nginx is not None
-                        outputs.append(await asyncio.to_thread(start_output, sync_http, server, {
-                            "kind": "rtmp", "url": f"rtmp://127.0.0.1:{nginx.port}/live",
-                            "stream_key": STREAM_KEY,
-                            "keyframe_interval_s": args.keyframe_interval}))
-                    for path in paths:
-                        if path == "whep":
-                            receivers[path] = ReceiverProcess(path, server.url)
-                        elif path == "janus":
-                            assert janus is not None
-                            info = sync_http.get(f"{server.url}/api/rooms/{ROOM}/sfu").json()
-                            receivers[path] = ReceiverProcess(path, janus.url,
-                                                              str(info["room"]),
-                                                              str(info["feed"]))
-                        elif path == "rtmp":
-                            assert nginx is not None
-                            receivers[path] = ReceiverProcess(path, nginx.url(STREAM_KEY))
-                        else:
-                            assert nginx is not None
-                            receivers[path] = ReceiverProcess(
-                                path, str(nginx.hls / f"{STREAM_KEY}.m3u8"))
-                    ready = {}
-                    for path, r in receivers.items():
-                        ready[path] = await asyncio.to_thread(r.expect, "ready", 120.0)
-                    report["received_size"] = {p: r["size"] for p, r in ready.items()}
-                    await asyncio.sleep(args.warmup)
-                    pids = {"arengine": server.proc.pid if server.proc else 0,
-                            **{f"receiver {p}": r.pid() for p, r in receivers.items()}}
-                    if janus is not None and janus.proc is not None:
-                        pids["janus"] = janus.proc.pid
-                    if nginx is not None and nginx.proc is not None:
-                        pids["nginx"] = nginx.proc.pid
-                    t0 = time.perf_counter()
-                    cpu0 = ({k: tree_cpu_seconds(v) for k, v in pids.items()},
-                            time.process_time(), machine_cpu())
-                    stats0 = await asyncio.to_thread(room_stats, sync_http, server)
-                    load0 = load_average()
-                    tail = 2.0 + (3 * args.keyframe_interval + 4.0 if "hls" in paths else 0)
-                    end = t0 + args.seconds
-                    while time.perf_counter() < end + tail:  # bounded: seconds + tail
-                        if "hls" in paths and nginx is not None and time.perf_counter() < end:
-                            got = read_playlist(nginx.hls / f"{STREAM_KEY}.m3u8")
-                            if got is not None:
-                                hls_samples.append(got)
-                        await asyncio.sleep(1.0)
-                    wall = time.perf_counter() - t0
-                    cpu1 = ({k: tree_cpu_seconds(v) for k, v in pids.items()},
-                            time.process_time(), machine_cpu())
-                    stats1 = await asyncio.to_thread(room_stats, sync_http, server)
-                    for r in receivers.values():
-                        r.send("stop")
-                    seen = {p: await asyncio.to_thread(r.expect, "seen", 60.0)
-                            for p, r in receivers.items()}
-                finally:
-                    for r in receivers.values():
-                        r.close()
-                    for oid in outputs:
-                        await asyncio.to_thread(stop_output, sync_http, server, oid)
-                    await whip.close()
-        finally:
-            await asyncio.to_thread(server.stop)
+                        receivers[path] = ReceiverProcess(path, nginx.url(STREAM_KEY))
+                    else:
+                        assert nginx is not None
+                        receivers[path] = ReceiverProcess(
+                            path, str(nginx.hls / f"{STREAM_KEY}.m3u8"))
+                ready = {}
+                for path, r in receivers.items():
+                    ready[path] = await asyncio.to_thread(r.expect, "ready", 120.0)
+                report["received_size"] = {p: r["size"] for p, r in ready.items()}
+                await asyncio.sleep(args.warmup)
+                pids = {"arengine": server.proc.pid if server.proc else 0,
+                        **{f"receiver {p}": r.pid() for p, r in receivers.items()}}
+                if janus is not None and janus.proc is not None:
+                    pids["janus"] = janus.proc.pid
+                if nginx is not None and nginx.proc is not None:
+                    pids["nginx"] = nginx.proc.pid
+                t0 = time.perf_counter()
+                cpu0 = ({k: tree_cpu_seconds(v) for k, v in pids.items()},
+                        time.process_time(), machine_cpu())
+                stats0 = await asyncio.to_thread(room_stats, sync_http, server)
+                load0 = load_average()
+                tail = 2.0 + (3 * args.keyframe_interval + 4.0 if "hls" in paths else 0)
+                end = t0 + args.seconds
+                while time.perf_counter() < end + tail:  # bounded: seconds + tail
+                    if "hls" in paths and nginx is not None and time.perf_counter() < end:
+                        got = read_playlist(nginx.hls / f"{STREAM_KEY}.m3u8")
+                        if got is not None:
+                            hls_samples.append(got)
+                    await asyncio.sleep(1.0)
+                wall = time.perf_counter() - t0
+                cpu1 = ({k: tree_cpu_seconds(v) for k, v in pids.items()},
+                        time.process_time(), machine_cpu())
+                stats1 = await asyncio.to_thread(room_stats, sync_http, server)
+                for r in receivers.values():
+                    r.send("stop")
+                seen = {p: await asyncio.to_thread(r.expect, "seen", 60.0)
+                        for p, r in receivers.items()}
+            finally:
+                for r in receivers.values():
+                    r.close()
+                for oid in outputs:
+                    await asyncio.to_thread(stop_output, sync_http, server, oid)
     sent = dict(camera.sent)
     for path in paths:
         unit_ms = path != "hls"

@@ -53,7 +53,7 @@ from arengine.data import REPO_DIR
 if str(REPO_DIR) not in sys.path:  # bench_paths' receivers and bench_sfu's server helpers
     sys.path.insert(0, str(REPO_DIR))
 
-from bench.bench_paths import INCLUDES, ReceiverProcess, latency_of, publish_camera
+from bench.bench_paths import INCLUDES, ReceiverProcess, camera_in_room, latency_of
 from bench.bench_sfu import (
     ROOM,
     ChildProcess,
@@ -385,59 +385,50 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         storm: StormProcess | None = None
         watchers: WatcherProcess | None = None
         watched: dict[str, Any] | None = None
-        try:
-            await asyncio.to_thread(server.start)
-            from arengine.transport.client import WhipClient
-
-            async with httpx.AsyncClient(timeout=30) as http:
-                whip = WhipClient(http, f"{server.url}/whip/{ROOM}")
-                try:
-                    await publish_camera(whip, camera, server, sync_http)
-                    poll_id = await asyncio.to_thread(_set_up_room, sync_http, server)
-                    likes_before = int(sync_http.get(f"{server.url}/api/rooms/{ROOM}")
-                                       .json()["likes"])
-                    storm = StormProcess(server.url, args.viewers)
-                    await asyncio.to_thread(storm.expect, "ready", 60 + args.viewers / 20)
-                    if args.watchers:
-                        watchers = WatcherProcess(server.url, args.watchers)
-                        await asyncio.to_thread(watchers.expect, "ready", 60.0)
-                    receiver = ReceiverProcess("whep", server.url)
-                    ready = await asyncio.to_thread(receiver.expect, "ready", 120.0)
-                    await asyncio.sleep(args.warmup)
-                    t0 = time.perf_counter() + 1.0
-                    phases = schedule(t0, args.rates, args.rounds, args.phase)
-                    plan = json.dumps({"poll_id": poll_id, "phases": phases,
-                                       "relays": args.relays,
-                                       "batch_s": args.batch_ms / 1000})
-                    storm.send(plan)
-                    if watchers is not None:
-                        watchers.send(plan)
-                    pid = server.proc.pid if server.proc else 0
-                    clients = [c.pid() for c in (storm, watchers, receiver) if c is not None]
-                    clients_cpu0 = sum(tree_cpu_seconds(c) for c in clients), time.process_time()
-                    for a, _end, _rate in phases:  # bounded: the schedule
-                        await asyncio.sleep(max(0.0, a - time.perf_counter()))
-                        stats = await asyncio.to_thread(room_stats, sync_http, server)
-                        samples.append((a, tree_cpu_seconds(pid), stats, machine_cpu()))
-                    await asyncio.sleep(max(0.0, phases[-1][1] - time.perf_counter()))
+        async with camera_in_room(server, camera, sync_http):
+            try:
+                poll_id = await asyncio.to_thread(_set_up_room, sync_http, server)
+                likes_before = int(sync_http.get(f"{server.url}/api/rooms/{ROOM}")
+                                   .json()["likes"])
+                storm = StormProcess(server.url, args.viewers)
+                await asyncio.to_thread(storm.expect, "ready", 60 + args.viewers / 20)
+                if args.watchers:
+                    watchers = WatcherProcess(server.url, args.watchers)
+                    await asyncio.to_thread(watchers.expect, "ready", 60.0)
+                receiver = ReceiverProcess("whep", server.url)
+                ready = await asyncio.to_thread(receiver.expect, "ready", 120.0)
+                await asyncio.sleep(args.warmup)
+                t0 = time.perf_counter() + 1.0
+                phases = schedule(t0, args.rates, args.rounds, args.phase)
+                plan = json.dumps({"poll_id": poll_id, "phases": phases,
+                                   "relays": args.relays,
+                                   "batch_s": args.batch_ms / 1000})
+                storm.send(plan)
+                if watchers is not None:
+                    watchers.send(plan)
+                pid = server.proc.pid if server.proc else 0
+                clients = [c.pid() for c in (storm, watchers, receiver) if c is not None]
+                clients_cpu0 = sum(tree_cpu_seconds(c) for c in clients), time.process_time()
+                for a, _end, _rate in phases:  # bounded: the schedule
+                    await asyncio.sleep(max(0.0, a - time.perf_counter()))
                     stats = await asyncio.to_thread(room_stats, sync_http, server)
-                    samples.append((phases[-1][1], tree_cpu_seconds(pid), stats, machine_cpu()))
-                    clients_cpu = (sum(tree_cpu_seconds(c) for c in clients) - clients_cpu0[0],
-                                   time.process_time() - clients_cpu0[1])
-                    stormed = await asyncio.to_thread(storm.expect, "done", 90.0)
-                    if watchers is not None:
-                        watched = await asyncio.to_thread(watchers.expect, "done", 90.0)
-                    receiver.send("stop")
-                    seen = await asyncio.to_thread(receiver.expect, "seen", 60.0)
-                    durable = await asyncio.to_thread(durability, sync_http, server, poll_id,
-                                                      stormed, likes_before)
-                finally:
-                    for child in (receiver, storm, watchers):
-                        if child is not None:
-                            child.close()
-                    await whip.close()
-        finally:
-            await asyncio.to_thread(server.stop)
+                    samples.append((a, tree_cpu_seconds(pid), stats, machine_cpu()))
+                await asyncio.sleep(max(0.0, phases[-1][1] - time.perf_counter()))
+                stats = await asyncio.to_thread(room_stats, sync_http, server)
+                samples.append((phases[-1][1], tree_cpu_seconds(pid), stats, machine_cpu()))
+                clients_cpu = (sum(tree_cpu_seconds(c) for c in clients) - clients_cpu0[0],
+                               time.process_time() - clients_cpu0[1])
+                stormed = await asyncio.to_thread(storm.expect, "done", 90.0)
+                if watchers is not None:
+                    watched = await asyncio.to_thread(watchers.expect, "done", 90.0)
+                receiver.send("stop")
+                seen = await asyncio.to_thread(receiver.expect, "seen", 60.0)
+                durable = await asyncio.to_thread(durability, sync_http, server, poll_id,
+                                                  stormed, likes_before)
+            finally:
+                for child in (receiver, storm, watchers):
+                    if child is not None:
+                        child.close()
     wall = phases[-1][1] - phases[0][0]
     return {"received_size": ready["size"],
             **summarize_phases(dict(camera.sent), seen, phases, samples, stormed, args.settle,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
+import heapq
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -143,10 +144,10 @@ class Avatars(Effect):
 
     def visible(self, state: RoomState, now: float) -> list[ViewerView]:
         """The viewers to show, newest first: the ``max_visible`` most recently active."""
-        viewers = [v for v in state.viewers if self.linger_s is None
-                   or now - v.last_active <= self.linger_s]
-        viewers.sort(key=lambda v: (-v.last_active, v.id))
-        return viewers[:self.max_visible]
+        viewers = (v for v in state.viewers if self.linger_s is None
+                   or now - v.last_active <= self.linger_s)
+        # a pick, not a sort: every frame, among up to 500 viewers
+        return heapq.nsmallest(self.max_visible, viewers, key=lambda v: (-v.last_active, v.id))
 
     def members(self, state: RoomState, now: float) -> list[ViewerView]:
         """The column this frame, newest first: last frame's, with newcomers let in at the

@@ -13,6 +13,7 @@ is sent only after the event is committed to the store. Every error, from any ro
 
 import asyncio
 import contextlib
+import heapq
 import hmac
 import json
 import logging
@@ -20,6 +21,7 @@ import math
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
@@ -918,10 +920,9 @@ def _snapshot_text(state: RoomState, page: bool = False) -> str:
             {"type": "snapshot", "state": state_to_json(state)}, ensure_ascii=False))
 
     def encode() -> str:
-        data = state_to_json(state)
-        data["viewers"] = sorted(data["viewers"], key=lambda v: -v["last_active"]
-                                 )[:STATE_VIEW_VIEWERS]
-        return json.dumps({"type": "snapshot", "state": data}, ensure_ascii=False)
+        recent = heapq.nlargest(STATE_VIEW_VIEWERS, state.viewers, key=lambda v: v.last_active)
+        return json.dumps({"type": "snapshot", "state": state_to_json(
+            replace(state, viewers=tuple(recent)))}, ensure_ascii=False)
 
     return _PAGE_SNAPSHOTS.text(state, encode)
 

@@ -9,7 +9,6 @@ tests/transport.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,18 +19,11 @@ from typing import Any
 
 import pytest
 
+from tests.bench.scripts import load_bench
 from tests.transport.janus_server import janus_or_fail
 from tests.transport.nginx_rtmp import nginx_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _run(script: str, args: list[str], data_dir: Path, timeout: float = 300) -> None:
@@ -90,12 +82,12 @@ def test_paths_smoke_run_measures_rtmp(tmp_path: Path, data_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def paths() -> ModuleType:
-    return _load("bench_paths")
+    return load_bench("bench_paths")
 
 
 @pytest.fixture(scope="module")
 def sfu() -> ModuleType:
-    return _load("bench_sfu")
+    return load_bench("bench_sfu")
 
 
 def test_latency_counts_the_window_and_drops_misreads(paths: ModuleType) -> None:
@@ -150,6 +142,6 @@ def test_the_claim_is_judged_over_ten_viewers_or_more(sfu: ModuleType) -> None:
 def test_bad_arguments_exit_2(script: str, argv: list[str], message: str,
                               capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as err:
-        _load(script).main(argv)
+        load_bench(script).main(argv)
     assert err.value.code == 2
     assert message in capsys.readouterr().err

@@ -8,7 +8,6 @@ from a full run on a quiet machine).
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
@@ -19,16 +18,14 @@ from types import ModuleType
 
 import pytest
 
+from tests.bench.scripts import load_bench
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def storm() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_storm", ROOT / "bench" / "bench_storm.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("bench_storm")
 
 
 @pytest.mark.slow

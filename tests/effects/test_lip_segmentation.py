@@ -32,8 +32,6 @@ visible lip painted on talking GRID frames, 0.35-0.7 frames of lag; the new mask
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -49,20 +47,14 @@ from arengine.effects.lip_segmentation import (
     segment_lips,
     support_mask,
 )
+from tests.bench.scripts import load_bench
 
-ROOT = Path(__file__).resolve().parents[2]
 PAINTED, TEETH, BLEED, EDGE = 95.0, 5.0, 5.0, 1.0  # %, %, % of the lip area, px
 LAG, AFTER_CLOSURE = 0.3, 90.0  # frames, % painted
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_lip_mask",
-                                                  ROOT / "bench" / "bench_lip_mask.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_lip_mask"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("bench_lip_mask")
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 from collections.abc import Iterator
@@ -237,22 +238,27 @@ def test_events_websocket_sends_a_snapshot_then_events(client: TestClient,
         assert ev["kind"] == "join" and "_token_sha256" not in ev["data"]
 
 
-def _sixty_likes(actions: Any) -> None:
-    """60 likes pipelined on an actions socket (all in flight together), all acknowledged."""
-    for ref in range(60):
-        actions.send_json({"op": "like", "ref": ref})
-    assert all(actions.receive_json()["type"] == "ack" for _ in range(60))
+@contextlib.contextmanager
+def _sixty_likes(client: TestClient, room: dict[str, Any],
+                 query: str = "") -> Iterator[tuple[dict[str, Any], Any]]:
+    """An events stream (``query``) opened, then 60 likes pipelined on a viewer's actions
+    socket (all in flight together) and all acknowledged: (its first message, the stream)."""
+    rid = room["id"]
+    token = room["viewers"][0]["Authorization"].split()[1]
+    with client.websocket_connect(f"/api/rooms/{rid}/events{query}") as stream, \
+            client.websocket_connect(f"/api/rooms/{rid}/actions?token={token}") as actions:
+        first = stream.receive_json()
+        for ref in range(60):
+            actions.send_json({"op": "like", "ref": ref})
+        assert all(actions.receive_json()["type"] == "ack" for _ in range(60))
+        yield first, stream
 
 
 def test_events_websocket_batches_a_burst_in_order(client: TestClient,
                                                    room: dict[str, Any]) -> None:
     """A storm must not cost every stream one message per event (see EVENTS_INTERVAL_S)."""
-    rid = room["id"]
-    token = room["viewers"][0]["Authorization"].split()[1]
-    with client.websocket_connect(f"/api/rooms/{rid}/events") as events, \
-            client.websocket_connect(f"/api/rooms/{rid}/actions?token={token}") as actions:
-        start = events.receive_json()["state"]["seq"]
-        _sixty_likes(actions)
+    with _sixty_likes(client, room) as (first, events):
+        start = first["state"]["seq"]
         got, messages = [], []
         while len(got) < 60:  # bounded: 60 events were acknowledged, each is sent
             msg = events.receive_json()
@@ -266,14 +272,9 @@ def test_events_websocket_batches_a_burst_in_order(client: TestClient,
 def test_state_view_sends_snapshots_not_events(client: TestClient,
                                                room: dict[str, Any]) -> None:
     """What the pages open: the state after changes, a few times a second however busy."""
-    rid = room["id"]
-    token = room["viewers"][0]["Authorization"].split()[1]
-    with client.websocket_connect(f"/api/rooms/{rid}/events?view=state") as states, \
-            client.websocket_connect(f"/api/rooms/{rid}/actions?token={token}") as actions:
-        first = states.receive_json()
+    with _sixty_likes(client, room, "?view=state") as (first, states):
         assert first["type"] == "snapshot"
         likes = first["state"]["likes"]
-        _sixty_likes(actions)
         seen = []
         while not seen or seen[-1]["likes"] < likes + 60:  # bounded: 60 likes were acked
             msg = states.receive_json()
