@@ -273,11 +273,19 @@ def test_viewer_plays_h264(browser, live_server) -> None:
 def test_viewer_joins_comments_and_likes(browser, live_server) -> None:
     http = httpx.Client(base_url=live_server.url)
     viewer = browser.new_page()
+    held: list[Any] = []  # the page's first join, held on the wire while the name is typed
+    viewer.route("**/api/rooms/demo/join",
+                 lambda route: route.continue_() if held else held.append(route))
     viewer.goto(f"{live_server.url}/watch/demo")
+    wait_for(lambda: held or viewer.wait_for_timeout(50), 10, "the page's first join")
     viewer.fill("#name", "Mai")
     viewer.dispatch_event("#name", "change")
-    wait_for(lambda: [v["name"] for v in http.get("/api/rooms/demo").json()["viewers"]
-                      if v.get("name") == "Mai"], 10, "the viewer to join as Mai")
+    held[0].continue_()
+
+    def names() -> list[str]:
+        viewer.wait_for_timeout(100)  # lets Playwright pass the page's next join on
+        return [v["name"] for v in http.get("/api/rooms/demo").json()["viewers"]]
+    wait_for(lambda: names() == ["Mai"], 10, "the viewer to join as Mai (and the first to leave)")
     viewer.fill("#comment", "love this shade!")
     viewer.click("#comment-form button[type=submit]")
     viewer.wait_for_selector("#comments >> text=love this shade!", timeout=10000)

@@ -29,7 +29,7 @@ function ensureJoined() {
         if (!viewer) throw e;
         r = await api("POST", "/join", {name});  // the stored token is from another database
       }
-      viewer = {id: r.viewer_id, token: r.viewer_token};
+      viewer = {id: r.viewer_id, token: r.viewer_token, name};
       localStorage.setItem(`viewer:${ROOM}`, JSON.stringify(viewer));
       return viewer;
     })();
@@ -195,17 +195,26 @@ document.getElementById("avatar").addEventListener("change", async (ev) => {
   } catch (e) { showError(e); }
 });
 
-nameField.addEventListener("change", async () => {
+// A new name is a new viewer: leave, then join again under it. Renames run one after
+// another, each after any join still in flight (a name typed while the page's first join
+// was on the wire used to be lost: that viewer stayed under the random name).
+let renaming = Promise.resolve();
+nameField.addEventListener("change", () => {
   const name = nameField.value.trim();
   if (!name) return;
   localStorage.setItem("viewer-name", name);
-  if (viewer) {  // a new name is a new viewer: leave, then join again under it
-    try { await api("POST", "/leave", undefined, viewer.token); } catch (e) { /* already gone */ }
+  renaming = renaming.then(async () => {
+    if (joined) { try { await joined; } catch (e) { /* the join below tries again */ } }
+    if (viewer && viewer.name === name) return;
+    if (viewer) {
+      try { await api("POST", "/leave", undefined, viewer.token); } catch (e) { /* already gone */ }
+    }
     viewer = null;
     joined = null;
     localStorage.removeItem(`viewer:${ROOM}`);
-    ensureJoined().then(() => feed.reconnect()).catch(showError);
-  }
+    await ensureJoined();
+    feed.reconnect();
+  }).catch(showError);
 });
 
 loadShades().then((list) => {
