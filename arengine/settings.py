@@ -417,6 +417,11 @@ OPTIONS: tuple[Option, ...] = (
            "shade on the demo face from the first frame ('none': bare lips)", "ID"),
     Option("render", "room.render", "--render", "ARENGINE_RENDER", _choice("auto", "cpu", "gl"),
            "where effects composite: auto (a GPU if one has a driver, else CPU), cpu, gl"),
+    Option("compositor", "room.compositor", "--compositor", "ARENGINE_COMPOSITOR",
+           _choice("thread", "process"),
+           "where each room's tracking and effects run: thread (in the server's process) "
+           "or process (a process per room, sharing no interpreter lock with viewers' "
+           "actions; see Sizing)"),
     Option("codec", "codec", "--codec", "ARENGINE_CODEC", _choice("vp8", "h264"),
            "preferred viewer codec; viewers that lack it get the other"),
     Option("size", "room.demo_size", "--size", "ARENGINE_SIZE", _size, "demo picture size",

@@ -30,14 +30,15 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from arengine.demo import DemoClock, DemoSource
-from arengine.effects.chain import DEFAULT_EFFECTS, EffectChain
-from arengine.pipeline.compositor import Compositor, WorkerTracking
+from arengine.effects.chain import EffectChain
+from arengine.pipeline.compositor_process import CompositorProcess
+from arengine.pipeline.config import RoomConfig
+from arengine.pipeline.live import LiveCompositor, RoomCompositor
 from arengine.pipeline.observer import ENCODERS, PUBLISHING, VIEWERS, Observer, StatsObserver
-from arengine.pipeline.pacing import CpuLoad, TrackingPacer
+from arengine.pipeline.pacing import CpuLoad
 from arengine.pipeline.slot import LatestSlot
-from arengine.pipeline.tracking import TrackingWorker, face_worker, hand_worker
 from arengine.state import RoomState
-from arengine.tracking.gestures import GestureEvent, GestureRecognizer
+from arengine.tracking.gestures import GestureEvent
 from arengine.transport.encoder import (
     Codec,
     EncodedTrack,
@@ -46,7 +47,7 @@ from arengine.transport.encoder import (
     VideoEncoder,
 )
 from arengine.transport.output import EncoderSpec
-from arengine.types import VIDEO_TIME_BASE, HandLandmarks, Scene, StageTiming
+from arengine.types import VIDEO_TIME_BASE, StageTiming
 
 logger = logging.getLogger(__name__)
 
@@ -72,41 +73,6 @@ class OutputFrame:
     index: int
     arrived: float
     gestures: list[GestureEvent] = field(default_factory=list)
-
-
-@dataclass
-class RoomConfig:
-    """Media settings of a room."""
-
-    effects: tuple[str, ...] = DEFAULT_EFFECTS
-    track_faces: bool = True
-    track_hands: bool = True
-    # Shortest time between face-tracking runs (0: every frame it can take). With
-    # pace_tracking the face rate follows the machine's CPU use down to min_face_rate, and
-    # the hand search while no hand is in view down to min_hand_search_rate
-    # (see pipeline/pacing.py).
-    face_interval: float = 0.0
-    pace_tracking: bool = True
-    min_face_rate: float = 15.0
-    hand_interval: float = 1 / 15
-    # Hand search rate while no hand is in view (None: always hand_interval).
-    hand_idle_interval: float | None = 1 / 5
-    min_hand_search_rate: float = 2.0
-    gestures: bool = True  # host hand gestures drive room actions (thumbs up: likes...)
-    demo: bool = True
-    demo_size: tuple[int, int] = (1280, 720)
-    fps: int = 30
-    bitrate: int = 2_000_000
-    # Announced to the publishing host as its receive bitrate (see transport/bitrate.py).
-    ingest_bitrate: int = 5_000_000
-    stale_after: float = 2.0  # seconds without host frames before the slate shows
-    reconnect_grace: float = 8.0  # slate time before the demo takes over again
-    render: str = "cpu"  # "auto" | "cpu" | "gl": where the effects composite (see render/)
-    # Added to the tracking threads' nice value: under CPU pressure inference falls behind,
-    # frames do not (0 keeps them at the pipeline's priority). With one room it made no
-    # difference; with two 720p30 rooms on 2 cores, 10 halved the engine's p99 (about
-    # 120 -> 60 ms over four runs) at the same tracked rate.
-    tracking_nice: int = 10
 
 
 class Timeline:
@@ -217,29 +183,31 @@ class RoomPipeline:
         self.config = config or RoomConfig()
         self.observer = observer or StatsObserver()
         self._state = state
-        if effects is None:
-            backend = None
-            if self.config.render != "cpu":
-                from arengine.render.backend import select_backend
-
-                backend = select_backend(self.config.render)
-            effects = EffectChain(self.config.effects, backend=backend)
         self._on_gesture = on_gesture
-        gestures = GestureRecognizer() \
-            if self.config.gestures and self.config.track_hands and on_gesture else None
+
+        def on_timing(t: StageTiming) -> None:
+            self.observer.on_timing(room, t)
+
+        def on_error(stage: str) -> None:
+            self.observer.on_error(room, stage)
+
         # Tracking workers start with the pipeline (start()); until then frames go bare.
-        self.compositor = Compositor(
-            effects, None, gestures, on_timing=lambda t: self.observer.on_timing(room, t),
-            on_error=lambda stage: self.observer.on_error(room, stage))
+        self.compositor: RoomCompositor
+        if self.config.compositor == "process":
+            if effects is not None:
+                raise ValueError("a compositor process builds its own effect chain: pass "
+                                 "effects only with compositor='thread'")
+            self.compositor = CompositorProcess(self.config, on_gesture is not None,
+                                                on_timing, on_error, room)
+        else:
+            self.compositor = LiveCompositor(self.config, on_gesture is not None, on_timing,
+                                             on_error, effects)
         self.demo = DemoSource(*self.config.demo_size, fps=self.config.fps) \
             if self.config.demo else None
         self.encoders: dict[str, EncoderStage] = {}  # by name: the codec for viewers
         self._slot: LatestSlot[SourceFrame] = LatestSlot()
         self._fx_pool = ThreadPoolExecutor(1, thread_name_prefix="arengine-effects")
-        self._face: TrackingWorker[Scene] | None = None
-        self._pacers: list[TrackingPacer] = []
         self._load = CpuLoad()
-        self._hands: TrackingWorker[HandLandmarks] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._host: MediaStreamTrack | None = None
         self._host_task: asyncio.Task[None] | None = None
@@ -261,51 +229,30 @@ class RoomPipeline:
 
     @property
     def effects(self) -> EffectChain:
-        """The room's effect chain (the compositor's)."""
+        """The room's effect chain, where the compositor runs on the room's own thread."""
+        if not isinstance(self.compositor, LiveCompositor):
+            raise RuntimeError("this room's effect chain runs in its compositor process")
         return self.compositor.effects
 
     @effects.setter
     def effects(self, chain: EffectChain) -> None:
+        if not isinstance(self.compositor, LiveCompositor):
+            raise RuntimeError("this room's effect chain runs in its compositor process")
         self.compositor.effects = chain
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
-        def on_timing(t: StageTiming) -> None:
-            self.observer.on_timing(self.room, t)
-
-        def on_error(stage: str) -> None:
-            self.observer.on_error(self.room, stage)
-
-        if self.config.track_faces:
-            self._face = face_worker(on_timing, on_error, nice=self.config.tracking_nice,
-                                     min_interval=self.config.face_interval)
-            if self.config.pace_tracking:
-                top = 1 / self.config.face_interval if self.config.face_interval > 0 \
-                    else float(self.config.fps)
-                self._pacers.append(TrackingPacer(self._face, top,
-                                                  min(top, self.config.min_face_rate)))
-        if self.config.track_hands:
-            self._hands = hand_worker(on_timing, on_error, self.config.hand_interval,
-                                      nice=self.config.tracking_nice,
-                                      idle_interval=self.config.hand_idle_interval)
-            idle = self.config.hand_idle_interval
-            if self.config.pace_tracking and idle:
-                self._pacers.append(TrackingPacer(
-                    self._hands, 1 / idle, min(1 / idle, self.config.min_hand_search_rate),
-                    attr="idle_interval", at_max=None))
-        self.compositor.tracking = WorkerTracking(self._face, self._hands)
+        await asyncio.to_thread(self.compositor.start)
         self._tasks = [asyncio.create_task(self._process(), name=f"process-{self.room}"),
                        asyncio.create_task(self._idle_source(), name=f"idle-{self.room}")]
-        if self._pacers:
+        if self.config.pace_tracking:
             self._tasks.append(asyncio.create_task(self._pace(), name=f"pace-{self.room}"))
 
     async def _pace(self, period: float = 1.0) -> None:
         while True:
             await asyncio.sleep(period)
-            busy = self._load.read()  # one reading for every paced worker
-            for pacer in self._pacers:
-                pacer.update(busy)
+            self.compositor.pace(self._load.read())  # one reading for every paced worker
 
     async def close(self) -> None:
         self._closed = True
@@ -441,7 +388,7 @@ class RoomPipeline:
                 self._put(SourceFrame("slate", self._segment, self._index, time.perf_counter(),
                                       None, None, image=self._slate.copy()))
                 # A still slate needs 10 frames a second; a moving virtual host all of them.
-                await asyncio.sleep(1 / self.config.fps if self.effects.stands_in_for_host()
+                await asyncio.sleep(1 / self.config.fps if self.compositor.stands_in_for_host()
                                     else 0.1)
 
     def _make_slate(self, text: str) -> np.ndarray:
@@ -535,7 +482,7 @@ class RoomPipeline:
         pts = self._timeline.map(sf.segment, seconds)
         gestures: list[GestureEvent] = []
         slate = sf.source == "slate"
-        if not slate or self.effects.stands_in_for_host():
+        if not slate or self.compositor.stands_in_for_host():
             # A slate goes out as it is, unless a virtual host stands in for the host:
             # then it keeps idling on screen while the host reconnects.
             out = self.compositor.process(image, pts / VIDEO_TIME_BASE.denominator, sf.index,
@@ -610,11 +557,12 @@ class RoomPipeline:
     def click_regions(self) -> list[dict[str, Any]]:
         if self._size is None:
             return []
-        return self.effects.click_regions(*self._size)
+        return self.compositor.click_regions(self._size)
 
     def stats(self) -> dict[str, Any]:
         """The room's media stats (JSON-ready) for the stats endpoint and the host page."""
         s = self.observer.snapshot(self.room)
+        r = self.compositor.readout(self._size)
         s.update({
             "room": self.room,
             "status": self.status,
@@ -628,14 +576,12 @@ class RoomPipeline:
                              "keyframes_forced": e.fanout.keyframes_forced,
                              "reopened": e.encoder.reopened}
                          for c, e in self.encoders.items()},
-            "effects": {n: self.effects.enabled.get(n, True) for n in self.effects.names},
-            "render": self.effects.render_stats(),
-            "tracking": {w.name: {"processed": w.processed, "dropped": w.dropped,
-                                  "min_interval": w.min_interval,
-                                  "idle_interval": w.idle_interval}
-                         for w in (self._face, self._hands) if w is not None},
-            "machine_busy": self._pacers[0].busy if self._pacers else None,
+            "effects": r.enabled,
+            "render": r.render,
+            "tracking": r.tracking,
+            "machine_busy": r.machine_busy,
             # Per painted face, how far the lip is from its shade in the face's light.
-            "colour": self.effects.colour_readout(),
+            "colour": r.colour,
+            "compositor": {"where": self.config.compositor, **(r.process or {})},
         })
         return s

@@ -12,6 +12,7 @@ from arengine.demo import DemoSource
 from arengine.effects.chain import EffectChain
 from arengine.pipeline import RoomConfig, RoomPipeline
 from arengine.pipeline.compositor import Compositor, InlineTracking, Tracking, WorkerTracking
+from arengine.pipeline.live import LiveCompositor
 from arengine.pipeline.tracking import face_worker
 from arengine.state import RoomState
 from arengine.tracking.gestures import GestureEvent
@@ -22,7 +23,8 @@ PLUM = RoomState("r", shade_id="velvet-plum")
 
 def test_the_room_tryon_and_bench_run_the_same_compositor() -> None:
     room = RoomPipeline("r", RoomConfig(track_faces=False, track_hands=False, effects=()))
-    assert isinstance(room.compositor, Compositor)
+    assert isinstance(room.compositor, LiveCompositor)
+    assert isinstance(room.compositor.compositor, Compositor)
     pipe = StagePipeline(StageRun("480p", frames=1, distinct_frames=2, effects=("lipstick",)))
     try:
         assert isinstance(pipe.compositor, Compositor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -41,12 +42,15 @@ class StillTrack(MediaStreamTrack):
 
 
 @pytest.mark.slow
-def test_thumbs_up_makes_a_like_burst(tmp_path: Path, data_dir: Path) -> None:
+@pytest.mark.parametrize("where", ["thread", "process"])
+def test_thumbs_up_makes_a_like_burst(tmp_path: Path, data_dir: Path, where: str) -> None:
+    """Either compositor: the gesture crosses back from a compositor process too."""
     img = cv2.imread(str(data_dir / "mediapipe_samples" / "hand_thumb_up.jpg"))
     img = cv2.resize(img, (640, 520))[:480]
 
     async def main() -> None:
-        app = create_app(Settings(db=str(tmp_path / "rooms.db"), demo=False, room=CONFIG))
+        config = replace(CONFIG, compositor=where)
+        app = create_app(Settings(db=str(tmp_path / "rooms.db"), demo=False, room=config))
         async with running(app) as http:
             room, token = await app.state.hub.create_room("gestures", "studio")
             viewer = WhepClient(http, "http://arengine.local/whep/studio")
@@ -62,6 +66,7 @@ def test_thumbs_up_makes_a_like_burst(tmp_path: Path, data_dir: Path) -> None:
                                     headers={"Authorization": f"Bearer {token}"})).json()
             assert stats["frames"]["gesture:thumbs_up"] == 1
             assert stats["stages"]["gestures"]["n"] > 0
+            assert stats["compositor"]["where"] == where
             await host.close()
             await viewer.close()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from arengine.pipeline import RoomConfig, RoomPipeline
+from arengine.pipeline.live import LiveCompositor
 from arengine.pipeline.pacing import CpuLoad, TrackingPacer
 
 
@@ -81,8 +82,10 @@ def test_a_room_paces_its_face_worker_and_reports_it() -> None:
         pipeline = RoomPipeline("r", config)
         await pipeline.start()
         try:
-            assert len(pipeline._pacers) == 1  # no hand worker, so only the face's
-            pacer = pipeline._pacers[0]
+            live = pipeline.compositor
+            assert isinstance(live, LiveCompositor)
+            assert len(live.pacers) == 1  # no hand worker, so only the face's
+            pacer = live.pacers[0]
             assert pacer.max_rate == 15 and pacer.min_rate == 15
             pacer._load = lambda: 0.99
             pacer.max_rate, pacer.min_rate, pacer.rate = 30, 10, 30
@@ -95,7 +98,8 @@ def test_a_room_paces_its_face_worker_and_reports_it() -> None:
         both = RoomPipeline("r", RoomConfig(demo_size=(320, 180), fps=15, demo=False))
         await both.start()
         try:
-            face, hands = both._pacers
+            assert isinstance(both.compositor, LiveCompositor)
+            face, hands = both.compositor.pacers
             assert (face.attr, hands.attr) == ("min_interval", "idle_interval")
             assert (hands.max_rate, hands.min_rate) == (5, 2)
             assert both.stats()["tracking"]["track_hands"]["idle_interval"] == \
@@ -106,8 +110,10 @@ def test_a_room_paces_its_face_worker_and_reports_it() -> None:
                                            pace_tracking=False, face_interval=0.1))
         await off.start()
         try:
-            assert off._pacers == [] and off._face is not None
-            assert off._face.min_interval == 0.1
+            live = off.compositor
+            assert isinstance(live, LiveCompositor)
+            assert live.pacers == [] and live.face is not None
+            assert live.face.min_interval == 0.1
         finally:
             await off.close()
 
