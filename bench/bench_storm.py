@@ -369,7 +369,7 @@ def durability(http: httpx.Client, server: ServeProcess, poll_id: str,
             "durable": votes == storm["voters_per_option"] and likes == storm["likes_acked"]}
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, compositor: str) -> dict[str, Any]:
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
@@ -378,7 +378,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="arengine-storm-") as tmp, \
             httpx.Client(timeout=30) as sync_http:
         flags = ["--size", f"{w}x{h}", "--fps", str(args.fps), "--no-demo-crowd",
-                 "--limit-joins", "off", "--limit-comments", "off", "--output-kinds", "none"]
+                 "--limit-joins", "off", "--limit-comments", "off", "--output-kinds", "none",
+                 "--compositor", compositor]
         server = ServeProcess(Path(tmp) / "arengine", flags)
         camera = CameraClock(w, h, args.fps)
         receiver: ReceiverProcess | None = None
@@ -430,10 +431,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     if child is not None:
                         child.close()
     wall = phases[-1][1] - phases[0][0]
-    return {"received_size": ready["size"],
+    return {"compositor": compositor, "received_size": ready["size"],
             **summarize_phases(dict(camera.sent), seen, phases, samples, stormed, args.settle,
                                watched, args.watchers),
-            "durability": durable, "load_average_after": load_average(),
+            "durability": durable,
             "clients_cpu_percent": {
                 "method": "CPU time over all phases from /proc, % of one core: the storm, "
                           "watcher and WHEP viewer processes, and the publisher (this "
@@ -516,11 +517,36 @@ def _watch_row(phases: list[dict[str, Any]], watchers: int) -> dict[str, Any] | 
 
 
 def markdown(report: dict[str, Any]) -> str:
+    """The comparison of the runs (if more than one), then each run's tables."""
     s = report["settings"]
+    runs = report["runs"]
     lines = [f"# Glass to glass during a storm ({s['size']} at {s['fps']} fps, every effect, "
              f"{s['viewers']} storm viewers over {s['relays']} relays"
              + (f" batching every {s['batch_ms']:g} ms" if s["batch_ms"] else "")
-             + f", {s['rounds']} rounds of {s['phase_s']:g} s phases)", "",
+             + f", {s['rounds']} rounds of {s['phase_s']:g} s phases)", ""]
+    if len(runs) > 1:
+        lines += ["Side by side, one run after the other (encoded fps; glass to glass p50 / "
+                  "p99 ms; arengine CPU % of one core, its compositor processes included):",
+                  "", "| compositor | " + " | ".join(
+                      str(r["offered_per_s"] or "quiet") for r in runs[0]["rows"]) + " |",
+                  "|---|" + "---:|" * len(runs[0]["rows"])]
+        for run in runs:
+            cells = []
+            for r in run["rows"]:
+                g = r["glass_to_glass_ms"]
+                lat = f"{g['median']:.0f} / {g['p99']:.0f}" if g else "–"
+                cells.append(f"{r['encoded_fps']:.1f}; {lat}; {r['arengine_cpu_percent']:.0f}")
+            lines.append(f"| {run['compositor']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    for run in runs:
+        lines += run_markdown(run, s, len(runs) > 1)
+    lines += [f"Load average after: {report['load_average_after']}"]
+    return "\n".join(lines) + "\n"
+
+
+def run_markdown(report: dict[str, Any], s: dict[str, Any], titled: bool) -> list[str]:
+    """One run's tables (the compositor in its title when there are several runs)."""
+    lines = ([f"## Compositor: {report['compositor']}", ""] if titled else []) + [
              "| storm, actions/s | acked/s | ack p50 / p99 ms | refused | g2g p50 | p95 | p99 "
              "| max | frames seen / sent | encoded fps | arengine CPU % |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -567,9 +593,10 @@ def markdown(report: dict[str, Any]) -> str:
               + (f"those due within each {s['batch_ms']:g} ms sent as one batch message"
                  if s["batch_ms"] else "one message per action")
               + "; ack times run from when each action was due; refused = answered with "
-                "an error (the JSON has each op and status).", "",
-              f"Load average after: {report['load_average_after']}"]
-    return "\n".join(lines) + "\n"
+                "an error (the JSON has each op and status). The room's compositor: "
+              + ("in a process of its own." if report["compositor"] == "process"
+                 else "on the server's effects thread."), ""]
+    return lines
 
 
 def _rates(ap: argparse.ArgumentParser, text: str) -> list[float]:
@@ -609,8 +636,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=int, default=30, help="camera frame rate (default 30)")
     ap.add_argument("--warmup", type=float, default=5.0,
                     help="seconds after the viewer's first frame before the first phase")
+    ap.add_argument("--compositor", default="thread",
+                    help="where the room's compositor runs, one run each in this order: "
+                         "thread, process or both as thread,process (default thread)")
     ap.add_argument("--out", type=Path, default=Path("bench/out/storm"))
     args = ap.parse_args(argv)
+    args.compositor = [c.strip() for c in args.compositor.split(",")]
+    if not 1 <= len(args.compositor) <= 2 or \
+            not set(args.compositor) <= {"thread", "process"} or \
+            len(set(args.compositor)) != len(args.compositor):
+        ap.error("--compositor takes thread, process, or both comma-separated")
     args.rates = _rates(ap, args.rates)
     if not 2 <= args.phase <= 300:
         ap.error("--phase takes 2..300 s")
@@ -640,8 +675,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--rates up to {max(args.rates):g}/s needs at least "
                  f"{math.ceil(max(args.rates) * 0.8 / 4.0)} --viewers (each votes under "
                  f"5/s)")
+    runs = []
     try:
-        measured = asyncio.run(run(args))
+        for compositor in args.compositor:  # bounded: at most two
+            runs.append(asyncio.run(run(args, compositor)))
     except asyncio.CancelledError:
         print("bench_storm: stopped by SIGTERM (every child closed)", file=sys.stderr)
         return 128 + signal.SIGTERM
@@ -656,9 +693,11 @@ def main(argv: list[str] | None = None) -> int:
                      "batch_ms": args.batch_ms,
                      "size": "{}x{}".format(*args.size), "fps": args.fps,
                      "warmup_s": args.warmup, "in_flight": WINDOW,
-                     "mix": {"vote": 0.8, "like": 0.15, "comment": 0.05}},
+                     "mix": {"vote": 0.8, "like": 0.15, "comment": 0.05},
+                     "compositors": args.compositor},
         "clock": "time.perf_counter (CLOCK_MONOTONIC) in every process",
-        "percentiles": PERCENTILE_METHOD, **measured}
+        "percentiles": PERCENTILE_METHOD, "load_average_after": load_average(),
+        "runs": runs}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "storm.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "storm.md").write_text(markdown(report))

@@ -29,8 +29,10 @@ def storm() -> ModuleType:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("relays", [["--relays", "8"], ["--relays", "2", "--batch-ms", "20"]],
-                         ids=["a-message-per-action", "batched"])
+@pytest.mark.parametrize("relays", [["--relays", "8"],
+                                    ["--relays", "2", "--batch-ms", "20", "--compositor",
+                                     "process"]],
+                         ids=["a-message-per-action", "batched-compositor-process"])
 def test_a_storm_run_reports_quiet_and_storm_and_loses_no_vote(
         tmp_path: Path, data_dir: Path, relays: list[str]) -> None:
     r = subprocess.run([sys.executable, "bench/bench_storm.py", "--rates", "300", "--phase",
@@ -40,7 +42,9 @@ def test_a_storm_run_reports_quiet_and_storm_and_loses_no_vote(
                        capture_output=True, text=True, timeout=300,
                        env={**os.environ, "ARENGINE_DATA": str(data_dir)})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    report = json.loads((tmp_path / "storm.json").read_text())
+    whole = json.loads((tmp_path / "storm.json").read_text())
+    (report,) = whole["runs"]
+    assert report["compositor"] == ("process" if "process" in relays else "thread")
     quiet, stormy = report["rows"]
     assert quiet["offered_per_s"] == 0 and quiet["storm"] is None
     assert stormy["offered_per_s"] == 300
@@ -67,6 +71,7 @@ def test_a_storm_run_reports_quiet_and_storm_and_loses_no_vote(
     md = (tmp_path / "storm.md").read_text()
     assert "| quiet |" in md and "| 300 |" in md and "Durable: **yes**" in md
     assert "Viewer pages (3" in md
+    assert f"The room's compositor: {'in a process' if 'process' in relays else 'on the'}" in md
 
 
 def test_the_schedule_alternates_quiet_and_each_rate(storm: ModuleType) -> None:
@@ -130,6 +135,8 @@ def test_phases_of_a_kind_are_pooled(storm: ModuleType) -> None:
     (["--watchers", "-1"], "--watchers"),
     (["--relays", "0"], "--relays"),
     (["--batch-ms", "5000"], "--batch-ms"),
+    (["--compositor", "gpu"], "--compositor"),
+    (["--compositor", "thread,thread"], "--compositor"),
     (["--rates", "20000", "--viewers", "100"], "--viewers"),
 ])
 def test_bad_arguments_exit_2(storm: ModuleType, argv: list[str], message: str,
@@ -138,3 +145,28 @@ def test_bad_arguments_exit_2(storm: ModuleType, argv: list[str], message: str,
         storm.main(argv)
     assert err.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def _run(compositor: str, fps: tuple[float, float]) -> dict[str, object]:
+    g = {"min": 20.0, "median": 40.0, "p95": 80.0, "p99": 100.0, "max": 120.0}
+    rows = [{"offered_per_s": rate, "glass_to_glass_ms": g, "encoded_fps": f,
+             "arengine_cpu_percent": 90.0, "frames_seen": 200, "frames_sent": 240,
+             "saturated": False, "watchers": None,
+             "storm": None if not rate else {"acked_per_s": rate, "ack_ms_p50": 5.0,
+                                             "ack_ms_p99": 9.0, "errors": {}}}
+            for rate, f in zip((0, 1000), fps, strict=True)]
+    return {"compositor": compositor, "rows": rows, "comments_acked": 10,
+            "durability": {"durable": True, "poll_votes_per_option": [1],
+                           "acked_voters_per_option": [1], "likes_counted": 2,
+                           "likes_acked": 2}}
+
+
+def test_two_compositors_are_compared_side_by_side(storm: ModuleType) -> None:
+    settings = {"size": "1280x720", "fps": 30, "viewers": 2000, "relays": 8, "batch_ms": 0,
+                "rounds": 2, "phase_s": 8, "watchers": 0}
+    md = storm.markdown({"settings": settings, "load_average_after": [1.0, 1.0, 1.0],
+                         "runs": [_run("thread", (29.9, 24.3)), _run("process", (30.0, 29.5))]})
+    assert "| compositor | quiet | 1000 |" in md
+    assert "| thread | 29.9; 40 / 100; 90 | 24.3; 40 / 100; 90 |" in md
+    assert "| process | 30.0; 40 / 100; 90 | 29.5; 40 / 100; 90 |" in md
+    assert md.count("## Compositor: ") == 2 and md.count("Load average after") == 1
