@@ -1,4 +1,5 @@
-"""Rooms per machine: 720p30 rooms with every effect, in one process and one process each.
+"""Rooms per machine: 720p30 rooms with every effect, in one process (its compositors on
+threads, or each in a compositor process) and in one process each.
 
 Each point runs real room pipelines (:func:`arengine.bench.load.load_point`: the demo
 source, threaded tracking, every effect, the shared VP8 encoder, ``--viewers`` packet
@@ -25,14 +26,21 @@ from arengine.bench.load import load_point
 
 def run(room_counts: list[int], repeat: int, seconds: float, viewers: int,
         target_ms: float) -> list[dict[str, Any]]:
-    layouts = [(n, False) for n in room_counts] + [(n, True) for n in room_counts if n > 1]
+    """Each count of rooms in one process; then, for more than one room, in one process
+    with a compositor process per room (``--compositor process``), and in one process
+    per room."""
+    layouts = [(n, False, "thread") for n in room_counts] + \
+        [(n, False, "process") for n in room_counts if n > 1] + \
+        [(n, True, "thread") for n in room_counts if n > 1]
     points = []
     for r in range(repeat):
-        for rooms, processes in layouts:
-            p = load_point(rooms, viewers, seconds, target_ms, processes=processes)
+        for rooms, processes, compositor in layouts:
+            p = load_point(rooms, viewers, seconds, target_ms, processes=processes,
+                           compositor=compositor)  # type: ignore[arg-type]
             p["round"] = r + 1
             lat = p["latency"]
-            print(f"round {r + 1}: {rooms} room(s) in {p['processes']} process(es): p99 "
+            print(f"round {r + 1}: {rooms} room(s) in {p['processes']} process(es), "
+                  f"compositor {compositor}: p99 "
                   f"{lat['p99'] if lat else float('nan'):.1f} ms, dropped {p['dropped']}",
                   flush=True)
             points.append(p)
@@ -44,12 +52,15 @@ def to_markdown(res: dict[str, Any]) -> str:
            f"720p30 rooms with every effect, {res['viewers']} viewer(s) each, "
            f"{res['seconds']:.0f} s per point, {res['machine']}; ok = no dropped frame and "
            f"engine-added p99 <= {res['target_ms']:.0f} ms.", "",
-           "| rooms | processes | round | dropped of due | p50 ms | p95 ms | p99 ms | ok |",
-           "|---:|---:|---:|---|---:|---:|---:|---|"]
-    for p in sorted(res["points"], key=lambda p: (p["rooms"], p["processes"], p["round"])):
+           "| rooms | processes | compositor | round | dropped of due | p50 ms | p95 ms "
+           "| p99 ms | ok |",
+           "|---:|---:|---|---:|---|---:|---:|---:|---|"]
+    for p in sorted(res["points"], key=lambda p: (p["rooms"], p["processes"],
+                                                  p.get("compositor", "thread"), p["round"])):
         lat = p["latency"] or {"median": float("nan"), "p95": float("nan"),
                                "p99": float("nan")}
-        out.append(f"| {p['rooms']} | {p['processes']} | {p['round']} | "
+        out.append(f"| {p['rooms']} | {p['processes']} | {p.get('compositor', 'thread')} | "
+                   f"{p['round']} | "
                    f"{p['dropped']} / {p['due']} | {lat['median']:.1f} | {lat['p95']:.1f} | "
                    f"{lat['p99']:.1f} | {'yes' if p['ok'] else 'no'} |")
     return "\n".join(out) + "\n"

@@ -23,10 +23,13 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arengine.bench.stats import summarize
 from arengine.types import StageTiming
+
+if TYPE_CHECKING:
+    from arengine.pipeline.config import CompositorWhere
 
 
 @dataclass
@@ -73,16 +76,19 @@ def _observer(samples: dict[str, RoomSamples], t0: list[float]) -> Any:
 
 async def _run_rooms(rooms: int, viewers: int, seconds: float, warmup: float, fps: int,
                      on_tick: Callable[[float], None] | None, first: int = 0,
-                     start_at: float | None = None) -> tuple[dict[str, RoomSamples], float]:
+                     start_at: float | None = None, compositor: CompositorWhere = "thread"
+                     ) -> tuple[dict[str, RoomSamples], float]:
     from arengine.bench.stages import busy_room_state
+    from arengine.pipeline.compositor_process import CompositorProcess
     from arengine.pipeline.room import RoomConfig, RoomPipeline
 
     samples = {f"bench-{i}": RoomSamples() for i in range(first, first + rooms)}
     t0 = [0.0, float("inf")]
     observer = _observer(samples, t0)
     state = busy_room_state(viewers)
-    pipes = [RoomPipeline(name, RoomConfig(demo=True, demo_size=(1280, 720), fps=fps),
-                          observer=observer, state=lambda: state) for name in samples]
+    config = RoomConfig(demo=True, demo_size=(1280, 720), fps=fps, compositor=compositor)
+    pipes = [RoomPipeline(name, config, observer=observer, state=lambda: state)
+             for name in samples]
     consumers: list[asyncio.Task[None]] = []
 
     async def consume(track: Any, s: RoomSamples) -> None:
@@ -94,6 +100,10 @@ async def _run_rooms(rooms: int, viewers: int, seconds: float, warmup: float, fp
     try:
         for p in pipes:
             await p.start()
+            # The warm-up starts once a compositor process is up.
+            if isinstance(p.compositor, CompositorProcess) and \
+                    not await asyncio.to_thread(p.compositor.wait_ready, 120):
+                raise RuntimeError(f"room {p.room}: the compositor process did not start")
             for _ in range(viewers):
                 consumers.append(asyncio.create_task(consume(p.subscribe("vp8"),
                                                              samples[p.room])))
@@ -119,20 +129,22 @@ async def _run_rooms(rooms: int, viewers: int, seconds: float, warmup: float, fp
 
 
 def run_rooms(rooms: int, viewers: int, seconds: float, warmup: float = 3.0, fps: int = 30,
-              on_tick: Callable[[float], None] | None = None, processes: bool = False
-              ) -> tuple[dict[str, RoomSamples], float]:
+              on_tick: Callable[[float], None] | None = None, processes: bool = False,
+              compositor: CompositorWhere = "thread") -> tuple[dict[str, RoomSamples], float]:
     """Run ``rooms`` room pipelines with ``viewers`` each for ``seconds`` (after a warm-up),
     at the GIL switch interval the server runs with (it was Python's default here, so the
     benchmark measured a slower engine than the one users run); with ``processes``, each
-    room in a process of its own (``on_tick`` is then not called)."""
+    room in a process of its own (``on_tick`` is then not called); ``compositor`` is where
+    each room's compositor runs (RoomConfig.compositor)."""
     if processes:
-        return _run_in_processes(rooms, viewers, seconds, warmup, fps)
-    return _run_here(rooms, viewers, seconds, warmup, fps, on_tick)
+        return _run_in_processes(rooms, viewers, seconds, warmup, fps, compositor)
+    return _run_here(rooms, viewers, seconds, warmup, fps, on_tick, compositor=compositor)
 
 
 def _run_here(rooms: int, viewers: int, seconds: float, warmup: float, fps: int,
               on_tick: Callable[[float], None] | None, first: int = 0,
-              start_at: float | None = None) -> tuple[dict[str, RoomSamples], float]:
+              start_at: float | None = None, compositor: CompositorWhere = "thread"
+              ) -> tuple[dict[str, RoomSamples], float]:
     import sys
 
     from arengine.server import SWITCH_INTERVAL
@@ -141,7 +153,7 @@ def _run_here(rooms: int, viewers: int, seconds: float, warmup: float, fps: int,
     sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         return asyncio.run(_run_rooms(rooms, viewers, seconds, warmup, fps, on_tick, first,
-                                      start_at))
+                                      start_at, compositor))
     finally:
         sys.setswitchinterval(saved)
 
@@ -152,19 +164,21 @@ PROCESS_START_S = 10.0
 
 
 def _room_process(index: int, viewers: int, seconds: float, warmup: float, fps: int,
-                  start_at: float) -> tuple[dict[str, RoomSamples], float]:
-    return _run_here(1, viewers, seconds, warmup, fps, None, index, start_at)
+                  start_at: float, compositor: CompositorWhere
+                  ) -> tuple[dict[str, RoomSamples], float]:
+    return _run_here(1, viewers, seconds, warmup, fps, None, index, start_at, compositor)
 
 
-def _run_in_processes(rooms: int, viewers: int, seconds: float, warmup: float, fps: int
+def _run_in_processes(rooms: int, viewers: int, seconds: float, warmup: float, fps: int,
+                      compositor: CompositorWhere = "thread"
                       ) -> tuple[dict[str, RoomSamples], float]:
     import multiprocessing as mp
 
     start_at = time.time() + PROCESS_START_S + warmup
     # spawn: a fork of a process with MediaPipe graphs or a running loop is not safe.
     with mp.get_context("spawn").Pool(rooms) as pool:
-        parts = pool.starmap(_room_process, [(i, viewers, seconds, warmup, fps, start_at)
-                                             for i in range(rooms)])
+        parts = pool.starmap(_room_process, [(i, viewers, seconds, warmup, fps, start_at,
+                                              compositor) for i in range(rooms)])
     samples: dict[str, RoomSamples] = {}
     for part, _ in parts:
         samples.update(part)
@@ -172,10 +186,12 @@ def _run_in_processes(rooms: int, viewers: int, seconds: float, warmup: float, f
 
 
 def load_point(rooms: int, viewers: int, seconds: float, target_ms: float, fps: int = 30,
-               warmup: float = 3.0, processes: bool = False) -> dict[str, Any]:
+               warmup: float = 3.0, processes: bool = False,
+               compositor: CompositorWhere = "thread") -> dict[str, Any]:
     """One point of the load sweep, judged: p99 within ``target_ms`` and nothing dropped;
-    with ``processes``, one process per room."""
-    samples, elapsed = run_rooms(rooms, viewers, seconds, warmup, fps, processes=processes)
+    with ``processes``, one process per room; ``compositor`` as RoomConfig's."""
+    samples, elapsed = run_rooms(rooms, viewers, seconds, warmup, fps, processes=processes,
+                                 compositor=compositor)
     lat = [v for s in samples.values() for v in s.latency_ms]
     due = int(elapsed * fps) * rooms
     processed = sum(len(s.latency_ms) for s in samples.values())
@@ -184,6 +200,7 @@ def load_point(rooms: int, viewers: int, seconds: float, target_ms: float, fps: 
     summary = summarize(lat).to_dict() if lat else None
     ok = summary is not None and summary["p99"] <= target_ms and dropped == 0
     return {"rooms": rooms, "viewers": viewers, "processes": rooms if processes else 1,
+            "compositor": compositor,
             "seconds": elapsed, "due": due,
             "processed": processed, "dropped": dropped,
             "stage_drops": {r: s.drops for r, s in samples.items()},
