@@ -2,9 +2,12 @@
 
 Data flow, every hand-off a one-item slot so the newest frame always wins::
 
-    host track / demo / slate -> [slot] -> convert + track + effects (thread)
+    host track / demo / slate -> [slot] -> convert + compositor (thread)
         -> [slot per codec] -> encode once (thread) -> packets -> every viewer
 
+The compositor (:class:`~arengine.pipeline.live.LiveCompositor`: tracking, gestures,
+effects) runs on the effects thread, or in a process of its own with
+``RoomConfig.compositor = "process"`` (:mod:`arengine.pipeline.compositor_process`).
 Tracking runs in its own worker threads and never holds a frame back: each frame is
 composited with the newest landmarks, re-stamped for that frame. The input can change at
 any time (host publishes, leaves, comes back, changes resolution) without touching the
