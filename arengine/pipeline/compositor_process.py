@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from arengine.effects.base import effect_class
 from arengine.pipeline.compositor import Composite, OnError, OnTiming
 from arengine.pipeline.config import RoomConfig
 from arengine.pipeline.live import LiveCompositor, Readout, RoomCompositor
@@ -111,7 +112,8 @@ class CompositorProcess(RoomCompositor):
         self._sent_state: RoomState | None = None
         self._state_sent = False
         self._busy: float | None = None
-        self._readout = Readout()
+        # Until the process's first readout: the layers it will have, each as it starts.
+        self._readout = Readout(enabled=_enabled_at_start(config.effects))
         self._starter: threading.Thread | None = None
         self._closed = threading.Event()
         self._too_large: tuple[int, ...] | None = None
@@ -279,6 +281,16 @@ class CompositorProcess(RoomCompositor):
         r.process = {"state": self.state, "pid": self.pid, "restarts": self.restarts,
                      "frames": self.frames, "bare_frames": self.bare}
         return r
+
+
+def _enabled_at_start(names: tuple[str, ...]) -> dict[str, bool]:
+    enabled = {}
+    for name in names:
+        try:
+            enabled[name] = effect_class(name).enabled_by_default
+        except ValueError:
+            continue  # the process's chain leaves it out too, with a log line
+    return enabled
 
 
 # The child imports this module as itself (``-m`` would load it twice: once as __main__,

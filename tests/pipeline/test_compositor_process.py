@@ -92,6 +92,12 @@ def test_until_the_process_is_ready_frames_go_out_bare_and_counted() -> None:
         out = proc.process(image.copy(), 0.0, 0, STATES[1], host=True, track=True)  # not started
         assert np.array_equal(out.image, image) and rec.errors == [STAGE]
         assert proc.readout(None).process["bare_frames"] == 1  # type: ignore[index]
+        # Before the process's first readout, the layers it will have (the host console
+        # lists them meanwhile); a virtual host starts off.
+        assert proc.readout(None).enabled == {n: True for n in CONFIG.effects}
+        later = CompositorProcess(replace(CONFIG, effects=("virtual_host", "lipstick", "nope")),
+                                  False, rec.timings.append, rec.errors.append)
+        assert later.readout(None).enabled == {"virtual_host": False, "lipstick": True}
     finally:
         proc.close()
 

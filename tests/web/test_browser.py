@@ -11,6 +11,7 @@ import base64
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -192,10 +193,17 @@ def test_vote_in_viewer_page_changes_the_sticker(browser, live_server) -> None:
     viewer.close()
 
 
-@pytest.mark.room_config(RoomConfig(demo_size=(480, 270), fps=15, gestures=False,
-                                    track_hands=False,
-                                    effects=("lipstick", "vote_sticker", "product")))
-def test_host_console_controls_and_product_click(browser, live_server) -> None:
+CONSOLE = RoomConfig(demo_size=(480, 270), fps=15, gestures=False, track_hands=False,
+                     effects=("lipstick", "vote_sticker", "product"))
+
+
+@pytest.mark.parametrize("where", [
+    pytest.param("thread", marks=pytest.mark.room_config(CONSOLE)),
+    pytest.param("process", marks=pytest.mark.room_config(replace(CONSOLE,
+                                                                  compositor="process")))])
+def test_host_console_controls_and_product_click(browser, live_server, where: str) -> None:
+    """The same with the compositor in a process of its own: the console's controls reach
+    it, and its click areas reach the viewer's page."""
     http = httpx.Client(base_url=live_server.url)
 
     def state() -> dict:
@@ -227,12 +235,15 @@ def test_host_console_controls_and_product_click(browser, live_server) -> None:
               headers={"Authorization": f"Bearer {viewer_token}"})
     host.wait_for_selector("#comments >> text=plum please", timeout=10000)
 
-    host.wait_for_function(
-        "() => document.querySelectorAll('#stages tbody tr').length >= 5",
-                           timeout=20000)
+    host.wait_for_function(  # a compositor process takes a second to start
+        "() => document.querySelector('#stages').textContent.includes('effect:lipstick')",
+        timeout=20000)
     stages = host.text_content("#stages")
     assert "effect:lipstick" in stages and "encode:vp8" in stages
     assert "live" in host.text_content("#summary")
+    if where == "process":
+        host.wait_for_function("() => document.getElementById('summary').textContent"
+                               ".includes('compositor process running')", timeout=10000)
 
     viewer = watch(browser, live_server)
     viewer.wait_for_selector("#poll-q >> text=Plum or berry?", timeout=10000)
@@ -247,8 +258,9 @@ def test_host_console_controls_and_product_click(browser, live_server) -> None:
     wait_for(lambda: state()["effects"].get("lipstick", {}).get("enabled") is False, 10,
              "the lipstick toggle")
     pipeline = live_server.media.pipelines["demo"]
-    wait_for(lambda: pipeline.effects.enabled["lipstick"] is False, 10,
-             "the pipeline to drop the lipstick")
+    wait_for(lambda: pipeline.stats()["effects"]["lipstick"] is False, 10,
+             "the compositor to drop the lipstick")
+    assert pipeline.stats()["compositor"]["where"] == where
     host.close()
     viewer.close()
     http.close()

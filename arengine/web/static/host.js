@@ -222,6 +222,11 @@ async function refreshStats() {
     document.getElementById("summary").textContent =
       `${st.status} · in ${fps.in || 0} fps · out ${out.join(", ") || "–"} · viewers ${st.viewers} · dropped: ${drops}`;
     document.getElementById("summary").textContent += (st.colour || []).map(c => ` · lips ${c.shade || "bare"} ΔE00 ${c.delta_e00.toFixed(1)} in this light`).join("");
+    const comp = st.compositor || {};
+    if (comp.where === "process") {  // a restarted compositor process is worth seeing
+      document.getElementById("summary").textContent += ` · compositor process ${comp.state}` +
+        (comp.restarts ? ` (restarted ${comp.restarts}×)` : "");
+    }
     const body = document.querySelector("#stages tbody");
     body.replaceChildren(...Object.entries(st.stages || {}).map(([name, v]) =>
       el("tr", {}, el("td", {}, name), el("td", {}, v.p50_ms.toFixed(1)), el("td", {}, v.p95_ms.toFixed(1)),
