@@ -49,7 +49,8 @@ from arengine.pipeline import RoomConfig
 
 CHROMIUM = "/usr/bin/chromium"
 # "virtual-host": every effect plus the virtual host beside the host (replace mode would
-# cover the burned frame ids; beside costs the same rig and drawing).
+# cover the burned frame ids; beside costs the same rig and drawing; bench_vhost_lag.py
+# measures replace mode by the character's mouth instead).
 PATHS = ("passthrough", "effects", "virtual-host")
 DEFAULT_PATHS = ("passthrough", "effects")
 SIZES = {"480p": (854, 480), "720p": (1280, 720)}
