@@ -48,6 +48,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
+from arengine.bench.args import frame_size
 from arengine.bench.glass import CameraClock, read_any_corner
 from arengine.bench.machine import load_average, machine_info
 from arengine.bench.stats import PERCENTILE_METHOD, summarize
@@ -538,13 +539,6 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _size(ap: argparse.ArgumentParser, text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"(\d+)x(\d+)", text)
-    if not m or not (320 <= int(m.group(1)) <= 3840 and 240 <= int(m.group(2)) <= 2160):
-        ap.error("--size takes WxH from 320x240 to 3840x2160, e.g. 854x480")
-    return int(m.group(1)), int(m.group(2))
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--receiver"]:
@@ -578,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--keyframe-interval takes 0.5..10 s")
     if not 5 <= args.fps <= 60:
         ap.error("--fps takes 5..60")
-    args.size = _size(ap, args.size)
+    args.size = frame_size(ap, args.size, example="854x480")
     clock = time.get_clock_info("perf_counter")
     if "CLOCK_MONOTONIC" not in clock.implementation:
         print(f"bench_paths: perf_counter is {clock.implementation}, not CLOCK_MONOTONIC: "

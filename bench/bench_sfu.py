@@ -44,6 +44,7 @@ from typing import Any
 
 import httpx
 
+from arengine.bench.args import frame_size
 from arengine.bench.machine import load_average, machine_info
 from arengine.data import REPO_DIR
 from arengine.transport import hooks
@@ -557,13 +558,6 @@ def _counts(ap: argparse.ArgumentParser, text: str) -> tuple[int, ...]:
     return counts
 
 
-def _size(ap: argparse.ArgumentParser, text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"(\d+)x(\d+)", text)
-    if not m or not (160 <= int(m.group(1)) <= 3840 and 120 <= int(m.group(2)) <= 2160):
-        ap.error("--size takes WxH, e.g. 1280x720")
-    return int(m.group(1)), int(m.group(2))
-
-
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
@@ -589,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/out/sfu"))
     args = ap.parse_args(argv)
     counts = _counts(ap, args.viewers)
-    w, h = _size(ap, args.size)
+    w, h = frame_size(ap, args.size, smallest=(160, 120))
     if not 1 <= args.window <= 600:
         ap.error("--window must be between 1 and 600 s")
     if not 0 <= args.warmup <= 600 or not 0 <= args.settle <= 60:

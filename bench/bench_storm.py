@@ -35,7 +35,6 @@ import contextlib
 import json
 import math
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from typing import Any
 
 import httpx
 
+from arengine.bench.args import compositors, frame_size
 from arengine.bench.glass import CameraClock
 from arengine.bench.machine import load_average, machine_info
 from arengine.bench.stats import PERCENTILE_METHOD, summarize
@@ -641,11 +641,7 @@ def main(argv: list[str] | None = None) -> int:
                          "thread, process or both as thread,process (default thread)")
     ap.add_argument("--out", type=Path, default=Path("bench/out/storm"))
     args = ap.parse_args(argv)
-    args.compositor = [c.strip() for c in args.compositor.split(",")]
-    if not 1 <= len(args.compositor) <= 2 or \
-            not set(args.compositor) <= {"thread", "process"} or \
-            len(set(args.compositor)) != len(args.compositor):
-        ap.error("--compositor takes thread, process, or both comma-separated")
+    args.compositor = compositors(ap, args.compositor)
     args.rates = _rates(ap, args.rates)
     if not 2 <= args.phase <= 300:
         ap.error("--phase takes 2..300 s")
@@ -665,10 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--warmup takes 0..600 s")
     if not 5 <= args.fps <= 60:
         ap.error("--fps takes 5..60")
-    m = re.fullmatch(r"(\d+)x(\d+)", args.size)
-    if not m or not (320 <= int(m.group(1)) <= 3840 and 240 <= int(m.group(2)) <= 2160):
-        ap.error("--size takes WxH from 320x240 to 3840x2160, e.g. 1280x720")
-    args.size = (int(m.group(1)), int(m.group(2)))
+    args.size = frame_size(ap, args.size)
     # Each viewer's share must stay under its own vote limit (5/s), or the limit, not the
     # server, is what the run measures.
     if max(args.rates) * 0.8 / args.viewers > 4.0:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ import cv2
 import httpx
 import numpy as np
 
+from arengine.bench.args import compositors, frame_size
 from arengine.bench.glass import CameraClock
 from arengine.bench.machine import load_average, machine_info
 from arengine.bench.stats import PERCENTILE_METHOD, summarize
@@ -132,14 +132,7 @@ class MouthCamera(CameraClock):
         return self.warmup + 2 * self.cycles * self.hold
 
     async def next(self) -> tuple[int, np.ndarray]:
-        now = time.perf_counter()
-        if self._start is None:
-            self._start = now
-        index = max(self._index + 1, int((now - self._start) * self.fps))
-        wait = self._start + index / self.fps - now
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self._index = index
+        index = await self.tick()
         state = self.state_at(index / self.fps)
         img = self.pictures[state == "open"].copy()
         sent = self.sent[index] = time.perf_counter()
@@ -304,15 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--hold takes 0.4..10 s")
     if not 5 <= args.fps <= 60:
         ap.error("--fps takes 5..60")
-    m = re.fullmatch(r"(\d+)x(\d+)", args.size)
-    if not m or not (320 <= int(m.group(1)) <= 3840 and 240 <= int(m.group(2)) <= 2160):
-        ap.error("--size takes WxH from 320x240 to 3840x2160, e.g. 1280x720")
-    args.size = (int(m.group(1)), int(m.group(2)))
-    args.compositor = [c.strip() for c in args.compositor.split(",")]
-    if not 1 <= len(args.compositor) <= 2 or \
-            not set(args.compositor) <= {"thread", "process"} or \
-            len(set(args.compositor)) != len(args.compositor):
-        ap.error("--compositor takes thread, process, or both comma-separated")
+    args.size = frame_size(ap, args.size)
+    args.compositor = compositors(ap, args.compositor)
     args.clip = shared_data_dir() / CLIP
     if not args.clip.is_file():
         ap.error(f"the talking-head clip {args.clip} is missing (set ARENGINE_DATA)")

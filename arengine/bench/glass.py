@@ -109,7 +109,9 @@ class CameraClock:
         self._start: float | None = None
         self._index = -1
 
-    async def next(self) -> tuple[int, np.ndarray]:
+    async def tick(self) -> int:
+        """Wait for the next frame's moment at ``fps`` from the first call; its index (a
+        late call skips the frames it missed, as a camera would)."""
         now = time.perf_counter()
         if self._start is None:
             self._start = now
@@ -118,6 +120,10 @@ class CameraClock:
         if wait > 0:
             await asyncio.sleep(wait)
         self._index = index
+        return index
+
+    async def next(self) -> tuple[int, np.ndarray]:
+        index = await self.tick()
         img = self.pictures[index % len(self.pictures)].copy()
         for corner in CORNERS:
             burn_frame_id(img, index, corner)  # type: ignore[arg-type]
