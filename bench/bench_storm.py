@@ -47,6 +47,7 @@ import httpx
 from arengine.bench.args import compositors, frame_size
 from arengine.bench.glass import CameraClock
 from arengine.bench.machine import load_average, machine_info
+from arengine.bench.report import write_outputs
 from arengine.bench.stats import PERCENTILE_METHOD, summarize
 from arengine.data import REPO_DIR
 
@@ -691,10 +692,7 @@ def main(argv: list[str] | None = None) -> int:
         "clock": "time.perf_counter (CLOCK_MONOTONIC) in every process",
         "percentiles": PERCENTILE_METHOD, "load_average_after": load_average(),
         "runs": runs}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "storm.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "storm.md").write_text(markdown(report))
-    print(markdown(report))
+    print(write_outputs(args.out, "storm", report, markdown(report)))
     return 0
 
 

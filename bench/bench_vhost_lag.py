@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ import numpy as np
 from arengine.bench.args import compositors, frame_size
 from arengine.bench.glass import CameraClock
 from arengine.bench.machine import load_average, machine_info
+from arengine.bench.report import write_outputs
 from arengine.bench.stats import PERCENTILE_METHOD, summarize
 from arengine.data import REPO_DIR, shared_data_dir
 
@@ -110,15 +110,11 @@ class MouthCamera(CameraClock):
 
     def __init__(self, closed: np.ndarray, opened: np.ndarray, fps: int, hold: float,
                  cycles: int, warmup: float = WARMUP_S) -> None:
-        self.pictures = [closed, opened]
-        self.fps = fps
+        super().__init__(fps=fps, pictures=[closed, opened])
         self.hold = hold
         self.cycles = cycles
         self.warmup = warmup
-        self.sent: dict[int, float] = {}
         self.switches: list[tuple[float, str]] = []
-        self._start: float | None = None
-        self._index = -1
         self._shown: str | None = None
 
     def state_at(self, t: float) -> str:
@@ -316,10 +312,7 @@ def main(argv: list[str] | None = None) -> int:
               "clock": "time.perf_counter (CLOCK_MONOTONIC), publisher and viewer in one "
                        "process", "percentiles": PERCENTILE_METHOD,
               "load_average_after": load_average(), "runs": runs}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "vhost_lag.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "vhost_lag.md").write_text(markdown(report))
-    print(markdown(report))
+    print(write_outputs(args.out, "vhost_lag", report, markdown(report)))
     return 0
 
 

@@ -99,11 +99,14 @@ class CameraClock:
     card, the avatar column) covering some corners do not lose the frame.
     """
 
-    def __init__(self, width: int = 854, height: int = 480, fps: int = 30) -> None:
-        from arengine.bench.stages import source_pictures
+    def __init__(self, width: int = 854, height: int = 480, fps: int = 30,
+                 pictures: list[np.ndarray] | None = None) -> None:
+        """``pictures``: what to show instead of the moving face (then of any size)."""
+        if pictures is None:
+            from arengine.bench.stages import source_pictures
 
-        pics, _ = source_pictures(None, width, height, 90)
-        self.pictures = pics
+            pictures, _ = source_pictures(None, width, height, 90)
+        self.pictures = pictures
         self.fps = fps
         self.sent: dict[int, float] = {}
         self._start: float | None = None

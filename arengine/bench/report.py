@@ -42,6 +42,15 @@ def write_json(report: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def write_outputs(out: Path, name: str, report: dict[str, Any], table: str) -> str:
+    """A benchmark script's ``<name>.json`` (every figure) and ``<name>.md`` (``table``)
+    in ``out``, made if missing; returns ``table`` to print."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"{name}.md").write_text(table)
+    return table
+
+
 def load_json(path: Path) -> dict[str, Any]:
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:

@@ -52,6 +52,7 @@ ANSWER_TIMEOUT = 5.0  # s one frame may take before the process is deemed stuck
 START_TIMEOUT = 120.0  # s for the process to import, load its models and say ready
 RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)  # s before each restart in a row
 STAGE = "compositor"  # the stage a frame sent out bare is counted under
+_NOTHING_SENT = object()
 # Each direction's buffer: a 4096x4096 BGR frame. Memory pages are only taken as a frame
 # touches them (a 720p frame uses 2.6 MiB of it); a larger frame goes out bare.
 BUFFER_BYTES = 4096 * 4096 * 3
@@ -109,8 +110,7 @@ class CompositorProcess(RoomCompositor):
         self._lock = threading.Lock()  # one exchange on the pipe at a time
         self._fds: tuple[int, int] | None = None
         self._maps: tuple[mmap.mmap, mmap.mmap] | None = None
-        self._sent_state: RoomState | None = None
-        self._state_sent = False
+        self._sent_state: object = _NOTHING_SENT  # the state the process draws with
         self._busy: float | None = None
         # Until the process's first readout: the layers it will have, each as it starts.
         self._readout = Readout(enabled=_enabled_at_start(config.effects))
@@ -181,7 +181,7 @@ class CompositorProcess(RoomCompositor):
                 _stop(proc, conn)
                 return
             self._conn, self._proc = conn, proc
-            self._state_sent = False
+            self._sent_state = _NOTHING_SENT  # a new process has no state yet
             self.state = "running"
         logger.info("room %s: compositor process %d ready", self.name, proc.pid)
 
@@ -252,10 +252,10 @@ class CompositorProcess(RoomCompositor):
             outview: np.ndarray = np.ndarray(image.shape, np.uint8, maps[1])
             try:
                 np.copyto(inview, image)
-                new_state = not self._state_sent or state is not self._sent_state
+                new_state = state is not self._sent_state
                 conn.send(FrameOrder(image.shape, timestamp, index, host, track, new_state,
                                      state if new_state else None, self._busy))
-                self._sent_state, self._state_sent, self._busy = state, True, None
+                self._sent_state, self._busy = state, None
                 if not conn.poll(self.answer_timeout):
                     raise TimeoutError(f"no answer in {self.answer_timeout:g} s")
                 done = conn.recv()

@@ -230,18 +230,19 @@ class RoomPipeline:
         self._closed = False
         self._gesture_tasks: set[asyncio.Task[None]] = set()
 
+    def _live(self) -> LiveCompositor:
+        if not isinstance(self.compositor, LiveCompositor):
+            raise RuntimeError("this room's effect chain runs in its compositor process")
+        return self.compositor
+
     @property
     def effects(self) -> EffectChain:
         """The room's effect chain, where the compositor runs on the room's own thread."""
-        if not isinstance(self.compositor, LiveCompositor):
-            raise RuntimeError("this room's effect chain runs in its compositor process")
-        return self.compositor.effects
+        return self._live().effects
 
     @effects.setter
     def effects(self, chain: EffectChain) -> None:
-        if not isinstance(self.compositor, LiveCompositor):
-            raise RuntimeError("this room's effect chain runs in its compositor process")
-        self.compositor.effects = chain
+        self._live().effects = chain
 
     # -- lifecycle -----------------------------------------------------------------
 
